@@ -1,0 +1,49 @@
+"""observation (vitals): append only; NEWS2 computed with the scale stored on it.
+
+A correction is a new observation naming the one it supersedes.
+"""
+
+from marshmallow import fields, validate
+
+from ..guards import append_only
+from ..news2 import score_fields
+from ..recordtype import FieldSpec, RecordType
+from ..validation import IsoDateTime, Number, RecordRef, RecordSchema, StrictBool, StrictInt
+from . import register
+
+
+class ObservationSchema(RecordSchema):
+    patient_id = RecordRef(required=True, allow_none=False)
+    measured_at = IsoDateTime(required=True, allow_none=False)
+    measured_by = RecordRef()
+    resp_rate = StrictInt(minimum=0, maximum=80)
+    spo2 = StrictInt(minimum=0, maximum=100)
+    spo2_scale = StrictInt(minimum=1, maximum=2)
+    supplemental_o2 = StrictBool(allow_none=True)
+    temperature = Number(minimum=25, maximum=45)
+    systolic_bp = StrictInt(minimum=0, maximum=300)
+    pulse = StrictInt(minimum=0, maximum=300)
+    consciousness = fields.String(allow_none=True, validate=validate.OneOf(("A", "C", "V", "P", "U")))
+    supersedes_id = RecordRef()
+    news2 = StrictInt()
+    news2_partial = StrictBool(allow_none=True)
+
+
+RECORD = register(RecordType(
+    name="observation",
+    schema=ObservationSchema,
+    severity="medium",
+    append_only=True,
+    fields={
+        "measured_by": FieldSpec(stamped=True),
+        "measured_at": FieldSpec(clinical_time=True),
+        "news2": FieldSpec(server=True),
+        "news2_partial": FieldSpec(server=True),
+    },
+    guards=(append_only,),
+    on_create={
+        "measured_by": lambda ctx: ctx.actor.user_id,
+        "news2": lambda ctx: score_fields(ctx.values)["news2"],
+        "news2_partial": lambda ctx: score_fields(ctx.values)["news2_partial"],
+    },
+))

@@ -1,0 +1,130 @@
+"""What a record type declares: its schema, its fields' rules, its guards.
+
+A record type is data. Each module of :mod:`schema.records` builds one
+:class:`RecordType` and the registry collects them; the merge, the role check,
+the server and the laptop read everything they need from here, so adding a
+record type or changing a rule is a change in one file.
+"""
+
+import dataclasses
+import fnmatch
+
+from .rules import LastWriterWins, Rule
+
+__all__ = ["FieldSpec", "RecordType", "flatten", "unflatten", "NESTED_SEP"]
+
+NESTED_SEP = "."
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldSpec:
+    """How one field (or a pattern of nested fields) merges and who sets it.
+
+    ``server`` fields are set by the server only; ``stamped`` fields are set from
+    the authenticated user; ``clinical`` values fall under "nothing lost";
+    ``clinical_time`` values may not lie more than 24 h in the future.
+    """
+
+    rule: Rule = dataclasses.field(default_factory=LastWriterWins)
+    severity: str | None = None
+    clinical: bool = False
+    server: bool = False
+    stamped: bool = False
+    clinical_time: bool = False
+
+
+@dataclasses.dataclass
+class RecordType:
+    """A record type: schema, per-field rules, and hooks the merge calls.
+
+    ``guards`` run before a change merges and raise to reject it;
+    ``after_merge`` hooks see the merged state and may raise record-level
+    conflicts (``discontinued beats``, ``deactivation keeps it active``);
+    ``on_create`` stamps fields from the actor when a record is made;
+    ``views`` add derived fields to what a person sees (a status history).
+    """
+
+    name: str
+    schema: type
+    fields: dict
+    severity: str = "low"
+    nested: tuple = ()
+    append_only: bool = False
+    status_field: str | None = None
+    guards: tuple = ()
+    after_merge: tuple = ()
+    on_create: dict = dataclasses.field(default_factory=dict)
+    views: tuple = ()
+    patient_field: str | None = "patient_id"
+
+    def __post_init__(self):
+        self._schema = self.schema()
+        self._cache = {}
+
+    @property
+    def validator(self):
+        """The marshmallow schema instance (built once; schemas are stateless)."""
+        return self._schema
+
+    def spec(self, path):
+        """The FieldSpec of a field, or of a nested path such as ``items.<id>.note``."""
+        found = self._cache.get(path)
+        if found is None:
+            found = self.fields.get(path)
+            if found is None:
+                found = next(
+                    (s for p, s in self.fields.items() if "*" in p and fnmatch.fnmatchcase(path, p)),
+                    FieldSpec(),
+                )
+            self._cache[path] = found
+        return found
+
+    def severity_of(self, path):
+        """Conflict severity for a field: its own, else the record type's."""
+        return self.spec(path).severity or self.severity
+
+    @property
+    def machine(self):
+        """The status field's state machine, if the type has one."""
+        return self.fields[self.status_field].rule if self.status_field else None
+
+    @property
+    def server_fields(self):
+        """Fields only the server sets."""
+        return frozenset(name for name, s in self.fields.items() if s.server)
+
+    @property
+    def stamped_fields(self):
+        """Fields stamped from the authenticated user, never taken from a client."""
+        return frozenset(name for name, s in self.fields.items() if s.stamped)
+
+    @property
+    def clinical_times(self):
+        """Fields holding clinical times (bounded to 24 h in the future)."""
+        return frozenset(name for name, s in self.fields.items() if s.clinical_time)
+
+
+def flatten(values, nested):
+    """Turn nested objects (round ``items``) into dotted paths merged one by one."""
+    flat = {}
+    for name, value in values.items():
+        if name in nested and isinstance(value, dict):
+            for key, item in value.items():
+                for sub, v in (item or {}).items():
+                    flat[NESTED_SEP.join((name, key, sub))] = v
+        else:
+            flat[name] = value
+    return flat
+
+
+def unflatten(flat, nested):
+    """The inverse of :func:`flatten`: dotted paths back into nested objects."""
+    values = {}
+    for path, value in flat.items():
+        head, sep, rest = path.partition(NESTED_SEP)
+        if sep and head in nested:
+            key, _, sub = rest.partition(NESTED_SEP)
+            values.setdefault(head, {}).setdefault(key, {})[sub] = value
+        else:
+            values[path] = value
+    return values

@@ -1,0 +1,206 @@
+"""Marshmallow field types shared by the record schemas, and change validation.
+
+The fields deserialise to JSON-native values (strings, numbers, booleans), so
+a validated change can be stored and shipped as it is: validation checks and
+normalises, it never turns a timestamp into an object the store cannot hold.
+"""
+
+import datetime as dt
+import uuid
+
+from marshmallow import Schema, ValidationError, fields, RAISE
+
+from .errors import InvalidRecord
+from .identity import normalize_personnummer
+
+__all__ = [
+    "RecordSchema",
+    "Text",
+    "IsoDateTime",
+    "IsoDate",
+    "RecordRef",
+    "StrictBool",
+    "StrictInt",
+    "Number",
+    "Personnummer",
+    "load_fields",
+    "CLINICAL_FUTURE_LIMIT",
+]
+
+CLINICAL_FUTURE_LIMIT = dt.timedelta(hours=24)
+TEXT_LIMIT = 20_000
+
+
+class RecordSchema(Schema):
+    """Base of every record schema: unknown fields are an error, not ignored."""
+
+    class Meta:
+        unknown = RAISE
+
+    id = fields.String(load_only=False)
+    entered_in_error = fields.Boolean(allow_none=True)
+    entered_in_error_reason = fields.String(allow_none=True)
+
+
+class Text(fields.String):
+    """Free text with an upper bound, so one record cannot fill a laptop's disk."""
+
+    def __init__(self, *, limit=TEXT_LIMIT, **kwargs):
+        kwargs.setdefault("allow_none", True)
+        super().__init__(**kwargs)
+        self.limit = limit
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) > self.limit:
+            raise ValidationError(f"is {len(text)} characters long; the limit is {self.limit}")
+        return text
+
+
+class StrictBool(fields.Field):
+    """true or false, not 'yes' or 1: a clinical flag must be meant."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise ValidationError("must be true or false")
+        return value
+
+
+class StrictInt(fields.Field):
+    """A whole number given as a JSON number (not a string, not 1.5, not true)."""
+
+    def __init__(self, *, minimum=None, maximum=None, **kwargs):
+        kwargs.setdefault("allow_none", True)
+        super().__init__(**kwargs)
+        self.minimum, self.maximum = minimum, maximum
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError("must be a whole number")
+        _check_range(value, self.minimum, self.maximum)
+        return value
+
+
+class Number(fields.Field):
+    """A JSON number within bounds (temperatures have decimals)."""
+
+    def __init__(self, *, minimum=None, maximum=None, **kwargs):
+        kwargs.setdefault("allow_none", True)
+        super().__init__(**kwargs)
+        self.minimum, self.maximum = minimum, maximum
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValidationError("must be a number")
+        _check_range(value, self.minimum, self.maximum)
+        return value
+
+
+def _check_range(value, minimum, maximum):
+    if minimum is not None and value < minimum or maximum is not None and value > maximum:
+        raise ValidationError(f"{value} is not possible here: expected {minimum} to {maximum}")
+
+
+class IsoDateTime(fields.Field):
+    """An ISO 8601 time with its UTC offset, kept as the string it was given."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("allow_none", True)
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise ValidationError("must be a time like 2026-11-25T14:30:00+01:00")
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise ValidationError(f"{value!r} is not a time like 2026-11-25T14:30:00+01:00") from None
+        if parsed.tzinfo is None:
+            raise ValidationError(f"{value!r} has no UTC offset: add one, e.g. +01:00")
+        return value
+
+
+class IsoDate(fields.Field):
+    """A calendar date YYYY-MM-DD, kept as a string."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("allow_none", True)
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            dt.date.fromisoformat(value)
+        except (TypeError, ValueError):
+            raise ValidationError(f"{value!r} is not a date like 2026-11-25") from None
+        if len(value) != 10:
+            raise ValidationError(f"{value!r} is not a date like 2026-11-25")
+        return value
+
+
+class RecordRef(fields.Field):
+    """The id of another record or user (a UUID, or an id the server issued)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("allow_none", True)
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str) or not 1 <= len(value) <= 64:
+            raise ValidationError("must be the id of a record (a UUID)")
+        return value
+
+
+class Personnummer(fields.Field):
+    """A Swedish personnummer or samordningsnummer, normalised to 12 digits."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, str):
+            raise ValidationError("must be a personnummer like 19121212-1212")
+        try:
+            return normalize_personnummer(value)
+        except InvalidRecord as exc:
+            raise ValidationError(exc.message) from None
+
+
+def is_uuid(value):
+    """True when value is a UUID string (record ids are made where records are created)."""
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def load_fields(schema, values, *, creating):
+    """Validate a change's field values against a record schema.
+
+    A new record must carry every required field; an edit may carry any subset.
+    Returns the normalised values; raises :class:`InvalidRecord` with a message
+    per field (unknown fields included) otherwise.
+    """
+    if not isinstance(values, dict):
+        raise InvalidRecord("fields must be a JSON object of field names to values")
+    try:
+        return schema.load(values, partial=not creating)
+    except ValidationError as exc:
+        details = _flatten_messages(exc.messages)
+        unknown = sorted(k for k, v in details.items() if v == ["Unknown field."])
+        for name in unknown:
+            details[name] = [f"'{name}' is not a field of this record type"]
+        missing = sorted(k for k, v in details.items() if v == ["Missing data for required field."])
+        for name in missing:
+            details[name] = [f"'{name}' is required when the record is created"]
+        code = "unknown_field" if unknown else "missing_field" if missing and len(missing) == len(details) else None
+        summary = "; ".join(f"{k}: {' '.join(v)}" for k, v in sorted(details.items()))
+        raise InvalidRecord(f"invalid record: {summary}", details=details, code=code) from exc
+
+
+def _flatten_messages(messages, prefix=""):
+    flat = {}
+    for key, value in messages.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten_messages(value, prefix=f"{name}."))
+        else:
+            flat[name] = [str(m) for m in value]
+    return flat
