@@ -4,11 +4,14 @@ The personnummer is fixed at creation (an admin corrects it, never a merge);
 two patients with the same personnummer are a duplicate the server reports.
 """
 
+import uuid
+
 from marshmallow import fields, validate
 
 from ..guards import immutable
 from ..recordtype import FieldSpec, RecordType
-from ..rules import Immutable
+from ..rules import Immutable, write_key
+from ..state import CONFLICT_NAMESPACE
 from ..validation import IsoDate, Personnummer, RecordRef, RecordSchema, StrictBool, StrictInt, Text
 from . import register
 
@@ -33,6 +36,34 @@ class PatientSchema(RecordSchema):
     enrolled_at = IsoDate()
     moved_in_at = IsoDate()
     spo2_scale = StrictInt(minimum=1, maximum=2)
+
+
+def duplicate_conflict(states):
+    """The high-severity *duplicate patient* conflict for patients sharing a personnummer.
+
+    ``states`` are the merge states of every patient record with that
+    personnummer. The id derives from the sorted patient ids, so each server and
+    each retry names the same conflict; the server adds it to each of the
+    records, and an admin merges them.
+    """
+    ids = sorted(s["id"] for s in states)
+    writes = sorted((s["fields"]["personnummer"] for s in states), key=write_key)
+    return {
+        "id": str(uuid.uuid5(CONFLICT_NAMESPACE, "duplicate_patient/" + "/".join(ids))),
+        "record_type": "patient",
+        "record_id": ids[0],
+        "field": "personnummer",
+        "values": [{**{k: w[k] for k in ("value", "version", "hlc", "device_id", "by")},
+                    "patient_id": s["id"]} for s, w in zip(sorted(states, key=lambda s: write_key(
+                        s["fields"]["personnummer"])), writes)],
+        "severity": "high",
+        "status": "open",
+        "rule": "duplicate_patient",
+        "generation": 0,
+        "resolution": None,
+        "resolved_by": None,
+        "patients": ids,
+    }
 
 
 RECORD = register(RecordType(

@@ -1,0 +1,68 @@
+"""The record state on the wire: a compact, lossless encoding shared by both sides.
+
+A merge state keeps one write (value, version, hlc, device, by) per field; most
+fields of a record were written by the same change, so the wire groups the
+write metadata by change::
+
+    {"type": "visit", "id": "...", "rev": 3,
+     "fields": {"assessment": "...", "kind": "home_visit", ...},
+     "writes": [["<change id>", "<hlc>", "<device>", "<user>", ["assessment", ...]], ...],
+     "conflicts": [...], "history": [...]}
+
+``changes`` (the ids merged) is not shipped: every merged change left a write
+in the fields, a conflict or the history, so :func:`decode_state` recomputes it.
+"""
+
+__all__ = ["encode_state", "decode_state", "merged_changes"]
+
+
+def encode_state(state):
+    """The wire form of a merge state."""
+    groups = {}
+    for path, write in sorted(state["fields"].items()):
+        key = (write["version"], write["hlc"], write["device_id"], write["by"])
+        groups.setdefault(key, []).append(path)
+    out = {
+        "type": state["type"],
+        "id": state["id"],
+        "rev": state["rev"],
+        "fields": {path: write["value"] for path, write in state["fields"].items()},
+        "writes": [[*key, paths] for key, paths in groups.items()],
+    }
+    if state["conflicts"]:
+        out["conflicts"] = state["conflicts"]
+    if state["history"]:
+        out["history"] = state["history"]
+    return out
+
+
+def decode_state(wire):
+    """The merge state of a wire record; raises KeyError/ValueError on a malformed one."""
+    fields = {}
+    values = wire["fields"]
+    for version, hlc, device_id, by, paths in wire["writes"]:
+        for path in paths:
+            fields[path] = {"value": values[path], "version": version, "hlc": hlc,
+                            "device_id": device_id, "by": by}
+    if set(fields) != set(values):
+        raise ValueError(f"record {wire['id']}: fields without a write: {sorted(set(values) - set(fields))}")
+    state = {
+        "type": wire["type"],
+        "id": wire["id"],
+        "rev": wire["rev"],
+        "fields": fields,
+        "conflicts": wire.get("conflicts", []),
+        "history": wire.get("history", []),
+    }
+    state["changes"] = merged_changes(state)
+    return state
+
+
+def merged_changes(state):
+    """The ids of every change merged into a state, from the writes it left."""
+    versions = {w["version"] for w in state["fields"].values()}
+    versions.update(h["version"] for h in state["history"])
+    versions.update(w["version"] for c in state["conflicts"] for w in c["values"])
+    versions.update(c["resolved_version"] for c in state["conflicts"] if c.get("resolved_version"))
+    versions.discard("unset")
+    return sorted(versions)
