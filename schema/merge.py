@@ -186,6 +186,12 @@ def _validated(rtype, change, creating, now):
         )
     loaded = load_fields(rtype.validator, fields, creating=creating)
     loaded.pop("id", None)
+    if loaded.get("entered_in_error") and not loaded.get("entered_in_error_reason"):
+        raise InvalidRecord(
+            "marking a record entered in error needs entered_in_error_reason: say why",
+            details={"entered_in_error_reason": ["required with entered_in_error"]},
+            code="missing_field",
+        )
     _check_clinical_times(rtype, loaded, now)
     return flatten(loaded, rtype.nested)
 
