@@ -198,9 +198,11 @@ def load_fields(schema, values, *, creating):
 def _flatten_messages(messages, prefix=""):
     flat = {}
     for key, value in messages.items():
-        name = f"{prefix}{key}"
+        # marshmallow reports errors inside a Dict field's values under "value": the
+        # path a person needs is items.<patient>.<field>
+        name = prefix.rstrip(".") if key == "value" and prefix else f"{prefix}{key}"
         if isinstance(value, dict):
-            flat.update(_flatten_messages(value, prefix=f"{name}."))
+            flat.update(_flatten_messages(value, prefix=f"{name}." if name else ""))
         else:
             flat[name] = [str(m) for m in value]
     return flat
