@@ -1,0 +1,571 @@
+"""`hemsync`: the laptop's command line (also `python -m client_sync`).
+
+Thin: each command is a few calls into the replica or the sync and a printout;
+every library error becomes a one-line message here, and nowhere else.
+"""
+
+import datetime as dt
+import json
+import os
+import uuid
+
+import click
+
+from schema import records
+from schema.errors import HemsyncError
+from schema.recordtype import unflatten
+
+from . import __version__
+from .background import run_background
+from .errors import ClientError, ClientTooOld, DeviceRevoked
+from .http import SyncClient
+from .replica import Replica
+from .sync import sync as run_sync
+from .sync import verify as run_verify
+
+__all__ = ["cli", "main", "DEFAULT_REPLICA"]
+
+DEFAULT_REPLICA = os.path.join("~", ".hemsync", "replica.db")
+REQUEST_STEPS = ("en_route", "on_site", "completed")
+
+
+class Group(click.Group):
+    """The `hemsync` group: library errors become click errors at this one edge."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except DeviceRevoked as exc:
+            wiped = exc.wiped
+            detail = (f": deleted {wiped.records} records and {wiped.unsent_changes} unsent changes"
+                      if wiped else "")
+            raise click.ClickException(
+                f"this laptop's access was revoked, so its patient data was wiped{detail}. "
+                "Contact your administrator.") from exc
+        except ClientTooOld as exc:
+            raise click.ClickException(
+                f"the server no longer accepts hemsync {__version__}: upgrade hemsync. "
+                "Your unsent changes are kept on this laptop and go out after the upgrade.") from exc
+        except (ClientError, HemsyncError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+class Context:
+    """What every command shares: the replica, opened on first use."""
+
+    def __init__(self, path):
+        self.path = os.path.expanduser(path)
+        self._replica = None
+
+    @property
+    def replica(self):
+        """The replica, opened (and migrated) on first use."""
+        if self._replica is None:
+            self._replica = Replica(self.path)
+        return self._replica
+
+    def close(self):
+        """Close the replica if a command opened it."""
+        if self._replica is not None:
+            self._replica.close()
+
+
+pass_context = click.make_pass_decorator(Context)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+@click.group(cls=Group)
+@click.option("--replica", "replica_path", envvar="HEMSYNC_REPLICA", default=DEFAULT_REPLICA,
+              show_default=True, help="The replica file (or set HEMSYNC_REPLICA).")
+@click.version_option(__version__, prog_name="hemsync")
+@click.pass_context
+def cli(ctx, replica_path):
+    """The hemsync laptop: work offline on a local replica, sync when the network allows.
+
+    Example: hemsync --replica ~/hemsync.db status
+    """
+    ctx.obj = Context(replica_path)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def main():
+    """Entry point of the `hemsync` console script."""
+    cli(prog_name="hemsync")
+
+
+# -- generic commands ------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--server", "server_url", required=True, help="The sync server, e.g. https://hemsync.region.se")
+@click.option("--token", required=True, help="This device's token from enrolment.")
+@json_option
+@pass_context
+def login(obj, server_url, token, as_json):
+    """Store the server and this device's token; learn who you are from the server.
+
+    Example: hemsync login --server http://127.0.0.1:5000 --token 3f9a...
+    """
+    replica = obj.replica
+    answer = SyncClient(server_url, token).handshake(replica.unsent_count(), replica.rejected_count())
+    replica.login(server_url, token, answer)
+    user, device = answer["user"], answer["device"]
+    _emit(as_json, {"server": server_url, "user": user, "device": device},
+          f"logged in as {user['name']} ({user['role']}) on device {device.get('label') or device['id']}")
+
+
+@cli.command()
+@click.argument("record_type")
+@click.option("--data", required=True, help="The fields as a JSON object; with \"id\" to change a known record.")
+@json_option
+@pass_context
+def put(obj, record_type, data, as_json):
+    """Create a record, or change the given fields of a known one (offline too).
+
+    Without "id" a new record gets a new id; null clears a field; round items merge item by item.
+
+    Example: hemsync put observation --data '{"patient_id": "...", "pulse": 88, "spo2": 94}'
+    """
+    values = _json_object(data, "--data")
+    record_id = values.pop("id", None) or str(uuid.uuid4())
+    _write(obj, as_json, record_type, record_id, values)
+
+
+@cli.command()
+@click.argument("record_type")
+@click.argument("record_id")
+@json_option
+@pass_context
+def get(obj, record_type, record_id, as_json):
+    """Show one record: its fields, open conflicts and changes not yet sent.
+
+    Example: hemsync get visit 2b1c...  --json
+    """
+    _print_record(obj.replica, obj.replica.get(record_type, record_id), as_json)
+
+
+@cli.command(name="list")
+@click.argument("record_type")
+@click.option("--where", "conditions", multiple=True, metavar="FIELD=VALUE", help="Keep records whose field equals VALUE.")
+@json_option
+@pass_context
+def list_(obj, record_type, conditions, as_json):
+    """List the records of a type, optionally only those with FIELD=VALUE.
+
+    Example: hemsync list visit_request --where status=assigned
+    """
+    where = {}
+    for condition in conditions:
+        name, sep, value = condition.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{condition!r}: expected FIELD=VALUE", param_hint="--where")
+        where[name] = value
+    found = obj.replica.list(record_type, where)
+    if as_json:
+        click.echo(json.dumps([_record_json(r) for r in found], indent=2, ensure_ascii=False))
+        return
+    for record in found:
+        fields = {k: v for k, v in record.fields.items() if k != "id" and v is not None}
+        summary = ", ".join(f"{k}={_short(v)}" for k, v in sorted(fields.items()))
+        marks = "".join(((" [conflict]" if record.open_conflicts else ""), (" [unsent]" if record.pending else "")))
+        click.echo(f"{record.id}{marks}  {summary}")
+    click.echo(f"{len(found)} {record_type} record(s)")
+
+
+@cli.command()
+@click.argument("record_type")
+@click.argument("record_id")
+@json_option
+@pass_context
+def history(obj, record_type, record_id, as_json):
+    """Every value the record's fields have had, with who and when.
+
+    Example: hemsync history medication 7c0d...
+    """
+    replica = obj.replica
+    rows = replica.history(record_type, record_id)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    for row in rows:
+        click.echo(f"{_hlc_text(row['hlc'])}  {row['field']} = {_short(row['value'], 60)}  "
+                   f"by {replica.staff_name(row['by'])} ({row['why']})")
+
+
+@cli.command()
+@click.option("--all", "include_resolved", is_flag=True, help="Resolved conflicts too.")
+@json_option
+@pass_context
+def conflicts(obj, include_resolved, as_json):
+    """The open conflicts of the records on this laptop.
+
+    Example: hemsync conflicts --json
+    """
+    found = obj.replica.conflicts(include_resolved)
+    if as_json:
+        click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+        return
+    for conflict in found:
+        _print_conflict(obj.replica, conflict)
+    click.echo(f"{len(found)} conflict(s)")
+
+
+@cli.command()
+@click.argument("conflict_id")
+@click.option("--value", required=True, help="The value the field keeps, as JSON (a text needs quotes).")
+@json_option
+@pass_context
+def resolve(obj, conflict_id, value, as_json):
+    """Resolve a conflict: set its field to VALUE, naming the conflict.
+
+    Example: hemsync resolve 51c2... --value '"Paracetamol 1 g x 3"'
+    """
+    conflict = obj.replica.find_conflict(conflict_id)
+    rtype = records.get(conflict["record_type"])
+    fields = unflatten({conflict["field"]: _json(value, "--value")}, rtype.nested)
+    _write(obj, as_json, conflict["record_type"], conflict["record_id"], fields, resolves=[conflict_id])
+
+
+@cli.command()
+@json_option
+@pass_context
+def rejected(obj, as_json):
+    """The local changes the server rejected, with its reasons.
+
+    Example: hemsync rejected
+    """
+    found = obj.replica.rejected()
+    if as_json:
+        click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+        return
+    for item in found:
+        change, error = item["change"], item["error"]
+        click.echo(f"{change['record_type']} {change['record_id']} op {change['op']}: "
+                   f"{json.dumps(change['fields'], ensure_ascii=False)}\n"
+                   f"    rejected ({error.get('code')}): {error.get('message')}")
+    click.echo(f"{len(found)} rejected change(s)")
+
+
+@cli.command()
+@json_option
+@pass_context
+def sync(obj, as_json):
+    """Send local changes and fetch everyone else's, now.
+
+    Example: hemsync sync
+    """
+    line = ProgressLine()
+    report = run_sync(obj.replica, progress=None if as_json else line)
+    line.finish()
+    data = report.as_dict()
+    _emit(as_json, data,
+          f"sent {report.applied + report.conflicts + len(report.rejected)} change(s) "
+          f"({report.conflicts} with a conflict, {len(report.rejected)} rejected), "
+          f"{report.access_log} access-log entries; received {report.pulled} record(s), "
+          f"removed {report.purged}; {report.unsent} change(s) still waiting")
+    for item in report.rejected:
+        click.echo(f"rejected {item['change_id']}: {item.get('error', {}).get('message')}", err=True)
+
+
+@cli.command()
+@json_option
+@pass_context
+def status(obj, as_json):
+    """Server, user, last sync, changes waiting, rejected, cursor.
+
+    Example: hemsync status --json
+    """
+    replica = obj.replica
+    settings = replica.settings()
+    data = {
+        "replica": replica.path,
+        "server": settings.get("server_url"),
+        "user": settings.get("user"),
+        "device": settings.get("device"),
+        "last_sync": (settings.get("last_sync") or {}).get("finished_at"),
+        "last_sync_error": settings.get("last_sync_error"),
+        "last_verify": settings.get("last_verify"),
+        "waiting": replica.unsent_count(),
+        "rejected": replica.rejected_count(),
+        "access_log_waiting": replica.access_count(),
+        "records": replica.record_count(),
+        "cursor": settings.get("cursor"),
+        "clock_offset_ms": settings.get("clock_offset_ms"),
+        "wiped_at": settings.get("wiped_at"),
+        "client_version": __version__,
+    }
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    user = data["user"] or {}
+    lines = [
+        f"server:      {data['server'] or '(not logged in)'}",
+        f"user:        {user.get('name', '-')} ({user.get('role', '-')})",
+        f"last sync:   {data['last_sync'] or 'never'}",
+        f"waiting:     {data['waiting']} change(s), {data['access_log_waiting']} access-log entries",
+        f"rejected:    {data['rejected']}",
+        f"records:     {data['records']}",
+        f"cursor:      {data['cursor']}",
+    ]
+    if data["last_sync_error"]:
+        lines.append(f"last error:  {data['last_sync_error']['error']}")
+    if data["clock_offset_ms"] is not None and abs(data["clock_offset_ms"]) > 60_000:
+        lines.append(f"clock:       this laptop is {data['clock_offset_ms'] / 1000:+.0f} s off the server's time")
+    if data["wiped_at"]:
+        lines.append(f"wiped:       {data['wiped_at']}")
+    click.echo("\n".join(lines))
+
+
+@cli.command()
+@json_option
+@pass_context
+def verify(obj, as_json):
+    """Sync, then check the replica against the server's digest and repair what differs.
+
+    Example: hemsync verify
+    """
+    line = ProgressLine()
+    report = run_verify(obj.replica, progress=None if as_json else line)
+    line.finish()
+    fixed = len(report.differing) + len(report.missing) + len(report.extra)
+    _emit(as_json, report.as_dict(),
+          (f"{report.records} record(s) agree with the server" if report.agreed
+           else f"{report.records} record(s): the replica still differs from the server; run verify again")
+          + (f" (repaired {fixed})" if fixed else ""))
+    if not report.agreed:
+        raise SystemExit(1)
+
+
+@cli.command()
+@click.option("--interval", default=300, show_default=True, help="Seconds between syncs.")
+@click.option("--after-change", default=10, show_default=True, help="Seconds after a local change to sync.")
+@pass_context
+def run(obj, interval, after_change):
+    """Sync in the background while the laptop is on, and soon after each local change.
+
+    Example: hemsync run --interval 120
+    """
+    click.echo(f"syncing {obj.path} every {interval} s and {after_change} s after a local change; Ctrl-C stops")
+    run_background(obj.path, interval=interval, after_change=after_change, echo=click.echo)
+
+
+# -- domain commands --------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("visit_id")
+@json_option
+@pass_context
+def sign(obj, visit_id, as_json):
+    """Sign your visit: it is sealed from then on (amend it afterwards).
+
+    Example: hemsync sign 2b1c...
+    """
+    _write(obj, as_json, "visit", visit_id, {"signed_at": _now()})
+
+
+@cli.command()
+@click.argument("visit_id")
+@click.option("--text", required=True, help="The amendment's text.")
+@json_option
+@pass_context
+def amend(obj, visit_id, text, as_json):
+    """Add an amendment to a (signed) visit.
+
+    Example: hemsync amend 2b1c... --text "Pulse re-checked: 72"
+    """
+    visit = obj.replica.get("visit", visit_id)
+    _write(obj, as_json, "amendment", str(uuid.uuid4()),
+           {"visit_id": visit_id, "patient_id": visit.fields["patient_id"], "text": text})
+
+
+@cli.command()
+@click.argument("request_id")
+@json_option
+@pass_context
+def accept(obj, request_id, as_json):
+    """Accept a visit request (doctor): the first acceptance the server receives keeps it.
+
+    Example: hemsync accept 9e4f...
+    """
+    _write(obj, as_json, "visit_request", request_id, {"status": "accepted"})
+
+
+@cli.command()
+@click.argument("request_id")
+@click.argument("step", type=click.Choice(REQUEST_STEPS))
+@json_option
+@pass_context
+def progress(obj, request_id, step, as_json):
+    """Move your request on: en_route, on_site or completed.
+
+    Example: hemsync progress 9e4f... on_site
+    """
+    _write(obj, as_json, "visit_request", request_id, {"status": step})
+
+
+@cli.command()
+@click.argument("patient_id")
+@click.option("--urgency", required=True, type=click.Choice(("acute", "urgent", "planned")))
+@click.option("--reason", required=True, help="Why a doctor is needed.")
+@click.option("--callback-phone", help="Where the doctor reaches you.")
+@click.option("--retts", "retts_colour", type=click.Choice(("red", "orange", "yellow", "green", "blue")),
+              help="RETTS colour as assessed.")
+@click.option("--observation", "observation_id", help="The observation (vitals) behind the request.")
+@json_option
+@pass_context
+def request(obj, patient_id, urgency, reason, callback_phone, retts_colour, observation_id, as_json):
+    """Ask for a doctor's visit (nurse).
+
+    Example: hemsync request 5d1e... --urgency urgent --reason "Fever, confused since this morning"
+    """
+    fields = {"patient_id": patient_id, "urgency": urgency, "reason": reason}
+    optional = {"callback_phone": callback_phone, "retts_colour": retts_colour, "observation_id": observation_id}
+    fields.update({k: v for k, v in optional.items() if v is not None})
+    _write(obj, as_json, "visit_request", str(uuid.uuid4()), fields)
+
+
+@cli.command()
+@click.argument("request_id")
+@click.option("--doctor", "doctor_id", required=True, help="The doctor's user id (see the staff directory).")
+@json_option
+@pass_context
+def assign(obj, request_id, doctor_id, as_json):
+    """Assign (or re-assign) a request to a doctor (dispatcher).
+
+    Example: hemsync assign 9e4f... --doctor u-doctor-2
+    """
+    _write(obj, as_json, "visit_request", request_id, {"assigned_doctor_id": doctor_id, "status": "assigned"})
+
+
+@cli.command()
+@click.argument("request_id")
+@click.option("--rank", required=True, type=click.IntRange(1), help="Queue rank; 1 is first.")
+@click.option("--reason", required=True, help="Why the request jumps the queue.")
+@json_option
+@pass_context
+def override(obj, request_id, rank, reason, as_json):
+    """Override a request's place in the queue, with a reason (dispatcher).
+
+    Example: hemsync override 9e4f... --rank 1 --reason "Relative on site needs to leave"
+    """
+    _write(obj, as_json, "visit_request", request_id,
+           {"priority_override": rank, "priority_override_reason": reason})
+
+
+@cli.command()
+@click.argument("request_id")
+@click.option("--reason", required=True, help="Why the request is cancelled.")
+@json_option
+@pass_context
+def cancel(obj, request_id, reason, as_json):
+    """Cancel a request (the nurse her own, before en_route; the dispatcher any open one).
+
+    Example: hemsync cancel 9e4f... --reason "Patient admitted via 112"
+    """
+    _write(obj, as_json, "visit_request", request_id, {"status": "cancelled", "cancel_reason": reason})
+
+
+@cli.command()
+@click.argument("record_type")
+@click.argument("record_id")
+@click.option("--reason", required=True, help="Why the record was entered in error.")
+@json_option
+@pass_context
+def retract(obj, record_type, record_id, reason, as_json):
+    """Mark a record entered in error, with a reason (records are never deleted).
+
+    Example: hemsync retract observation 7a2b... --reason "Wrong patient"
+    """
+    _write(obj, as_json, record_type, record_id, {"entered_in_error": True, "entered_in_error_reason": reason})
+
+
+# -- printing ---------------------------------------------------------------------
+
+
+def _write(obj, as_json, record_type, record_id, fields, resolves=None):
+    record = obj.replica.write(record_type, record_id, fields, resolves=resolves)
+    _print_record(obj.replica, record, as_json)
+
+
+def _record_json(record):
+    """A record for scripts: its fields plus _conflicts, _version and _pending."""
+    return {**record.fields, "_conflicts": record.open_conflicts, "_version": record.version,
+            "_pending": record.pending}
+
+
+def _print_record(replica, record, as_json):
+    if as_json:
+        click.echo(json.dumps(_record_json(record), indent=2, ensure_ascii=False))
+        return
+    waiting = f", {len(record.pending)} change(s) not yet sent" if record.pending else ""
+    server = f"server rev {record.version}" if record.version is not None else "not yet on the server"
+    click.echo(f"{record.type} {record.id} ({server}{waiting})")
+    for name, value in sorted(record.fields.items()):
+        if name != "id" and value is not None:
+            click.echo(f"  {name}: {_short(value, 200)}")
+    for conflict in record.open_conflicts:
+        _print_conflict(replica, conflict)
+    for refused in record.refused:
+        click.echo(f"  ! a local change no longer fits the server's record: {refused['error']['message']}")
+
+
+def _print_conflict(replica, conflict):
+    click.echo(f"conflict {conflict['id']} on {conflict.get('record_type', '')} "
+               f"{conflict.get('record_id', '')} {conflict['field']} ({conflict['severity']}, {conflict['status']})")
+    for value in conflict["values"]:
+        click.echo(f"    {_short(value['value'], 80)}  by {replica.staff_name(value['by'])} "
+                   f"at {_hlc_text(value['hlc'])}")
+
+
+class ProgressLine:
+    """Renders a sync's progress on stderr, once it is long enough to be worth watching."""
+
+    THRESHOLD = 50
+
+    def __init__(self):
+        self.shown = False
+
+    def __call__(self, stage, done, total):
+        if max(done, total or 0) < self.THRESHOLD:
+            return
+        self.shown = True
+        counted = f"{done}/{total}" if total is not None else f"{done} record(s)"
+        click.echo(f"\r{stage}: {counted}   ", nl=False, err=True)
+
+    def finish(self):
+        """End the progress line so the summary starts on a line of its own."""
+        if self.shown:
+            click.echo("", err=True)
+
+
+def _emit(as_json, data, text):
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else text)
+
+
+def _json(text, option):
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint=option) from exc
+
+
+def _json_object(text, option):
+    value = _json(text, option)
+    if not isinstance(value, dict):
+        raise click.BadParameter("must be a JSON object", param_hint=option)
+    return value
+
+
+def _short(value, limit=40):
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _hlc_text(hlc):
+    moment = dt.datetime.fromtimestamp(int(hlc[:16]) / 1000, dt.timezone.utc)
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _now():
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

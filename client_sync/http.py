@@ -1,0 +1,169 @@
+"""The HTTP client of the sync protocol (docs/protocol.md), polite on bad networks.
+
+Every call has a time-out; connection errors, time-outs, answers cut off in the
+middle, 5xx and 429 are retried with exponential backoff (a ``Retry-After``
+from the server wins). Retrying is safe for every call: the server de-duplicates
+pushed changes and access-log entries by id, and pull and digest only read.
+Request bodies are gzip-compressed; answers are asked for gzip-compressed.
+Failures become the typed errors of :mod:`client_sync.errors`, which keep the
+last response.
+"""
+
+import email.utils
+import gzip
+import json
+import random
+import time
+
+import requests
+
+from . import __version__
+from .errors import (
+    ClientTooOld,
+    ConnectionLost,
+    DeviceRevoked,
+    ProtocolError,
+    RequestRefused,
+    ServerAnswer,
+    ServerError,
+    Unauthorized,
+)
+
+__all__ = ["SyncClient", "DEFAULT_TIMEOUT"]
+
+#: (connect, read) seconds: a field laptop on a bad line must not hang for ever.
+DEFAULT_TIMEOUT = (5, 60)
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+# An answer cut off mid-body shows up as one of these (or as JSON that does not parse).
+RETRYABLE_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+class SyncClient:
+    """One device's connection to the sync server.
+
+    ``session`` may be injected (tests, proxies); ``sleep`` too, so tests of the
+    backoff do not wait. ``client_version`` is what ``X-Hemsync-Client`` says.
+    """
+
+    def __init__(self, base_url, token, session=None, *, timeout=DEFAULT_TIMEOUT, retries=4,
+                 backoff=0.5, max_backoff=30.0, sleep=time.sleep, client_version=__version__):
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.session = session or requests.Session()
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.sleep = sleep
+        self.client_version = client_version
+
+    def handshake(self, pending, rejected):
+        """Say who we are and what waits; learn who the server says we are."""
+        return self._call("POST", "/v1/handshake", body={"pending": pending, "rejected": rejected})
+
+    def push_access_log(self, entries):
+        """Send openings of patient records logged on the laptop."""
+        return self._call("POST", "/v1/access-log", body={"entries": entries})
+
+    def push(self, changes, pending):
+        """Send a batch of changes; ``pending`` is how many still wait after it."""
+        return self._call("POST", "/v1/push", body={"pending": pending, "changes": changes})
+
+    def pull(self, cursor=None, limit=None):
+        """One page of the change feed after ``cursor`` (None: from the start)."""
+        params = {k: v for k, v in (("cursor", cursor), ("limit", limit)) if v is not None}
+        return self._call("GET", "/v1/pull", params=params)
+
+    def digest(self):
+        """The server's digest of this device's scope (see "Integrity check" in docs/protocol.md)."""
+        return self._call("GET", "/v1/digest")
+
+    def fetch(self, keys):
+        """The server's current state of some records, by ``"type/id"``."""
+        return self._call("POST", "/v1/fetch", body={"records": list(keys)})
+
+    def _call(self, method, path, *, body=None, params=None):
+        headers = {
+            "Authorization": f"Bearer {self.token}",
+            "X-Hemsync-Client": self.client_version,
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip",
+        }
+        data = None
+        if body is not None:
+            data = gzip.compress(json.dumps(body).encode("utf-8"))
+            headers.update({"Content-Type": "application/json", "Content-Encoding": "gzip"})
+        url = self.base_url + path
+        for attempt in range(self.retries + 1):
+            last_try = attempt == self.retries
+            try:
+                response = self.session.request(method, url, data=data, params=params, headers=headers,
+                                                timeout=self.timeout)
+                if response.status_code in RETRYABLE_STATUSES and not last_try:
+                    self.sleep(self._delay(attempt, response))
+                    continue
+                if response.status_code >= 400:
+                    raise _error_for(response)
+                try:
+                    return response.json()
+                except ValueError as exc:  # a body cut short or garbled on the way
+                    if last_try:
+                        raise ProtocolError(f"{method} {path}: the answer is not JSON", response=response) from exc
+            except RETRYABLE_ERRORS as exc:
+                if last_try:
+                    raise ConnectionLost(
+                        f"no answer from {self.base_url} ({type(exc).__name__}) after {self.retries + 1} tries: "
+                        "your changes are kept and go out at the next sync") from exc
+            self.sleep(self._delay(attempt, None))
+        raise AssertionError("unreachable: the last try returns or raises")
+
+    def _delay(self, attempt, response):
+        """Seconds before the next try: the server's Retry-After, else backoff with jitter."""
+        if response is not None:
+            after = _retry_after(response.headers.get("Retry-After"))
+            if after is not None:
+                return min(after, self.max_backoff)
+        # Full jitter: several laptops back online at once must not retry in step.
+        return random.uniform(0, min(self.max_backoff, self.backoff * 2 ** attempt))
+
+
+def _retry_after(value):
+    """Seconds from a Retry-After header (seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def _error_for(response):
+    """The typed error for an error answer, from its JSON error shape when it has one."""
+    try:
+        error = response.json()["error"]
+        code, message, details = error["code"], error["message"], error.get("details") or {}
+    except (ValueError, KeyError, TypeError):
+        code, message, details = "error", (response.text or response.reason or "")[:300], {}
+    status = response.status_code
+    if status == 401:
+        kind = Unauthorized
+    elif code == "device_revoked":
+        kind = DeviceRevoked
+    elif status == 426 or code == "client_too_old":
+        kind = ClientTooOld
+    elif status >= 500 or status == 429:
+        kind = ServerError
+    elif 400 <= status < 500:
+        kind = RequestRefused
+    else:
+        kind = ServerAnswer
+    return kind(f"{message} ({code}, HTTP {status})", code=code, details=details, status=status, response=response)

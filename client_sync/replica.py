@@ -1,0 +1,615 @@
+"""The laptop's replica: one SQLite file holding what this device may see and what it did offline.
+
+It keeps the server's state of every record in the device's scope (exactly as
+pull shipped it, so fields a newer server sends are never dropped), the outbox
+of local changes, the changes the server rejected with its reason, the staff
+directory, the local access log, the settings of the login, the pull cursor and
+the device's hybrid logical clock.
+
+What a person sees is the server's state with the outbox applied on top, by the
+same merge the server runs (:func:`schema.merge.apply_change`): the laptop never
+has merge rules of its own. A local write runs that merge first, so a change
+that breaks a rule is refused at once, offline, and never reaches the outbox.
+
+An outbox change the server accepted stays (``acked``) until a pull brings a
+server state that contains it, so the laptop never shows a record without the
+user's own edit between push and pull, even when the pull is cut off.
+"""
+
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import sqlite3
+import uuid
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from schema import records
+from schema.clock import ZERO, Hlc, HybridClock
+from schema.errors import HemsyncError
+from schema.merge import Actor, apply_change, view
+from schema.wire import decode_state
+
+from .errors import ConflictNotFound, NotLoggedIn, OtherUser, RecordNotFound
+
+__all__ = [
+    "Replica",
+    "LocalRecord",
+    "WipeReport",
+    "MIGRATIONS",
+    "canonical_json",
+    "record_digest",
+    "scope_digest",
+]
+
+MIGRATIONS = Migrations("hemsync_replica")
+
+SELECT_PENDING = """
+SELECT op, change, acked
+FROM outbox
+WHERE record_type = ? AND record_id = ?
+ORDER BY op
+"""
+
+SELECT_OPEN_OR_PENDING = """
+SELECT type, id FROM records WHERE open_conflicts > 0
+UNION
+SELECT record_type, record_id FROM outbox
+"""
+
+SELECT_UNSENT = """
+SELECT change
+FROM outbox
+WHERE acked = 0
+ORDER BY op
+LIMIT ?
+"""
+
+
+@MIGRATIONS(name="0001_initial")
+def _initial(db):
+    db["settings"].create({"key": str, "value": str}, pk="key")
+    # wire: the record exactly as pull shipped it (JSON), the source of truth for the
+    # server's state; the other columns are derived from it for queries.
+    db["records"].create(
+        {"type": str, "id": str, "patient_id": str, "rev": int, "open_conflicts": int, "wire": str},
+        pk=("type", "id"),
+    )
+    db["outbox"].create(
+        {"op": int, "change_id": str, "record_type": str, "record_id": str, "change": str,
+         "created_at": str, "acked": int},
+        pk="op",
+        defaults={"acked": 0},
+        not_null={"change_id", "record_type", "record_id", "change"},
+    )
+    db["outbox"].create_index(["change_id"], unique=True)
+    db["rejected"].create(
+        {"change_id": str, "op": int, "record_type": str, "record_id": str, "change": str,
+         "code": str, "error": str, "rejected_at": str},
+        pk="change_id",
+    )
+    db["staff"].create({"id": str, "name": str, "role": str, "hsa_id": str, "entry": str}, pk="id")
+    db["access_log"].create(
+        {"id": str, "patient_id": str, "record_type": str, "record_id": str, "opened_at": str},
+        pk="id",
+    )
+
+
+@MIGRATIONS(name="0002_lookup_indexes")
+def _lookup_indexes(db):
+    # A replica holds a municipality's patients: listing a patient's records and
+    # replaying one record's outbox must not scan the whole file.
+    db["records"].create_index(["patient_id"])
+    db["outbox"].create_index(["record_type", "record_id"])
+
+
+def canonical_json(value):
+    """The one canonical JSON text of a value: sorted keys, no spaces, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def record_digest(wire):
+    """SHA-256 (hex) of a record's canonical JSON, exactly as pull shipped it."""
+    return hashlib.sha256(canonical_json(wire).encode("utf-8")).hexdigest()
+
+
+def scope_digest(digests):
+    """SHA-256 (hex) over ``"type/id digest\\n"`` lines sorted by ``type/id``."""
+    text = "".join(f"{key} {digests[key]}\n" for key in sorted(digests))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclasses.dataclass
+class LocalRecord:
+    """A record as this laptop shows it: the server's state with the outbox on top.
+
+    ``state`` is the merged state; ``server`` the server's (None when only this
+    laptop has it); ``pending`` the changes not yet accepted by the server;
+    ``refused`` the local changes the merge now refuses on top of a newer server
+    state (the server will most likely reject them too), each with the error.
+    """
+
+    type: str
+    id: str
+    state: dict
+    server: dict | None
+    pending: list
+    refused: list
+
+    @property
+    def fields(self):
+        """The record as a person sees it (fields and derived views)."""
+        return view(self.state)
+
+    @property
+    def open_conflicts(self):
+        """The record's open conflicts."""
+        return [c for c in self.state["conflicts"] if c["status"] == "open"]
+
+    @property
+    def version(self):
+        """The server's revision of the record (None when the server has not seen it)."""
+        return self.server["rev"] if self.server else None
+
+    @property
+    def patient_ids(self):
+        """The patients whose information this record shows (for the access log)."""
+        rtype = records.get(self.type)
+        fields = self.fields
+        if rtype.patient_field:
+            return [fields[rtype.patient_field]] if fields.get(rtype.patient_field) else []
+        return sorted((fields.get("items") or {}))  # a round: one item per resident
+
+
+@dataclasses.dataclass(frozen=True)
+class WipeReport:
+    """What a wipe deleted."""
+
+    records: int
+    unsent_changes: int
+    rejected: int
+    access_log: int
+
+
+class Replica:
+    """One laptop's SQLite replica (see the module docstring)."""
+
+    def __init__(self, path, *, wall_ms=None):
+        self.path = os.fspath(path)
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
+        # isolation_level=None: no implicit transactions; every grouped write says
+        # BEGIN IMMEDIATE itself (see transaction()), so two processes never
+        # deadlock upgrading a read lock.
+        self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed clinical note survives a power cut, not only a crash.
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.db = sqlite_utils.Database(self.conn)
+        self._wall_ms = wall_ms
+        with self.transaction():
+            MIGRATIONS.apply(self.db)
+
+    def close(self):
+        """Close the SQLite connection."""
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """One write transaction (BEGIN IMMEDIATE); nested blocks join the outer one."""
+        if self.conn.in_transaction:
+            with self.db.atomic():
+                yield
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- settings -------------------------------------------------------------
+
+    def setting(self, key, default=None):
+        """A stored setting (JSON value), or ``default``."""
+        row = self.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def set_setting(self, key, value):
+        """Store a setting (JSON value)."""
+        self.conn.execute(
+            "INSERT INTO settings (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value)),
+        )
+
+    def settings(self):
+        """Every stored setting, as a dict."""
+        return {k: json.loads(v) for k, v in self.conn.execute("SELECT key, value FROM settings")}
+
+    def login(self, server_url, token, handshake):
+        """Store the server, the token and who the handshake says this device is.
+
+        A different user or device than before starts from an empty replica (it
+        held another person's scope), which is refused while changes wait.
+        """
+        user, device = handshake["user"], handshake["device"]
+        with self.transaction():
+            known_user, known_device = self.setting("user"), self.setting("device")
+            switching = known_user is not None and (
+                known_user["id"] != user["id"] or (known_device or {}).get("id") != device["id"])
+            if switching:
+                waiting = self.unsent_count()
+                if waiting:
+                    raise OtherUser(
+                        f"{waiting} change(s) of {known_user['name']} have not reached the server: "
+                        "sync as them before logging in as someone else")
+                self._delete_patient_data()
+                for key in ("cursor", "op"):
+                    self.conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+            self.set_setting("server_url", server_url.rstrip("/"))
+            self.set_setting("token", token)
+            self.apply_handshake(handshake)
+
+    def apply_handshake(self, answer):
+        """Store what a handshake said: who this is, the staff directory, the server's clock."""
+        with self.transaction():
+            self.set_setting("user", answer["user"])
+            self.set_setting("device", answer["device"])
+            self.set_setting("server", {k: answer.get(k) for k in (
+                "server_version", "min_client_version", "max_clock_ahead_ms", "page_size", "max_batch")})
+            if answer.get("server_time"):
+                offset = dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(answer["server_time"])
+                self.set_setting("clock_offset_ms", round(offset.total_seconds() * 1000))
+            self.conn.execute("DELETE FROM staff")
+            for person in answer.get("staff") or []:
+                self.conn.execute(
+                    "INSERT INTO staff (id, name, role, hsa_id, entry) VALUES (?, ?, ?, ?, ?)",
+                    (person["id"], person.get("name"), person.get("role"), person.get("hsa_id"),
+                     json.dumps(person)),
+                )
+
+    def actor(self):
+        """Who writes on this laptop, as the merge needs it; NotLoggedIn before a login."""
+        user = self.setting("user")
+        if user is None or self.setting("device") is None:
+            raise NotLoggedIn("this replica has no login: run `hemsync login --server URL --token TOKEN`")
+        return Actor(user["id"], user["role"])
+
+    def device_id(self):
+        """The id of this device, from the handshake."""
+        self.actor()
+        return self.setting("device")["id"]
+
+    def staff(self):
+        """The staff directory (no tokens: the server never sends them)."""
+        return [json.loads(e) for (e,) in self.conn.execute("SELECT entry FROM staff ORDER BY name, id")]
+
+    def staff_name(self, user_id):
+        """A person's name from the staff directory, or the id itself."""
+        row = self.conn.execute("SELECT name FROM staff WHERE id = ?", (user_id,)).fetchone()
+        return row[0] if row and row[0] else user_id
+
+    def _clock(self):
+        last = self.setting("hlc")
+        clock = HybridClock(last=Hlc.parse(last) if last else ZERO)
+        if self._wall_ms is not None:
+            clock.wall_ms = self._wall_ms
+        return clock
+
+    # -- reading ----------------------------------------------------------------
+
+    def server_state(self, record_type, record_id):
+        """The server's state of a record (a merge state), or None."""
+        row = self.conn.execute(
+            "SELECT wire FROM records WHERE type = ? AND id = ?", (record_type, record_id)).fetchone()
+        return decode_state(json.loads(row[0])) if row else None
+
+    def local(self, record_type, record_id, *, now=None):
+        """The record as this laptop shows it (a LocalRecord), or None; not logged as an opening."""
+        server = self.server_state(record_type, record_id)
+        rows = self.conn.execute(SELECT_PENDING, (record_type, record_id)).fetchall()
+        if server is None and not rows:
+            return None
+        state, pending, refused = server, [], []
+        if rows:
+            actor, now = self.actor(), now or _utcnow()
+            for _, text, acked in rows:
+                change = json.loads(text)
+                try:
+                    state = apply_change(state, change, actor, now).state
+                except HemsyncError as exc:
+                    refused.append({"change": change, "error": exc.to_dict()})
+                if not acked:
+                    pending.append(change)
+        if state is None:  # only refused local changes: nothing to show
+            return None
+        return LocalRecord(record_type, record_id, state, server, pending, refused)
+
+    def local_all(self, record_type, *, now=None):
+        """Every record of a type as this laptop shows it, ordered by id."""
+        records.get(record_type)
+        ids = [i for (i,) in self.conn.execute(
+            "SELECT id FROM records WHERE type = ? UNION SELECT record_id FROM outbox WHERE record_type = ? "
+            "ORDER BY 1", (record_type, record_type))]
+        found = (self.local(record_type, i, now=now) for i in ids)
+        return [r for r in found if r is not None]
+
+    def get(self, record_type, record_id):
+        """Open a record (logged in the access log); RecordNotFound when it is not here."""
+        records.get(record_type)
+        found = self.local(record_type, record_id)
+        if found is None:
+            raise RecordNotFound(f"no {record_type} {record_id} in this replica (sync, or check the id)")
+        self.log_access([found])
+        return found
+
+    def list(self, record_type, where=None):
+        """Open the records of a type whose fields equal ``where`` (each logged as an opening)."""
+        where = where or {}
+        found = [r for r in self.local_all(record_type)
+                 if all(_matches(r.fields.get(k), v) for k, v in where.items())]
+        self.log_access(found)
+        return found
+
+    def history(self, record_type, record_id):
+        """Every value a record's fields have had, oldest first (logged as an opening)."""
+        found = self.get(record_type, record_id)
+        rows = [{**w, "field": path, "why": "current"} for path, w in found.state["fields"].items()]
+        rows += found.state["history"]
+        rows += [{**w, "field": c["field"], "why": f"competing ({c['status']} conflict {c['id']})"}
+                 for c in found.state["conflicts"] for w in c["values"]]
+        seen, unique = set(), []
+        for row in sorted(rows, key=lambda r: (r["hlc"], r["field"], r["why"] != "current")):
+            if (row["field"], row["version"]) not in seen:
+                seen.add((row["field"], row["version"]))
+                unique.append(row)
+        return unique
+
+    def conflicts(self, include_resolved=False):
+        """The conflicts of every record as this laptop shows them (open ones unless asked)."""
+        found = []
+        for record_type, record_id in self.conn.execute(SELECT_OPEN_OR_PENDING).fetchall():
+            local = self.local(record_type, record_id)
+            if local is None:
+                continue
+            for conflict in local.state["conflicts"]:
+                if include_resolved or conflict["status"] == "open":
+                    found.append({**conflict, "record_type": record_type, "record_id": record_id})
+        return sorted(found, key=lambda c: (c["record_type"], c["record_id"], c["field"], c["id"]))
+
+    def find_conflict(self, conflict_id):
+        """The open conflict with this id; ConflictNotFound otherwise."""
+        for conflict in self.conflicts():
+            if conflict["id"] == conflict_id:
+                return conflict
+        raise ConflictNotFound(f"no open conflict {conflict_id} in this replica (`hemsync conflicts` lists them)")
+
+    # -- writing ----------------------------------------------------------------
+
+    def write(self, record_type, record_id, fields, *, resolves=None, now=None):
+        """Record a local change in the outbox, after the merge accepted it; return the new LocalRecord.
+
+        Raises :class:`schema.errors.HemsyncError` (and writes nothing) when a
+        rule refuses the change.
+        """
+        records.get(record_type)
+        actor, device_id, now = self.actor(), self.device_id(), now or _utcnow()
+        with self.transaction():
+            local = self.local(record_type, record_id, now=now)
+            state = local.state if local else None
+            clock, op = self._clock(), self.setting("op", 0) + 1
+            change = {
+                "change_id": str(uuid.uuid4()),
+                "record_type": record_type,
+                "record_id": record_id,
+                "device_id": device_id,
+                "op": op,
+                "hlc": str(clock.now()),
+                "base": {p: w["version"] for p, w in state["fields"].items()} if state else {},
+                "fields": fields,
+            }
+            if resolves:
+                change["resolves"] = list(resolves)
+            apply_change(state, change, actor, now)  # raises: the change breaks a rule
+            self.conn.execute(
+                "INSERT INTO outbox (op, change_id, record_type, record_id, change, created_at, acked) "
+                "VALUES (?, ?, ?, ?, ?, ?, 0)",
+                (op, change["change_id"], record_type, record_id, json.dumps(change), now.isoformat()),
+            )
+            self.set_setting("op", op)
+            self.set_setting("hlc", str(clock.last))
+            return self.local(record_type, record_id, now=now)
+
+    def log_access(self, found):
+        """Write one access-log entry per patient shown by each opened record."""
+        opened_at = _utcnow().isoformat()
+        entries = [(str(uuid.uuid4()), patient, r.type, r.id, opened_at)
+                   for r in found for patient in r.patient_ids]
+        if entries:
+            with self.transaction():
+                self.conn.executemany(
+                    "INSERT INTO access_log (id, patient_id, record_type, record_id, opened_at) "
+                    "VALUES (?, ?, ?, ?, ?)", entries)
+
+    # -- the sync's side ----------------------------------------------------------
+
+    def unsent_count(self):
+        """Local changes the server has not yet accepted."""
+        return self.conn.execute("SELECT count(*) FROM outbox WHERE acked = 0").fetchone()[0]
+
+    def rejected_count(self):
+        """Local changes the server rejected."""
+        return self.conn.execute("SELECT count(*) FROM rejected").fetchone()[0]
+
+    def unsent(self, limit):
+        """The oldest ``limit`` unsent changes, in operation order."""
+        return [json.loads(c) for (c,) in self.conn.execute(SELECT_UNSENT, (limit,))]
+
+    def outbox(self):
+        """Every outbox row (unsent and accepted-but-not-pulled), in operation order."""
+        return [{"op": op, "acked": bool(acked), "created_at": created, "change": json.loads(c)}
+                for op, acked, created, c in self.conn.execute(
+                    "SELECT op, acked, created_at, change FROM outbox ORDER BY op")]
+
+    def rejected(self):
+        """The changes the server rejected, with its reason, oldest first."""
+        return [{"change": json.loads(c), "error": json.loads(e), "rejected_at": at}
+                for c, e, at in self.conn.execute(
+                    "SELECT change, error, rejected_at FROM rejected ORDER BY rejected_at, op")]
+
+    def settle(self, results, server_hlc=None):
+        """Record the server's answers to pushed changes, in one transaction; return the counts."""
+        counts = {"applied": 0, "conflict": 0, "rejected": 0}
+        now = _utcnow().isoformat()
+        with self.transaction():
+            for result in results:
+                row = self.conn.execute(
+                    "SELECT op, change FROM outbox WHERE change_id = ?", (result["change_id"],)).fetchone()
+                if row is None:
+                    continue  # settled by an earlier answer to the same batch
+                if result["result"] == "rejected":
+                    error = result.get("error") or {"code": "rejected", "message": "rejected", "details": {}}
+                    change = json.loads(row[1])
+                    self.conn.execute(
+                        "INSERT OR REPLACE INTO rejected (change_id, op, record_type, record_id, change, code, "
+                        "error, rejected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (result["change_id"], row[0], change["record_type"], change["record_id"], row[1],
+                         error.get("code"), json.dumps(error), now))
+                    self.conn.execute("DELETE FROM outbox WHERE change_id = ?", (result["change_id"],))
+                    counts["rejected"] += 1
+                else:
+                    self.conn.execute("UPDATE outbox SET acked = 1 WHERE change_id = ?", (result["change_id"],))
+                    counts["conflict" if result["result"] == "conflict" else "applied"] += 1
+            if server_hlc:
+                self._observe(server_hlc)
+        return counts
+
+    def access_entries(self, limit):
+        """The oldest ``limit`` access-log entries not yet pushed."""
+        return [dict(zip(("id", "patient_id", "record_type", "record_id", "opened_at"), row))
+                for row in self.conn.execute(
+                    "SELECT id, patient_id, record_type, record_id, opened_at FROM access_log "
+                    "ORDER BY opened_at, id LIMIT ?", (limit,))]
+
+    def drop_access_entries(self, ids):
+        """Forget access-log entries the server has accepted (its audit log holds them now)."""
+        with self.transaction():
+            self.conn.executemany("DELETE FROM access_log WHERE id = ?", [(i,) for i in ids])
+
+    def access_count(self):
+        """Access-log entries waiting to be pushed."""
+        return self.conn.execute("SELECT count(*) FROM access_log").fetchone()[0]
+
+    def apply_page(self, wires, purge, cursor, *, before_commit=None):
+        """Store one pulled page and its cursor in one transaction.
+
+        ``before_commit`` is called inside the transaction, after the page is
+        written and before it commits (the crash tests stop the process there).
+        """
+        decoded = [(w, decode_state(w)) for w in wires]  # a malformed record fails the page before any write
+        with self.transaction():
+            latest = None
+            for wire, state in decoded:
+                self._store(wire, state)
+                for write in state["fields"].values():
+                    latest = max(latest or write["hlc"], write["hlc"])
+                # The server's state now holds these changes: the view needs them no more.
+                self.conn.executemany(
+                    "DELETE FROM outbox WHERE acked = 1 AND change_id = ?", [(c,) for c in state["changes"]])
+            for marker in purge:
+                self.conn.execute("DELETE FROM records WHERE type = ? AND id = ?", (marker["type"], marker["id"]))
+                self.conn.execute("DELETE FROM outbox WHERE acked = 1 AND record_type = ? AND record_id = ?",
+                                  (marker["type"], marker["id"]))
+            if latest:
+                self._observe(latest)
+            self.set_setting("cursor", cursor)
+            if before_commit is not None:
+                before_commit()
+
+    def finish_pull(self):
+        """At the head of the feed every accepted change is in a pulled state (or out of scope)."""
+        with self.transaction():
+            self.conn.execute("DELETE FROM outbox WHERE acked = 1")
+
+    def store_records(self, wires):
+        """Replace the server's state of some records (verify's repair), in one transaction."""
+        decoded = [(w, decode_state(w)) for w in wires]
+        with self.transaction():
+            for wire, state in decoded:
+                self._store(wire, state)
+
+    def delete_records(self, keys):
+        """Delete server states by (type, id) (verify's repair of records no longer in scope)."""
+        with self.transaction():
+            self.conn.executemany("DELETE FROM records WHERE type = ? AND id = ?", keys)
+
+    def digests(self):
+        """``{"type/id": digest}`` of every server state this replica holds."""
+        return {f"{t}/{i}": record_digest(json.loads(w))
+                for t, i, w in self.conn.execute("SELECT type, id, wire FROM records")}
+
+    def record_count(self):
+        """Server states held."""
+        return self.conn.execute("SELECT count(*) FROM records").fetchone()[0]
+
+    def wipe(self):
+        """Delete every patient record, change and log of this replica (a revoked device); keep nothing clinical."""
+        with self.transaction():
+            report = WipeReport(
+                records=self.record_count(),
+                unsent_changes=self.conn.execute("SELECT count(*) FROM outbox").fetchone()[0],
+                rejected=self.rejected_count(),
+                access_log=self.access_count(),
+            )
+            self._delete_patient_data()
+            for key in ("token", "cursor"):
+                self.conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+            self.set_setting("wiped_at", _utcnow().isoformat())
+        # Deleted rows linger in free pages until VACUUM: a lost laptop must not hold them.
+        self.conn.execute("VACUUM")
+        # ... and the write-ahead log still holds old pages until it is checkpointed and emptied.
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return report
+
+    def _delete_patient_data(self):
+        for table in ("records", "outbox", "rejected", "access_log", "staff"):
+            self.conn.execute(f"DELETE FROM [{table}]")
+
+    def _store(self, wire, state):
+        rtype = records.get(state["type"])
+        patient = state["id"] if rtype.patient_field == "id" else (
+            state["fields"].get(rtype.patient_field, {}).get("value") if rtype.patient_field else None)
+        open_conflicts = sum(1 for c in state["conflicts"] if c.get("status") == "open")
+        self.conn.execute(
+            "INSERT OR REPLACE INTO records (type, id, patient_id, rev, open_conflicts, wire) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (state["type"], state["id"], patient, state["rev"], open_conflicts, json.dumps(wire)),
+        )
+
+    def _observe(self, hlc):
+        clock = self._clock()
+        clock.observe(hlc)
+        self.set_setting("hlc", str(clock.last))
+
+
+def _matches(value, wanted):
+    """--where compares as text, so `--where palliative=true` and `--where spo2_scale=2` work."""
+    if isinstance(value, bool):
+        return str(value).lower() == wanted.lower()
+    return value is not None and str(value) == wanted
+
+
+def _utcnow():
+    return dt.datetime.now(dt.timezone.utc)

@@ -1,0 +1,210 @@
+"""The replica on real SQLite files: local writes, the outbox, pulled pages, wipe, migrations."""
+
+import json
+import sqlite3
+import uuid
+
+import pytest
+
+from client_sync.errors import NotLoggedIn, OtherUser, RecordNotFound
+from client_sync.replica import MIGRATIONS, Replica, record_digest
+from schema.clock import Hlc
+from schema.errors import Forbidden, InvalidRecord
+from schema.merge import Actor, apply_change
+from schema.wire import encode_state
+
+from .conftest import PERSONNUMMER
+
+
+def new_patient(replica, **extra):
+    patient_id = str(uuid.uuid4())
+    replica.write("patient", patient_id,
+                  {"personnummer": PERSONNUMMER, "name": "Tolvan Tolvansson", "municipality": "Umeå", **extra})
+    return patient_id
+
+
+def server_state(changes, actor=Actor("u-dr-bo", "doctor")):
+    """A server state made by merging ``changes`` (dicts of fields) as Dr Bo from another device."""
+    import datetime as dt
+
+    state, record_id = None, str(uuid.uuid4())
+    for n, fields in enumerate(changes, 1):
+        change = {"change_id": str(uuid.uuid4()), "record_type": "patient", "record_id": record_id,
+                  "device_id": "d-bo", "op": n, "hlc": str(Hlc(1_900_000_000_000 + n)),
+                  "base": {p: w["version"] for p, w in state["fields"].items()} if state else {},
+                  "fields": fields}
+        state = apply_change(state, change, actor, dt.datetime.now(dt.timezone.utc)).state
+    return state
+
+
+def test_a_local_write_shows_at_once_and_waits_in_the_outbox(doctor):
+    replica, _ = doctor
+    patient_id = new_patient(replica)
+    record = replica.get("patient", patient_id)
+    assert record.fields == {"id": patient_id, "personnummer": "191212121212", "name": "Tolvan Tolvansson",
+                             "municipality": "Umeå"}
+    assert record.version is None
+    assert [c["op"] for c in record.pending] == [1]
+    assert replica.unsent_count() == 1
+
+
+def test_a_change_carries_the_base_of_every_field_it_saw_pending_writes_included(doctor):
+    replica, _ = doctor
+    patient_id = new_patient(replica)
+    first = replica.outbox()[0]["change"]
+    replica.write("patient", patient_id, {"phone": "090-123456"})
+    second = replica.outbox()[1]["change"]
+    assert first["base"] == {}
+    assert second["base"] == {"personnummer": first["change_id"], "name": first["change_id"],
+                              "municipality": first["change_id"]}
+    assert second["op"] == first["op"] + 1
+    assert Hlc.parse(second["hlc"]) > Hlc.parse(first["hlc"])
+    assert second["device_id"] == replica.device_id()
+
+
+def test_a_write_the_rules_refuse_writes_nothing(doctor):
+    replica, _ = doctor
+    patient_id = new_patient(replica)
+    with pytest.raises(Forbidden, match="may not create visit_request"):
+        replica.write("visit_request", str(uuid.uuid4()),
+                      {"patient_id": patient_id, "reason": "fever", "urgency": "acute"})
+    with pytest.raises(InvalidRecord):
+        replica.write("patient", patient_id, {"spo2_scale": 3})
+    assert replica.unsent_count() == 1
+    assert replica.setting("op") == 1
+
+
+def test_the_replica_refuses_writes_before_a_login(tmp_path):
+    with Replica(tmp_path / "fresh.db") as replica, pytest.raises(NotLoggedIn):
+        replica.write("patient", str(uuid.uuid4()), {"name": "x"})
+
+
+def test_every_opening_of_patient_records_is_logged_locally(doctor):
+    replica, _ = doctor
+    patient_id = new_patient(replica)
+    visit_id = str(uuid.uuid4())
+    replica.write("visit", visit_id, {"patient_id": patient_id, "kind": "home_visit"})
+    replica.get("patient", patient_id)
+    replica.list("visit")
+    replica.history("visit", visit_id)
+    entries = replica.access_entries(100)
+    assert [(e["patient_id"], e["record_type"], e["record_id"]) for e in entries] == [
+        (patient_id, "patient", patient_id), (patient_id, "visit", visit_id), (patient_id, "visit", visit_id)]
+
+
+def test_get_of_an_unknown_record_says_so(doctor):
+    replica, _ = doctor
+    with pytest.raises(RecordNotFound):
+        replica.get("patient", str(uuid.uuid4()))
+
+
+def test_list_filters_on_field_values_as_text(doctor):
+    replica, _ = doctor
+    kept = new_patient(replica, palliative=True, spo2_scale=2)
+    new_patient(replica, palliative=False)
+    assert [r.id for r in replica.list("patient", {"palliative": "true", "spo2_scale": "2"})] == [kept]
+
+
+def test_a_pulled_page_and_its_cursor_commit_together_or_not_at_all(doctor):
+    replica, _ = doctor
+    state = server_state([{"personnummer": PERSONNUMMER, "name": "A", "municipality": "Umeå"}])
+
+    def crash():
+        raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError):
+        replica.apply_page([encode_state(state)], [], "7", before_commit=crash)
+    assert replica.record_count() == 0
+    assert replica.setting("cursor") is None
+    replica.apply_page([encode_state(state)], [], "7")
+    assert replica.record_count() == 1
+    assert replica.setting("cursor") == "7"
+
+
+def test_pulled_times_move_the_device_clock_past_them(doctor):
+    replica, _ = doctor
+    state = server_state([{"personnummer": PERSONNUMMER, "name": "A", "municipality": "Umeå"}])
+    far = state["fields"]["name"]["hlc"]
+    replica.apply_page([encode_state(state)], [], "1")
+    replica.write("patient", state["id"], {"name": "B"})
+    assert Hlc.parse(replica.outbox()[-1]["change"]["hlc"]) > Hlc.parse(far)
+
+
+def test_fields_and_keys_a_newer_server_sends_are_kept(doctor):
+    replica, _ = doctor
+    state = server_state([{"personnummer": PERSONNUMMER, "name": "A", "municipality": "Umeå"}])
+    wire = encode_state(state)
+    wire["fields"]["favourite_colour"] = "blue"
+    wire["writes"][0][4].append("favourite_colour")
+    wire["shiny_new_key"] = {"kept": True}
+    replica.apply_page([wire], [], "1")
+    assert replica.get("patient", state["id"]).fields["favourite_colour"] == "blue"
+    stored = json.loads(replica.conn.execute("SELECT wire FROM records").fetchone()[0])
+    assert stored == wire
+    assert replica.digests() == {f"patient/{state['id']}": record_digest(wire)}
+
+
+def test_a_purge_marker_removes_the_record(doctor):
+    replica, _ = doctor
+    state = server_state([{"personnummer": PERSONNUMMER, "name": "A", "municipality": "Umeå"}])
+    replica.apply_page([encode_state(state)], [], "1")
+    replica.apply_page([], [{"type": "patient", "id": state["id"]}], "2")
+    assert replica.local("patient", state["id"]) is None
+
+
+def test_local_edits_show_on_top_of_the_server_state(doctor):
+    replica, _ = doctor
+    state = server_state([{"personnummer": PERSONNUMMER, "name": "A", "municipality": "Umeå"}])
+    replica.apply_page([encode_state(state)], [], "1")
+    record = replica.write("patient", state["id"], {"address": "Storgatan 1", "phone": None})
+    assert record.fields["address"] == "Storgatan 1"
+    assert record.fields["phone"] is None
+    assert record.version == 1
+
+
+def test_wipe_deletes_all_patient_data_and_the_token(doctor):
+    replica, _ = doctor
+    new_patient(replica)
+    replica.get("patient", replica.outbox()[0]["change"]["record_id"])
+    report = replica.wipe()
+    assert (report.records, report.unsent_changes, report.access_log) == (0, 1, 1)
+    for table in ("records", "outbox", "rejected", "access_log", "staff"):
+        assert replica.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
+    assert replica.setting("token") is None
+    for path in (replica.path, replica.path + "-wal"):
+        with open(path, "rb") as file:
+            assert b"Tolvan" not in file.read()
+
+
+def test_logging_in_as_someone_else_is_refused_while_changes_wait(doctor, server):
+    replica, _ = doctor
+    new_patient(replica)
+    _, token = server.enroll("u-dr-bo")
+    with pytest.raises(OtherUser):
+        replica.login("http://hemsync.test", token, server.handshake_for(token))
+    assert replica.setting("user")["id"] == "u-dr-anna"
+
+
+def test_an_old_replica_upgrades_itself_and_keeps_its_data(tmp_path):
+    path = tmp_path / "old.db"
+    import sqlite_utils
+
+    db = sqlite_utils.Database(path)
+    MIGRATIONS.apply(db, stop_before="0002_lookup_indexes")
+    db["settings"].insert({"key": "cursor", "value": json.dumps("42")})
+    db.close()
+    with Replica(path) as replica:
+        assert replica.setting("cursor") == "42"
+        names = [m.name for m in MIGRATIONS.applied(replica.db)]
+        assert names == ["0001_initial", "0002_lookup_indexes"]
+        assert "idx_records_patient_id" in {i.name for i in replica.db["records"].indexes}
+
+
+def test_two_connections_never_half_see_a_write(doctor):
+    replica, _ = doctor
+    other = sqlite3.connect(replica.path)
+    with replica.transaction():
+        new_patient(replica)
+        assert other.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
+    assert other.execute("SELECT count(*) FROM outbox").fetchone()[0] == 1
+    other.close()
