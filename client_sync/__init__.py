@@ -1,10 +1,11 @@
 """The laptop side of hemsync: the SQLite replica, the sync client and the `hemsync` CLI."""
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError as _NotInstalled
+from importlib.metadata import version as _version
 
 try:
-    __version__ = version("hemsync")
-except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = _version("hemsync")
+except _NotInstalled:  # running from a source tree that was never installed
     __version__ = "0.0.0"
 
 from .errors import (  # noqa: E402  (the HTTP client reads __version__ above)

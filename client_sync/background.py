@@ -16,7 +16,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from .errors import ClientError, ClientTooOld, ConnectionLost, DeviceRevoked, NotLoggedIn, SyncBusy, Unauthorized
 from .replica import Replica
-from .sync import sync
+from .sync import client_for, sync
 
 __all__ = ["SYNC_JOB", "WATCH_JOB", "sync_once", "outbox_mark", "BackgroundSync", "run_background"]
 
@@ -27,11 +27,14 @@ WATCH_SECONDS = 2
 FATAL = (DeviceRevoked, ClientTooOld, Unauthorized, NotLoggedIn)
 
 
-def sync_once(replica_path, echo=print):
-    """Run one sync of the replica at ``replica_path``; return ``synced``, ``offline``, ``busy``, ``failed`` or ``stop``."""
+def sync_once(replica_path, echo=print, **client_options):
+    """Run one sync of the replica at ``replica_path``; return ``synced``, ``offline``, ``busy``, ``failed`` or ``stop``.
+
+    ``client_options`` go to the SyncClient (retries, timeout).
+    """
     replica = Replica(replica_path)
     try:
-        report = sync(replica)
+        report = sync(replica, client=client_for(replica, **client_options))
     except SyncBusy:
         return "busy"
     except ConnectionLost as exc:

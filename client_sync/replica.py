@@ -367,7 +367,7 @@ class Replica:
         """Every value a record's fields have had, oldest first (logged as an opening)."""
         found = self.get(record_type, record_id)
         rows = [{**w, "field": path, "why": "current"} for path, w in found.state["fields"].items()]
-        rows += found.state["history"]
+        rows += [{"why": "earlier", **h} for h in found.state["history"]]
         rows += [{**w, "field": c["field"], "why": f"competing ({c['status']} conflict {c['id']})"}
                  for c in found.state["conflicts"] for w in c["values"]]
         seen, unique = set(), []
@@ -422,6 +422,10 @@ class Replica:
             }
             if resolves:
                 change["resolves"] = list(resolves)
+                # A resolution is made on top of every competing value, and says so in its base.
+                for conflict in state["conflicts"] if state else ():
+                    if conflict["id"] in resolves:
+                        change["base"][conflict["field"]] = sorted(v["version"] for v in conflict["values"])
             apply_change(state, change, actor, now)  # raises: the change breaks a rule
             self.conn.execute(
                 "INSERT INTO outbox (op, change_id, record_type, record_id, change, created_at, acked) "

@@ -1,0 +1,229 @@
+"""The `hemsync` command line on a real replica file (the fake server where a command goes online)."""
+
+import json
+import pathlib
+import re
+import uuid
+
+import pytest
+
+from client_sync import cli as cli_module
+from client_sync.cli import cli
+from client_sync.http import SyncClient
+from client_sync.replica import Replica
+
+from .conftest import PERSONNUMMER
+
+README = pathlib.Path(__file__).parents[2] / "README.md"
+
+
+@pytest.fixture
+def online(server, monkeypatch):
+    """Route every SyncClient the CLI makes to the fake server."""
+    original = SyncClient.__init__
+
+    def through_fake(self, base_url, token, session=None, **options):
+        original(self, base_url, token, session=server, sleep=lambda s: None, **options)
+
+    monkeypatch.setattr(SyncClient, "__init__", through_fake)
+    return server
+
+
+@pytest.fixture
+def hemsync(runner, tmp_path, online):
+    """Run `hemsync --replica <tmp>/laptop.db ARGS...`; fail on a non-zero exit unless told."""
+
+    def run(*args, ok=True):
+        result = runner.invoke(cli, ["--replica", str(tmp_path / "laptop.db"), *args], catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    return run
+
+
+def login_as(hemsync, server, user_id):
+    _, token = server.enroll(user_id)
+    return hemsync("login", "--server", "http://hemsync.test", "--token", token)
+
+
+def put(hemsync, record_type, **fields):
+    return json.loads(hemsync("put", record_type, "--data", json.dumps(fields), "--json").stdout)
+
+
+def test_every_command_has_an_example_and_a_place_in_the_readme():
+    readme = README.read_text(encoding="utf-8")
+    section = readme[readme.index("## Laptop client"):]
+    for name, command in cli.commands.items():
+        assert "Example: hemsync" in command.help, name
+        assert re.search(rf"hemsync {name}\b", section), f"README's Laptop client section lacks {name}"
+
+
+def test_login_stores_the_server_and_who_the_server_says_you_are(hemsync, server):
+    result = login_as(hemsync, server, "u-dr-anna")
+    assert "logged in as Dr Anna (doctor)" in result.output
+    status = json.loads(hemsync("status", "--json").stdout)
+    assert status["server"] == "http://hemsync.test" and status["user"]["role"] == "doctor"
+
+
+def test_put_then_get_json_gives_fields_conflicts_version_and_pending(hemsync, server):
+    login_as(hemsync, server, "u-dr-anna")
+    created = put(hemsync, "patient", personnummer=PERSONNUMMER, name="Tolvan", municipality="Umeå")
+    got = json.loads(hemsync("get", "patient", created["id"], "--json").stdout)
+    assert got == created
+    assert set(got) == {"id", "personnummer", "name", "municipality", "_conflicts", "_version", "_pending"}
+    assert (got["_conflicts"], got["_version"], len(got["_pending"])) == ([], None, 1)
+    hemsync("sync")
+    got = json.loads(hemsync("get", "patient", created["id"], "--json").stdout)
+    assert (got["_version"], got["_pending"]) == (1, [])
+
+
+def test_put_with_a_known_id_changes_only_the_given_fields_and_null_clears(hemsync, server):
+    login_as(hemsync, server, "u-dr-anna")
+    created = put(hemsync, "patient", personnummer=PERSONNUMMER, name="Tolvan", municipality="Umeå",
+                  phone="090-1")
+    changed = put(hemsync, "patient", id=created["id"], phone=None, address="Storgatan 1")
+    assert (changed["name"], changed["phone"], changed["address"]) == ("Tolvan", None, "Storgatan 1")
+    fresh_id = str(uuid.uuid4())
+    assert put(hemsync, "patient", id=fresh_id, personnummer=PERSONNUMMER, name="B", municipality="Umeå")["id"] \
+        == fresh_id
+
+
+def test_a_write_the_rules_refuse_is_a_clear_error_and_writes_nothing(hemsync, server):
+    login_as(hemsync, server, "u-dr-anna")
+    patient = put(hemsync, "patient", personnummer=PERSONNUMMER, name="Tolvan", municipality="Umeå")
+    result = hemsync("request", patient["id"], "--urgency", "acute", "--reason", "fever", ok=False)
+    assert result.exit_code == 1 and "a doctor may not create visit_request records" in result.output
+    assert json.loads(hemsync("status", "--json").stdout)["waiting"] == 1
+
+
+def test_domain_commands_walk_a_request_from_nurse_to_doctor(hemsync, server, runner, tmp_path):
+    login_as(hemsync, server, "u-nurse-cia")
+    patient = put(hemsync, "patient", personnummer=PERSONNUMMER, name="Tolvan", municipality="Umeå")
+    request = json.loads(hemsync("request", patient["id"], "--urgency", "urgent", "--reason", "fever",
+                                 "--json").stdout)
+    assert request["status"] == "requested" and request["requested_by"] == "u-nurse-cia"
+    hemsync("sync")
+
+    def as_doctor(*args):
+        result = runner.invoke(cli, ["--replica", str(tmp_path / "doctor.db"), *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result
+
+    _, token = server.enroll("u-dr-anna")
+    as_doctor("login", "--server", "http://hemsync.test", "--token", token)
+    as_doctor("sync")
+    assert json.loads(as_doctor("accept", request["id"], "--json").stdout)["status"] == "accepted"
+    assert json.loads(as_doctor("progress", request["id"], "en_route", "--json").stdout)["status"] == "en_route"
+    visit = json.loads(as_doctor("put", "visit", "--data", json.dumps(
+        {"patient_id": patient["id"], "request_id": request["id"], "kind": "home_visit", "assessment": "ok"}),
+        "--json").stdout)
+    signed = json.loads(as_doctor("sign", visit["id"], "--json").stdout)
+    assert signed["signed_by"] == "u-dr-anna"
+    amendment = json.loads(as_doctor("amend", visit["id"], "--text", "pulse 72", "--json").stdout)
+    assert (amendment["visit_id"], amendment["author_id"]) == (visit["id"], "u-dr-anna")
+    as_doctor("sync")
+    assert server.states[("visit", visit["id"])]["fields"]["signed_by"]["value"] == "u-dr-anna"
+
+
+def test_list_where_and_history(hemsync, server):
+    login_as(hemsync, server, "u-dr-anna")
+    kept = put(hemsync, "patient", personnummer=PERSONNUMMER, name="A", municipality="Umeå", palliative=True)
+    put(hemsync, "patient", personnummer=PERSONNUMMER, name="B", municipality="Umeå")
+    listed = json.loads(hemsync("list", "patient", "--where", "palliative=true", "--json").stdout)
+    assert [r["id"] for r in listed] == [kept["id"]]
+    put(hemsync, "patient", id=kept["id"], name="A2")
+    hemsync("sync")
+    rows = json.loads(hemsync("history", "patient", kept["id"], "--json").stdout)
+    assert [(r["value"], r["why"]) for r in rows if r["field"] == "name"] == [("A", "earlier"), ("A2", "current")]
+    assert "by Dr Anna" in hemsync("history", "patient", kept["id"]).output
+
+
+def test_conflicts_are_listed_and_resolved_by_a_change_naming_them(hemsync, server, tmp_path):
+    login_as(hemsync, server, "u-dr-anna")
+    patient = put(hemsync, "patient", personnummer=PERSONNUMMER, name="A", municipality="Umeå")
+    visit = put(hemsync, "visit", patient_id=patient["id"], kind="home_visit", assessment="start")
+    hemsync("sync")
+    # The same doctor on a second laptop edits the assessment concurrently: keep both.
+    _, token = server.enroll("u-dr-anna")
+    with Replica(tmp_path / "second.db") as second:
+        second.login("http://hemsync.test", token, server.handshake_for(token))
+        client = SyncClient("http://hemsync.test", token, session=server)
+        from client_sync.sync import sync
+
+        sync(second, client=client)
+        second.write("visit", visit["id"], {"assessment": "from the second laptop"})
+        sync(second, client=client)
+    put(hemsync, "visit", id=visit["id"], assessment="from the first laptop")
+    hemsync("sync")
+    [conflict] = json.loads(hemsync("conflicts", "--json").stdout)
+    assert conflict["field"] == "assessment" and conflict["severity"] == "medium"
+    hemsync("resolve", conflict["id"], "--value", json.dumps("both laptops agree"))
+    hemsync("sync")
+    assert json.loads(hemsync("conflicts", "--json").stdout) == []
+    got = json.loads(hemsync("get", "visit", visit["id"], "--json").stdout)
+    assert got["assessment"] == "both laptops agree"
+
+
+def test_dispatcher_commands_assign_override_and_cancel(hemsync, server, tmp_path):
+    login_as(hemsync, server, "u-disp-dan")
+    result = hemsync("put", "patient", "--data", json.dumps(
+        {"personnummer": PERSONNUMMER, "name": "x", "municipality": "Umeå"}), ok=False)
+    assert "a dispatcher may not create patient records" in result.output
+    assert hemsync("override", str(uuid.uuid4()), "--rank", "0", "--reason", "x", ok=False).exit_code == 2
+
+
+def test_retract_marks_entered_in_error(hemsync, server):
+    login_as(hemsync, server, "u-dr-anna")
+    patient = put(hemsync, "patient", personnummer=PERSONNUMMER, name="A", municipality="Umeå")
+    observation = put(hemsync, "observation", patient_id=patient["id"], pulse=80,
+                      measured_at="2026-11-25T10:00:00+01:00")
+    retracted = json.loads(hemsync("retract", "observation", observation["id"], "--reason", "wrong patient",
+                                   "--json").stdout)
+    assert (retracted["entered_in_error"], retracted["entered_in_error_reason"]) == (True, "wrong patient")
+
+
+def test_rejected_lists_the_servers_reasons(hemsync, server, tmp_path):
+    login_as(hemsync, server, "u-dr-anna")
+    with Replica(tmp_path / "laptop.db") as replica:
+        replica.settle([])
+        replica.conn.execute(
+            "INSERT INTO rejected (change_id, op, record_type, record_id, change, code, error, rejected_at) "
+            "VALUES ('c1', 1, 'visit', 'v1', ?, 'sealed_record', ?, '2026-11-25T10:00:00+00:00')",
+            (json.dumps({"record_type": "visit", "record_id": "v1", "op": 1, "fields": {"plan": "x"}}),
+             json.dumps({"code": "sealed_record", "message": "this visit is signed and sealed"})))
+    output = hemsync("rejected").output
+    assert "rejected (sealed_record): this visit is signed and sealed" in output
+
+
+def test_a_revoked_laptop_is_told_its_data_was_wiped(hemsync, server):
+    login_as(hemsync, server, "u-dr-anna")
+    put(hemsync, "patient", personnummer=PERSONNUMMER, name="A", municipality="Umeå")
+    server.revoked.update(server.devices)
+    result = hemsync("sync", ok=False)
+    assert "revoked" in result.output and "wiped" in result.output and "1 unsent changes" in result.output
+
+
+def test_a_client_too_old_is_told_to_upgrade_and_keeps_its_changes(hemsync, server):
+    login_as(hemsync, server, "u-dr-anna")
+    put(hemsync, "patient", personnummer=PERSONNUMMER, name="A", municipality="Umeå")
+    server.min_client_version = "99.0.0"
+    result = hemsync("sync", ok=False)
+    assert "upgrade hemsync" in result.output and "kept" in result.output
+    assert json.loads(hemsync("status", "--json").stdout)["waiting"] == 1
+
+
+def test_the_default_replica_comes_from_the_environment(runner, tmp_path, monkeypatch):
+    monkeypatch.setenv("HEMSYNC_REPLICA", str(tmp_path / "env.db"))
+    result = runner.invoke(cli, ["status", "--json"])
+    assert json.loads(result.stdout)["replica"] == str(tmp_path / "env.db")
+    assert cli_module.DEFAULT_REPLICA.endswith("replica.db")
+
+
+def test_python_dash_m_runs_the_same_cli():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "client_sync", "--help"], capture_output=True, text=True,
+                            cwd=pathlib.Path(__file__).parents[2])
+    assert result.returncode == 0 and "hemsync" in result.stdout
