@@ -21,7 +21,7 @@ __all__ = [
 def seen_value(ctx, path):
     """The value of ``path`` as the change's device saw it (before its own edit)."""
     version = ctx.base.get(path)
-    if version is None:
+    if version is None or isinstance(version, list):
         return ctx.current(path)
     write = seen_write(ctx.state, path, version)
     return ctx.current(path) if write is None else write["value"]

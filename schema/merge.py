@@ -9,18 +9,21 @@ A record state is a plain dict::
     {"type", "id", "rev",                   # rev counts the changes merged
      "fields":    {path: write},            # write = value, version, hlc, device_id, by
      "conflicts": [conflict, ...],          # open and resolved, in a stable order
-     "history":   [write + field + why],    # every value no longer shown
+     "history":   [write + field],           # every value no longer shown
      "changes":   [change id, ...]}         # merged change ids (idempotency)
+
+(see :mod:`schema.state` for how a field settles from its writes).
 
 A change carries ``change_id``, ``record_type``, ``record_id``, ``device_id``,
 ``op``, ``hlc``, ``fields``, ``base`` (for every field of the record the device
-had, the version it saw) and optionally ``resolves`` (conflict ids).
+had, the version it saw; for a field whose conflict it resolves, the list of
+every competing version) and optionally ``resolves`` (the conflict ids).
 
-Per field: a write whose base is the field's current version fast-forwards; a
-write on top of one side of an open conflict replaces that side; any other
-write is concurrent and the field's rule decides (see :mod:`schema.rules`).
-Changes to *different* fields never collide: the merge only logs them as a
-soft conflict. A change is either merged whole or rejected whole.
+Per field, the new write joins the field's writes and the field settles:
+writes made on top of others supersede them, and the field's rule decides
+among the rest (see :mod:`schema.state` and :mod:`schema.rules`). Changes to
+*different* fields never collide: the merge only logs them as a soft
+conflict. A change is either merged whole or rejected whole.
 """
 
 import copy
@@ -32,9 +35,9 @@ from . import records
 from .dispatch import DispatchSettings
 from .errors import Forbidden, InvalidRecord
 from .recordtype import flatten, unflatten
-from .roles import check_change
+from .roles import check_change, check_role
 from .rules import write_key
-from .state import add_history, check_resolves, competitor, new_state, open_conflict, raise_conflict
+from .state import competitor, expand_resolves, conflict_id, field_writes, new_state, settle
 from .validation import CLINICAL_FUTURE_LIMIT, load_fields
 
 __all__ = [
@@ -78,7 +81,11 @@ class Outcome:
 
 @dataclasses.dataclass
 class MergeContext:
-    """What the record type's hooks see while one change merges."""
+    """What the record type's hooks see while one change merges.
+
+    ``base`` is the versions the change's device had seen, by field (a copy:
+    naming a conflict in ``resolves`` widens it to every competing version).
+    """
 
     rtype: object
     state: dict
@@ -88,15 +95,11 @@ class MergeContext:
     creating: bool
     now: object
     options: dict
+    base: dict = dataclasses.field(default_factory=dict)
     decisions: list = dataclasses.field(default_factory=list)
     derived: list = dataclasses.field(default_factory=list)
     conflicts: list = dataclasses.field(default_factory=list)
     skip: set = dataclasses.field(default_factory=set)
-
-    @property
-    def base(self):
-        """The versions the change's device had seen, by field."""
-        return self.change.get("base") or {}
 
     def write(self, value):
         """A write of ``value`` by this change."""
@@ -142,17 +145,21 @@ def apply_change(state, change, actor, now, options=None):
         return Outcome(state, "duplicate", [], [], [])
     state = copy.deepcopy(state) if state is not None else new_state(rtype.name, change["record_id"])
     creating = not state["fields"]
+    check_role(rtype.name, actor.role, creating)
     values = _validated(rtype, change, creating, now)
     options = {"dispatch": DispatchSettings(), **(options or {})}
-    ctx = MergeContext(rtype, state, change, actor, values, creating, now, options)
+    ctx = MergeContext(rtype, state, change, actor, values, creating, now, options, dict(change.get("base") or {}))
+    open_before = {c["id"] for c in state["conflicts"] if c["status"] == "open"}
     check_change(ctx)
-    check_resolves(ctx)
+    expand_resolves(ctx)
     for guard in rtype.guards:
         guard(ctx)
     if creating:
         for name, stamp in rtype.on_create.items():
             if name not in ctx.values:
                 ctx.values[name] = stamp(ctx)
+    if rtype.keeps_bases:
+        state.setdefault("bases", {})[change["change_id"]] = ctx.base
     for path in sorted(ctx.values):
         if path not in ctx.skip:
             _merge_field(ctx, path, ctx.values[path])
@@ -162,9 +169,8 @@ def apply_change(state, change, actor, now, options=None):
     state["rev"] += 1
     state["changes"].append(change["change_id"])
     state["changes"].sort()
-    state["history"].sort(key=lambda h: (h["field"], write_key(h)))
-    result = "conflict" if ctx.conflicts else "applied"
-    return Outcome(state, result, ctx.decisions, ctx.derived, ctx.conflicts)
+    raised = [c["id"] for c in state["conflicts"] if c["status"] == "open" and c["id"] not in open_before]
+    return Outcome(state, "conflict" if raised else "applied", ctx.decisions, ctx.derived, raised)
 
 
 def derived_id(change_id, purpose):
@@ -207,73 +213,53 @@ def _check_clinical_times(rtype, values, now):
 
 
 def _merge_field(ctx, path, value):
-    state, new = ctx.state, ctx.write(value)
-    spec = ctx.rtype.spec(path)
-    current = state["fields"].get(path)
-    parent = ctx.base.get(path)
-    conflict = open_conflict(state, path)
-    resolves = set(ctx.change.get("resolves") or ())
-    if current is None:
-        state["fields"][path] = new
-        return
-    if conflict is not None and conflict["id"] in resolves:
-        _resolve(ctx, path, conflict, new)
-        return
-    competitors = {w["version"]: w for w in conflict["values"]} if conflict else {}
-    if parent in competitors:
-        add_history(state, path, competitors[parent], "superseded")
-        conflict["values"] = [w for w in conflict["values"] if w["version"] != parent]
-        raise_conflict(ctx, path, [new], conflict["rule"])
-        _show(state, path, spec.rule, conflict)
-        ctx.decide(rule=conflict["rule"], field=path, action="replaced_competitor", conflict=conflict["id"])
-    elif parent == current["version"]:
-        add_history(state, path, current, "superseded")
-        state["fields"][path] = new
-    elif conflict is not None:
-        raise_conflict(ctx, path, [new], conflict["rule"])
-        _show(state, path, spec.rule, conflict)
-        ctx.decide(rule=conflict["rule"], field=path, action="joined_conflict", conflict=conflict["id"])
-    else:
-        verdict = spec.rule.decide(current, new)
-        state["fields"][path] = verdict.winner
-        if verdict.conflict:
-            raised = raise_conflict(ctx, path, [current, new], verdict.rule)
-            ctx.decide(rule=verdict.rule, field=path, action="conflict", conflict=raised["id"],
-                       shown=verdict.winner["version"])
-        else:
-            add_history(state, path, verdict.loser, verdict.rule)
-            ctx.decide(rule=verdict.rule, field=path, action="chose",
-                       winner=verdict.winner["version"], loser=verdict.loser["version"])
+    new = {**ctx.write(value), "parents": _parents(ctx.base.get(path))}
+    writes = field_writes(ctx.state, path)
+    before = ctx.state["fields"].get(path)
+    if len(new["parents"]) > 1:
+        _record_resolution(ctx, path, new, writes)
+    shown = settle(ctx, path, [*writes, new])
+    if before is not None and before["version"] not in new["parents"]:
+        ctx.decide(rule=ctx.rtype.spec(path).rule.name, field=path, action="concurrent",
+                   shown=shown["version"], other=before["version"])
 
 
-def _show(state, path, rule, conflict):
-    """While a conflict is open the field shows its rule's pick among the competitors."""
-    shown = conflict["values"][0]
-    for write in conflict["values"][1:]:
-        shown = rule.decide(shown, write).winner
-    state["fields"][path] = competitor(shown)
+def _parents(seen):
+    if seen is None:
+        return []
+    return sorted(seen) if isinstance(seen, list) else [seen]
 
 
-def _resolve(ctx, path, conflict, new):
-    if conflict["severity"] in ("high", "medium") and ctx.actor.role not in CLINICAL_ROLES:
+def _record_resolution(ctx, path, new, writes):
+    """A write made on top of every competing value resolves their conflict: keep a record of it."""
+    if ctx.rtype.severity_of(path) in ("high", "medium") and ctx.actor.role not in CLINICAL_ROLES:
         raise Forbidden(
-            f"conflict {conflict['id']} on {path} is clinical: a doctor must resolve it",
-            details={"resolves": [conflict["id"]]},
+            f"the conflict on {path} is clinical: a doctor must resolve it",
+            details={path: ["a doctor resolves clinical conflicts"]},
         )
-    for write in conflict["values"]:
-        add_history(ctx.state, path, write, "resolved")
-    current = ctx.state["fields"][path]
-    if not any(w["version"] == current["version"] for w in conflict["values"]):
-        add_history(ctx.state, path, current, "resolved")
-    ctx.state["fields"][path] = new
-    conflict.update(status="resolved", resolution=new["value"], resolved_by=ctx.actor.user_id,
-                    resolved_version=new["version"])
-    ctx.decide(rule="resolution", field=path, action="resolved", conflict=conflict["id"])
+    known = {w["version"]: w for w in writes}
+    for conflict in ctx.state["conflicts"]:
+        known.update((v["version"], v) for v in conflict["values"] if v["version"] not in known)
+    resolved = [competitor(known[v]) for v in new["parents"] if v in known]
+    cid = conflict_id(ctx.rtype.name, ctx.state["id"], path, new["parents"])
+    earlier = next((c for c in ctx.state["conflicts"] if c["id"] == cid and c["status"] == "resolved"), None)
+    if earlier is not None and write_key(earlier["resolved"]) > write_key(new):
+        return  # two resolutions of one conflict: the record names the later, the field settles both
+    ctx.state["conflicts"] = [c for c in ctx.state["conflicts"] if c["id"] != cid]
+    ctx.state["conflicts"].append({
+        "id": cid, "record_type": ctx.rtype.name, "record_id": ctx.state["id"], "field": path,
+        "values": sorted(resolved, key=write_key), "severity": ctx.rtype.severity_of(path),
+        "status": "resolved", "rule": ctx.rtype.spec(path).rule.name, "kind": "resolution",
+        "resolution": new["value"], "resolved_by": ctx.actor.user_id, "resolved_version": new["version"],
+        "resolved": competitor(new),
+    })
+    ctx.state["conflicts"].sort(key=lambda c: (c["field"], c["id"]))
+    ctx.decide(rule="resolution", field=path, action="resolved", conflict=cid)
 
 
 def _log_soft_conflicts(ctx):
     if ctx.creating or not ctx.base:
         return
     for path, write in sorted(ctx.state["fields"].items()):
-        if path not in ctx.values and ctx.base.get(path, write["version"]) != write["version"]:
+        if path not in ctx.values and path in ctx.base and ctx.base[path] != write["version"]:
             ctx.decide(rule="soft_conflict", field=path, action="both_applied", other=write["version"])

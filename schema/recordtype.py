@@ -41,7 +41,8 @@ class RecordType:
     ``after_merge`` hooks see the merged state and may raise record-level
     conflicts (``discontinued beats``, ``deactivation keeps it active``);
     ``on_create`` stamps fields from the actor when a record is made;
-    ``views`` add derived fields to what a person sees (a status history).
+    ``views`` add derived fields to what a person sees (a status history);
+    ``keeps_bases`` stores what each change had seen, for record-level rules.
     """
 
     name: str
@@ -55,6 +56,7 @@ class RecordType:
     after_merge: tuple = ()
     on_create: dict = dataclasses.field(default_factory=dict)
     views: tuple = ()
+    keeps_bases: bool = False
     patient_field: str | None = "patient_id"
 
     def __post_init__(self):

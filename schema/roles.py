@@ -11,7 +11,7 @@ import fnmatch
 
 from .errors import Forbidden
 
-__all__ = ["ROLES", "CREATORS", "EDITORS", "EDITABLE_FIELDS", "check_change", "ERROR_MARK"]
+__all__ = ["ROLES", "CREATORS", "EDITORS", "EDITABLE_FIELDS", "check_role", "check_change", "ERROR_MARK"]
 
 ROLES = ("doctor", "nurse", "dispatcher", "admin")
 
@@ -58,16 +58,21 @@ EDITABLE_FIELDS = {
 }
 
 
-def check_change(ctx):
-    """Raise :class:`Forbidden` unless the actor's role may make this change."""
-    name, role = ctx.rtype.name, ctx.actor.role
-    allowed = CREATORS if ctx.creating else EDITORS
+def check_role(name, role, creating):
+    """Raise :class:`Forbidden` unless ``role`` may create (or change) records of type ``name``."""
+    allowed = CREATORS if creating else EDITORS
     if role not in allowed.get(name, ()):
-        act = "create" if ctx.creating else "change"
+        act = "create" if creating else "change"
         raise Forbidden(
             f"a {role} may not {act} {name} records",
             details={"record_type": [f"{act} needs one of: {', '.join(sorted(allowed.get(name, ())) or ['nobody'])}"]},
         )
+
+
+def check_change(ctx):
+    """Raise :class:`Forbidden` unless the actor's role may change these fields."""
+    name, role = ctx.rtype.name, ctx.actor.role
+    check_role(name, role, ctx.creating)
     if ctx.creating:
         return
     limits = EDITABLE_FIELDS.get((name, role))

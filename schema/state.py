@@ -1,7 +1,21 @@
-"""A record's merge state and the bookkeeping on it: conflicts and history.
+"""A record's merge state, and how one field settles from all its writes.
 
-Shared by the merge and by the record types' own rules, which raise conflicts
-and consult what a device had seen. See :mod:`schema.merge` for the shape.
+Every write keeps the versions it was made on top of (``parents``: the version
+its device saw; all competing versions, for a write that resolves a conflict).
+A field's *heads* are its writes that no other write was made on top of. What
+the field shows, and whether a person must decide, is the field's rule applied
+to the heads — a function of the set of writes, not of the order they came in,
+which is why every arrival order gives the same state. Writes that are not
+shown and not competing in a conflict are the field's history.
+
+    state = {"type", "id", "rev",
+             "fields":    {path: write},     # the write each field shows
+             "conflicts": [conflict, ...],   # open and resolved, in a stable order
+             "history":   [write + field],   # every other write
+             "changes":   [change id, ...],  # merged changes (idempotency)
+             "bases":     {change id: base}} # only for types with record-level rules
+
+    write = {"value", "version", "hlc", "device_id", "by", "parents"}
 """
 
 import uuid
@@ -11,18 +25,27 @@ from .rules import write_key
 
 __all__ = [
     "CONFLICT_NAMESPACE",
+    "CONCURRENT_EDIT",
     "new_state",
     "conflict_id",
     "open_conflict",
+    "field_writes",
+    "heads",
+    "settle",
     "seen_write",
-    "raise_conflict",
-    "check_resolves",
+    "saw",
+    "concurrent_changes",
+    "add_conflict",
+    "expand_resolves",
     "refuse_while_open",
-    "add_history",
     "competitor",
 ]
 
 CONFLICT_NAMESPACE = uuid.UUID("5a1f0c2e-7d3b-4e55-9a61-0c8f4b2d6e17")
+#: The kind of conflict that settling a field makes and unmakes; other kinds
+#: (a sealed visit's late edit, a duplicate patient) stay until resolved.
+CONCURRENT_EDIT = "concurrent_edit"
+WRITE_KEYS = ("value", "version", "hlc", "device_id", "by", "parents", "other_fields")
 
 
 def new_state(record_type, record_id):
@@ -31,82 +54,175 @@ def new_state(record_type, record_id):
             "history": [], "changes": []}
 
 
-def conflict_id(record_type, record_id, field, generation):
-    """A conflict's id: the same on every server and every retry of the same history."""
-    return str(uuid.uuid5(CONFLICT_NAMESPACE, f"{record_type}/{record_id}/{field}/{generation}"))
+def conflict_id(record_type, record_id, field, versions):
+    """A conflict's id: derived from what conflicts, so retries and replicas agree on it."""
+    key = f"{record_type}/{record_id}/{field}/{','.join(sorted(versions))}"
+    return str(uuid.uuid5(CONFLICT_NAMESPACE, key))
 
 
 def open_conflict(state, path):
-    """The open conflict on a field, if any (there is at most one at a time)."""
+    """The open conflict on a field, if any."""
     return next((c for c in state["conflicts"] if c["field"] == path and c["status"] == "open"), None)
+
+
+def competitor(write):
+    """The part of a write kept in fields, conflicts and history."""
+    out = {k: write[k] for k in WRITE_KEYS if k in write}
+    out.setdefault("parents", [])
+    return out
+
+
+def field_writes(state, path):
+    """Every write a field has had: shown, competing or in history (each once)."""
+    found = {}
+    shown = state["fields"].get(path)
+    if shown is not None:
+        found[shown["version"]] = shown
+    for conflict in state["conflicts"]:
+        if conflict["field"] == path and conflict.get("kind") == CONCURRENT_EDIT:
+            for write in conflict["values"]:
+                if not write.get("other_fields"):
+                    found.setdefault(write["version"], write)
+    for entry in state["history"]:
+        if entry["field"] == path:
+            found.setdefault(entry["version"], entry)
+    return list(found.values())
+
+
+def heads(writes):
+    """The writes no other write was made on top of, in last-writer-wins order."""
+    superseded = {p for w in writes for p in w.get("parents", ())}
+    return sorted((w for w in writes if w["version"] not in superseded), key=write_key)
+
+
+def settle(ctx, path, writes, extra=(), rule_name=None):
+    """Show, conflict and archive a field's writes by its rule; ``extra`` joins the conflict.
+
+    ``extra`` are competitors a record-level rule adds (a change to another
+    field made without seeing a discontinuation): when there are any, the field
+    is in conflict whatever its own heads say.
+    """
+    state, rule = ctx.state, ctx.rtype.spec(path).rule
+    tops = heads(writes)
+    shown = tops[-1]
+    for write in tops[:-1]:
+        shown = rule.decide(shown, write).winner
+    clash = bool(extra) or any(rule.decide(shown, w).conflict for w in tops if w is not shown)
+    competing = {w["version"] for w in tops} if clash else set()
+    state["fields"][path] = competitor(shown)
+    state["history"] = [h for h in state["history"] if h["field"] != path] + [
+        {"field": path, **competitor(w)} for w in writes
+        if w["version"] != shown["version"] and w["version"] not in competing
+    ]
+    state["history"].sort(key=lambda h: (h["field"], write_key(h)))
+    state["conflicts"] = [c for c in state["conflicts"] if not (
+        c["field"] == path and c["status"] == "open" and c.get("kind") == CONCURRENT_EDIT)]
+    if clash:
+        values = [competitor(w) for w in tops] + [competitor(e) for e in extra]
+        add_conflict(ctx, path, values, rule_name or rule.name, CONCURRENT_EDIT)
+    return shown
+
+
+def add_conflict(ctx, path, values, rule, kind, severity=None, key=None):
+    """Record an open conflict on ``path`` (once: its id derives from what conflicts)."""
+    unique = {}
+    for value in values:
+        unique.setdefault(value["version"], value)
+    values = sorted(unique.values(), key=write_key)
+    cid = conflict_id(ctx.rtype.name, ctx.state["id"], path, key or [v["version"] for v in values])
+    if not any(c["id"] == cid for c in ctx.state["conflicts"]):
+        ctx.state["conflicts"].append({
+            "id": cid,
+            "record_type": ctx.rtype.name,
+            "record_id": ctx.state["id"],
+            "field": path,
+            "values": values,
+            "severity": severity or ctx.rtype.severity_of(path),
+            "status": "open",
+            "rule": rule,
+            "kind": kind,
+            "resolution": None,
+            "resolved_by": None,
+        })
+        ctx.state["conflicts"].sort(key=lambda c: (c["field"], c["id"]))
+        ctx.conflicts.append(cid)
+    return cid
 
 
 def seen_write(state, path, version):
     """The write of ``path`` with this version, wherever the state keeps it now."""
-    current = state["fields"].get(path)
-    if current is not None and current["version"] == version:
-        return current
-    for conflict in state["conflicts"]:
-        if conflict["field"] == path:
-            for write in conflict["values"]:
-                if write["version"] == version:
-                    return write
-    return next((h for h in state["history"] if h["field"] == path and h["version"] == version), None)
+    return next((w for w in field_writes(state, path) if w["version"] == version), None)
 
 
-def raise_conflict(ctx, path, writes, rule, severity=None):
-    """Open a conflict on ``path`` holding ``writes``, or add them to the open one."""
-    conflict = open_conflict(ctx.state, path)
-    if conflict is None:
-        generation = sum(1 for c in ctx.state["conflicts"] if c["field"] == path)
-        conflict = {
-            "id": conflict_id(ctx.rtype.name, ctx.state["id"], path, generation),
-            "record_type": ctx.rtype.name,
-            "record_id": ctx.state["id"],
-            "field": path,
-            "values": [],
-            "severity": severity or ctx.rtype.severity_of(path),
-            "status": "open",
-            "rule": rule,
-            "generation": generation,
-            "resolution": None,
-            "resolved_by": None,
-        }
-        ctx.state["conflicts"].append(conflict)
-        ctx.state["conflicts"].sort(key=lambda c: (c["field"], c["generation"]))
-    known = {w["version"] for w in conflict["values"]}
-    conflict["values"].extend(competitor(w) for w in writes if w["version"] not in known)
-    conflict["values"].sort(key=write_key)
-    if conflict["id"] not in ctx.conflicts:
-        ctx.conflicts.append(conflict["id"])
-    return conflict
+def saw(state, base, path, version):
+    """True when a change with this ``base`` had seen the write ``version`` of ``path``.
+
+    It had if the version it saw for ``path`` is that write or was made on top
+    of it, directly or through other writes.
+    """
+    seen = base.get(path)
+    frontier = list(seen) if isinstance(seen, list) else [seen] if seen else []
+    parents = {w["version"]: w.get("parents", ()) for w in field_writes(state, path)}
+    visited = set()
+    while frontier:
+        current = frontier.pop()
+        if current == version:
+            return True
+        if current not in visited:
+            visited.add(current)
+            frontier.extend(parents.get(current, ()))
+    return False
 
 
-def check_resolves(ctx):
-    """Every conflict a change names must exist on a field the change sets."""
+def concurrent_changes(ctx, field, pivot):
+    """Changes to fields other than ``field`` concurrent with its write ``pivot``, one entry each.
+
+    Concurrent means neither had seen the other (needs the record type to keep
+    bases). Each entry is a competitor whose value is what that change set,
+    ``{field: value}``, so a record-level conflict shows what would be lost.
+    """
+    state, bases = ctx.state, ctx.state.get("bases", {})
+    pivot_base = bases.get(pivot["version"], {})
+    # a change that wrote ``field`` itself competes through the field's own writes
+    own = {w["version"] for w in field_writes(state, field)}
+    entries = {}
+    for path in sorted(state["fields"]):
+        if path == field:
+            continue
+        for write in field_writes(state, path):
+            version = write["version"]
+            if version in own or saw(state, bases.get(version, {}), field, pivot["version"]) \
+                    or saw(state, pivot_base, path, version):
+                continue
+            entry = entries.setdefault(version, {**competitor(write), "value": {}, "parents": [],
+                                                 "other_fields": True})
+            entry["value"][path] = write["value"]
+    return list(entries.values())
+
+
+def expand_resolves(ctx):
+    """A change naming an open conflict is made on top of every competing value in it.
+
+    The laptop names the conflict it saw (or lists the competing versions in
+    ``base`` itself). A name the record does not hold — a conflict that changed
+    before the device saw it — is refused, so nobody resolves values they have
+    not seen.
+    """
     for cid in ctx.change.get("resolves") or ():
         conflict = next((c for c in ctx.state["conflicts"] if c["id"] == cid), None)
         if conflict is None or conflict["field"] not in ctx.values:
             raise UnknownConflict(
-                f"conflict {cid} is not a conflict on a field this change sets: "
-                "set the conflicting field and name its conflict",
+                f"conflict {cid} is not a conflict on a field this change sets: it may have changed "
+                "since you last synced; sync and resolve it again",
                 details={"resolves": [cid]},
             )
+        # A conflict someone else resolved meanwhile is still expanded: two
+        # concurrent resolutions are two concurrent edits of the field.
+        if conflict["kind"] in (CONCURRENT_EDIT, "resolution"):
+            ctx.base[conflict["field"]] = sorted(v["version"] for v in conflict["values"])
 
 
 def refuse_while_open(ctx, what):
     """Reject an act (signing) that may not happen while the record has an open conflict."""
     if any(c["status"] == "open" for c in ctx.state["conflicts"]):
         raise OpenConflict(f"{what} is refused while the record has an open conflict: resolve it first")
-
-
-def add_history(state, path, write, why):
-    """Keep a write no longer shown in the record's history (once)."""
-    entry = {"field": path, **competitor(write), "why": why}
-    if not any(h["field"] == path and h["version"] == entry["version"] for h in state["history"]):
-        state["history"].append(entry)
-
-
-def competitor(write):
-    """The part of a write kept in conflicts and history."""
-    return {k: write[k] for k in ("value", "version", "hlc", "device_id", "by")}

@@ -7,6 +7,7 @@ write metadata by change::
     {"type": "visit", "id": "...", "rev": 3,
      "fields": {"assessment": "...", "kind": "home_visit", ...},
      "writes": [["<change id>", "<hlc>", "<device>", "<user>", ["assessment", ...]], ...],
+     "parents": {"assessment": ["<version it was written on top of>"]},
      "conflicts": [...], "history": [...]}
 
 ``changes`` (the ids merged) is not shipped: every merged change left a write
@@ -29,6 +30,11 @@ def encode_state(state):
         "fields": {path: write["value"] for path, write in state["fields"].items()},
         "writes": [[*key, paths] for key, paths in groups.items()],
     }
+    parents = {path: w["parents"] for path, w in state["fields"].items() if w.get("parents")}
+    if parents:
+        out["parents"] = parents
+    if state.get("bases"):
+        out["bases"] = state["bases"]
     if state["conflicts"]:
         out["conflicts"] = state["conflicts"]
     if state["history"]:
@@ -43,7 +49,7 @@ def decode_state(wire):
     for version, hlc, device_id, by, paths in wire["writes"]:
         for path in paths:
             fields[path] = {"value": values[path], "version": version, "hlc": hlc,
-                            "device_id": device_id, "by": by}
+                            "device_id": device_id, "by": by, "parents": wire.get("parents", {}).get(path, [])}
     if set(fields) != set(values):
         raise ValueError(f"record {wire['id']}: fields without a write: {sorted(set(values) - set(fields))}")
     state = {
@@ -54,6 +60,8 @@ def decode_state(wire):
         "conflicts": wire.get("conflicts", []),
         "history": wire.get("history", []),
     }
+    if "bases" in wire:
+        state["bases"] = wire["bases"]
     state["changes"] = merged_changes(state)
     return state
 
@@ -64,5 +72,5 @@ def merged_changes(state):
     versions.update(h["version"] for h in state["history"])
     versions.update(w["version"] for c in state["conflicts"] for w in c["values"])
     versions.update(c["resolved_version"] for c in state["conflicts"] if c.get("resolved_version"))
-    versions.discard("unset")
+    versions.update(state.get("bases", ()))
     return sorted(versions)

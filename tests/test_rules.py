@@ -101,8 +101,8 @@ def test_a_value_that_loses_last_writer_wins_goes_to_the_records_history(doctor,
     a = doctor.change("visit", visit["id"], {"place": "A"})
     b = doctor_a2.change("visit", visit["id"], {"place": "B"}, tick_ms=5000)
     merged = both_orders(visit, a, b, [doctor, doctor_a2])
-    lost = [h for h in merged["history"] if h["why"] == "last_writer_wins"]
-    assert [(h["value"], h["device_id"]) for h in lost] == [("A", "dev-doc-a")]
+    lost = [h for h in merged["history"] if h["field"] == "place"]
+    assert [(h["value"], h["device_id"]) for h in lost] == [("hemma", "dev-doc-a"), ("A", "dev-doc-a")]
 
 
 def test_assessment_and_plan_keep_both_and_raise_a_conflict(doctor, doctor_a2):
@@ -142,7 +142,7 @@ def test_conflict_ids_are_derived_from_what_conflicts(doctor, doctor_a2):
     merged = both_orders(visit, a, b, [doctor, doctor_a2])
     from schema.state import conflict_id
 
-    assert merged["conflicts"][0]["id"] == conflict_id("visit", visit["id"], "plan", 0)
+    assert merged["conflicts"][0]["id"] == conflict_id("visit", visit["id"], "plan", [a["change_id"], b["change_id"]])
 
 
 def test_a_conflict_is_resolved_by_a_normal_change_that_names_it(doctor, doctor_a2):
@@ -156,7 +156,7 @@ def test_a_conflict_is_resolved_by_a_normal_change_that_names_it(doctor, doctor_
     resolved = apply_change(merged, fix, doctor.actor, NOW).state
     assert view(resolved)["plan"] == "x och y"
     assert (resolved["conflicts"][0]["status"], resolved["conflicts"][0]["resolved_by"]) == ("resolved", "doc-a")
-    assert {h["value"] for h in resolved["history"] if h["why"] == "resolved"} == {"x", "y"}
+    assert {h["value"] for h in resolved["history"] if h["field"] == "plan"} == {"start", "x", "y"}
 
 
 def test_a_clinical_conflict_is_resolved_only_by_a_doctor(doctor, doctor_b, nurse):
@@ -184,7 +184,7 @@ def test_two_concurrent_resolutions_are_two_concurrent_edits_of_the_field(doctor
     final, _ = sequence(merged, [ra, rb], {l.device_id: l.actor for l in (doctor, doctor_a2)})
     second = open_conflict(final, "plan")
     assert sorted(v["value"] for v in second["values"]) == ["x!", "y!"]
-    assert second["generation"] == 1
+    assert [c["status"] for c in final["conflicts"] if c["id"] == cid] == ["resolved"]
 
 
 def test_naming_a_conflict_that_is_not_on_the_changed_field_is_rejected(doctor):

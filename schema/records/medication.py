@@ -9,9 +9,9 @@ drug is a new medication record.
 from marshmallow import fields, validate
 
 from ..guards import require_reason, state_machine_steps
-from ..recordtype import FieldSpec, RecordType, unflatten
+from ..recordtype import FieldSpec, RecordType
 from ..rules import KeepBoth, StateMachine, Transition
-from ..state import raise_conflict
+from ..state import concurrent_changes, field_writes, settle
 from ..validation import IsoDate, RecordRef, RecordSchema, Text
 from . import register
 
@@ -46,19 +46,8 @@ def discontinued_beats(ctx):
     status = ctx.state["fields"].get("status")
     if status is None or status["value"] != "discontinued":
         return
-    if status["version"] == ctx.change["change_id"]:
-        others = {}
-        for path, write in sorted(ctx.state["fields"].items()):
-            if path not in ctx.values and ctx.base.get(path) != write["version"]:
-                others.setdefault(write["version"], (write, {}))[1][path] = write["value"]
-        competitors = [{**w, "value": unflatten(v, ())} for w, v in others.values()]
-    elif ctx.base.get("status") != status["version"]:
-        competitors = [ctx.write(dict(ctx.values))]
-    else:
-        return
-    if competitors:
-        raised = raise_conflict(ctx, "status", [status, *competitors], "discontinued_beats", "high")
-        ctx.decide(rule="discontinued_beats", field="status", action="kept_discontinued", conflict=raised["id"])
+    settle(ctx, "status", field_writes(ctx.state, "status"), extra=concurrent_changes(ctx, "status", status),
+           rule_name="discontinued_beats")
 
 
 RECORD = register(RecordType(
@@ -72,5 +61,6 @@ RECORD = register(RecordType(
     },
     guards=(state_machine_steps, require_reason("status", "reason", lambda v: v == "discontinued")),
     after_merge=(discontinued_beats,),
+    keeps_bases=True,
     on_create={"status": lambda ctx: MACHINE.initial},
 ))

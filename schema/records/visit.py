@@ -14,7 +14,7 @@ from ..errors import Forbidden, SealedRecord, StaleSignature
 from ..recordtype import FieldSpec, RecordType
 from ..roles import ERROR_MARK
 from ..rules import KeepBoth
-from ..state import raise_conflict, refuse_while_open
+from ..state import add_conflict, competitor, refuse_while_open
 from ..validation import IsoDateTime, RecordRef, RecordSchema, Text
 from . import register
 
@@ -58,6 +58,8 @@ def sealed(ctx):
             raise Forbidden("only the signer or an admin may mark a signed visit entered in error",
                             details={"entered_in_error": ["signer or admin"]})
         return
+    if _acknowledges_late_edits(ctx, changed):
+        return
     if ctx.base.get("signed_at") == signed["version"]:
         raise SealedRecord(
             "this visit is signed and sealed: add an amendment instead (hemsync amend VISIT_ID --text ...)",
@@ -80,10 +82,31 @@ def sealed(ctx):
         "derived_from": ctx.change["change_id"],
     })
     for path in changed:
-        current = ctx.state["fields"].get(path) or {**ctx.write(None), "version": "unset"}
-        raise_conflict(ctx, path, [current, ctx.write(ctx.values[path])], "sealed_amendment", "high")
+        current = ctx.state["fields"].get(path)
+        shown = [competitor(current)] if current else []
+        late = {**ctx.write(ctx.values[path]), "parents": []}
+        add_conflict(ctx, path, [*shown, late], "sealed_amendment", "sealed_amendment", severity="high")
     ctx.skip.update(changed)
     ctx.decide(rule="sealed_amendment", field=",".join(changed), action="amendment", amendment=record_id)
+
+
+def _acknowledges_late_edits(ctx, changed):
+    """The signer closes a late-edit conflict by naming it and keeping the signed value."""
+    named = set(ctx.change.get("resolves") or ())
+    late = {c["field"]: c for c in ctx.state["conflicts"]
+            if c["id"] in named and c["kind"] == "sealed_amendment" and c["status"] == "open"}
+    if not late or set(changed) - set(late):
+        return False
+    if ctx.actor.user_id != ctx.current("signed_by"):
+        raise Forbidden("only the signer closes a conflict on a signed visit", details={})
+    if any(ctx.values[path] != ctx.current(path) for path in changed):
+        raise SealedRecord("the signed text stands: close the conflict with the signed value; "
+                           "the late text is kept as an amendment", details={p: ["sealed"] for p in changed})
+    for conflict in late.values():
+        conflict.update(status="resolved", resolution=ctx.current(conflict["field"]),
+                        resolved_by=ctx.actor.user_id)
+    ctx.skip.update(changed)
+    return True
 
 
 def signing(ctx):

@@ -11,9 +11,11 @@ from ..errors import Forbidden
 from ..guards import require_reason
 from ..recordtype import FieldSpec, RecordType
 from ..rules import AddWins
-from ..state import competitor, raise_conflict, seen_write
+from ..state import competitor, concurrent_changes, field_writes, heads, settle
 from ..validation import RecordRef, RecordSchema, StrictBool, Text
 from . import register
+
+RULE = AddWins()
 
 
 class WarningSchema(RecordSchema):
@@ -34,47 +36,34 @@ def only_doctors_deactivate(ctx):
 
 def deactivation_keeps_it_active(ctx):
     """A deactivation concurrent with an edit loses: the warning stays active, a conflict opens."""
-    state, cid = ctx.state, ctx.change["change_id"]
-    active = state["fields"].get("active")
-    if active is None or active["value"] is not False:
+    writes = field_writes(ctx.state, "active")
+    tops = heads(writes)
+    shown = tops[-1]
+    for write in tops[:-1]:
+        shown = RULE.decide(shown, write).winner
+    edits = [{**e, "value": True} for e in concurrent_changes(ctx, "active", shown)] if shown["value"] is False else []
+    settle(ctx, "active", writes, extra=edits, rule_name="add_wins")
+    if not edits:
         return
-    if active["version"] == cid:
-        unseen = _unseen_writes(ctx)
-        if not unseen:
-            return
-        edits = [{**w, "value": True} for w in unseen]
-    elif ctx.base.get("active") != active["version"]:
-        edits = [ctx.write(True)]
-    else:
-        return
-    before = seen_write(state, "active", _version_before(ctx, active))
-    raise_conflict(ctx, "active", [active, *edits], "add_wins", "high")
-    state["fields"]["active"] = competitor(before)
-    state["history"] = [h for h in state["history"]
-                        if not (h["field"] == "active" and h["version"] == before["version"])]
-    ctx.decide(rule="add_wins", field="active", action="kept_active", deactivation=active["version"])
+    before = _last_active(writes, shown)
+    if before is not None:
+        ctx.state["fields"]["active"] = competitor(before)
+        ctx.state["history"] = [h for h in ctx.state["history"]
+                                if not (h["field"] == "active" and h["version"] == before["version"])]
+    ctx.decide(rule="add_wins", field="active", action="kept_active", deactivation=shown["version"])
 
 
-def _unseen_writes(ctx):
-    """Writes to other fields this change had not seen, one per change."""
-    seen, out = set(), []
-    for path, write in sorted(ctx.state["fields"].items()):
-        if path not in ctx.values and ctx.base.get(path) != write["version"] and write["version"] not in seen:
-            seen.add(write["version"])
-            out.append(write)
-    return out
-
-
-def _version_before(ctx, deactivation):
-    """The active=true write the deactivation replaced (what its device had seen)."""
-    if deactivation["version"] == ctx.change["change_id"]:
-        return ctx.base.get("active") or _creation_version(ctx)
-    return ctx.base.get("active") or _creation_version(ctx)
-
-
-def _creation_version(ctx):
-    return min((h for h in ctx.state["history"] if h["field"] == "active"),
-               key=lambda h: h["hlc"], default=ctx.state["fields"]["active"])["version"]
+def _last_active(writes, write):
+    """The nearest write the deactivation was made on top of that had the warning active."""
+    by_version = {w["version"]: w for w in writes}
+    frontier = list(write["parents"])
+    while frontier:
+        found = by_version.get(frontier.pop(0))
+        if found is not None:
+            if found["value"] is True:
+                return found
+            frontier.extend(found["parents"])
+    return None
 
 
 def _default_active(ctx):
@@ -85,10 +74,11 @@ RECORD = register(RecordType(
     name="warning",
     schema=WarningSchema,
     severity="high",
-    fields={"active": FieldSpec(rule=AddWins(), severity="high", clinical=True),
+    fields={"active": FieldSpec(rule=RULE, severity="high", clinical=True),
             "text": FieldSpec(clinical=True)},
     guards=(require_reason("active", "deactivation_reason", lambda v: v is False), only_doctors_deactivate),
     after_merge=(deactivation_keeps_it_active,),
+    keeps_bases=True,
     on_create={"active": _default_active},
 ))
 
