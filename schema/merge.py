@@ -145,7 +145,7 @@ def apply_change(state, change, actor, now, options=None):
         return Outcome(state, "duplicate", [], [], [])
     state = copy.deepcopy(state) if state is not None else new_state(rtype.name, change["record_id"])
     creating = not state["fields"]
-    check_role(rtype.name, actor.role, creating)
+    check_role(rtype, actor.role, creating)
     values = _validated(rtype, change, creating, now)
     options = {"dispatch": DispatchSettings(), **(options or {})}
     ctx = MergeContext(rtype, state, change, actor, values, creating, now, options, dict(change.get("base") or {}))

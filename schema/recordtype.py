@@ -42,7 +42,9 @@ class RecordType:
     conflicts (``discontinued beats``, ``deactivation keeps it active``);
     ``on_create`` stamps fields from the actor when a record is made;
     ``views`` add derived fields to what a person sees (a status history);
-    ``keeps_bases`` stores what each change had seen, for record-level rules.
+    ``keeps_bases`` stores what each change had seen, for record-level rules;
+    ``creators`` and ``editors`` are the roles of DOMAIN.md's role table, and
+    ``editable`` limits a role to some fields (patterns allowed).
     """
 
     name: str
@@ -58,6 +60,9 @@ class RecordType:
     views: tuple = ()
     keeps_bases: bool = False
     patient_field: str | None = "patient_id"
+    creators: frozenset = frozenset()
+    editors: frozenset = frozenset()
+    editable: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         self._schema = self.schema()

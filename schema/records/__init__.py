@@ -1,8 +1,12 @@
 """The registry of record types: one module per type, each declaring ``RECORD``.
 
 Built-in types are registered exactly as an extension would be, with
-:func:`register`; :func:`get` is how everything else finds a type.
+:func:`register`; :func:`get` is how everything else finds a type. Adding a
+record type is adding one module here.
 """
+
+import importlib
+import pkgutil
 
 from ..errors import UnknownRecordType
 
@@ -33,17 +37,10 @@ def names():
     return sorted(REGISTRY)
 
 
-from . import (  # noqa: E402  (the modules register themselves with the registry above)
-    admission,
-    amendment,
-    care_plan,
-    conflict,
-    medication,
-    medication_review,
-    observation,
-    patient,
-    round,
-    visit,
-    visit_request,
-    warning,
-)
+def _register_builtin_types():
+    """Import every module of this package: each registers its record type."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+_register_builtin_types()

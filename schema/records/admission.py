@@ -41,6 +41,8 @@ class AdmissionSchema(RecordSchema):
 
 RECORD = register(RecordType(
     name="admission",
+    creators=frozenset({"doctor"}),
+    editors=frozenset({"doctor"}),
     schema=AdmissionSchema,
     severity="medium",
     status_field="status",

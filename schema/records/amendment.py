@@ -15,6 +15,8 @@ class AmendmentSchema(RecordSchema):
 
 RECORD = register(RecordType(
     name="amendment",
+    creators=frozenset({"doctor"}),
+    editors=frozenset({"doctor"}),
     schema=AmendmentSchema,
     severity="high",
     append_only=True,

@@ -22,6 +22,8 @@ class CarePlanSchema(RecordSchema):
 
 RECORD = register(RecordType(
     name="care_plan",
+    creators=frozenset({"doctor", "nurse"}),
+    editors=frozenset({"doctor", "nurse"}),
     schema=CarePlanSchema,
     severity="medium",
     fields={"participants": TEXT, "content": TEXT},

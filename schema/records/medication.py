@@ -52,6 +52,8 @@ def discontinued_beats(ctx):
 
 RECORD = register(RecordType(
     name="medication",
+    creators=frozenset({"doctor"}),
+    editors=frozenset({"doctor"}),
     schema=MedicationSchema,
     severity="high",
     status_field="status",

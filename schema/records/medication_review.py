@@ -22,6 +22,8 @@ class MedicationReviewSchema(RecordSchema):
 
 RECORD = register(RecordType(
     name="medication_review",
+    creators=frozenset({"doctor"}),
+    editors=frozenset({"doctor"}),
     schema=MedicationReviewSchema,
     severity="medium",
     fields={"participants": TEXT, "findings": TEXT, "decisions": TEXT},

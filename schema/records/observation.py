@@ -31,6 +31,8 @@ class ObservationSchema(RecordSchema):
 
 RECORD = register(RecordType(
     name="observation",
+    creators=frozenset({"doctor", "nurse"}),
+    editors=frozenset({"doctor", "nurse"}),
     schema=ObservationSchema,
     severity="medium",
     append_only=True,

@@ -68,6 +68,8 @@ def duplicate_conflict(states):
 
 RECORD = register(RecordType(
     name="patient",
+    creators=frozenset({"doctor", "nurse"}),
+    editors=frozenset({"doctor", "nurse"}),
     schema=PatientSchema,
     severity="low",
     fields={"personnummer": FieldSpec(rule=Immutable(), severity="high")},

@@ -36,6 +36,9 @@ class RoundSchema(RecordSchema):
 
 RECORD = register(RecordType(
     name="round",
+    creators=frozenset({"doctor", "nurse"}),
+    editors=frozenset({"doctor", "nurse"}),
+    editable={"nurse": {"items.*.question", "items.*.note"}},
     schema=RoundSchema,
     severity="medium",
     nested=("items",),

@@ -129,6 +129,9 @@ def signing(ctx):
 
 RECORD = register(RecordType(
     name="visit",
+    creators=frozenset({"doctor"}),
+    editors=frozenset({"doctor", "admin"}),
+    editable={"admin": set()},
     schema=VisitSchema,
     severity="medium",
     fields={

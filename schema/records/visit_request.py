@@ -143,6 +143,14 @@ def _hlc_time(hlc):
 
 RECORD = register(RecordType(
     name="visit_request",
+    creators=frozenset({"nurse"}),
+    editors=frozenset({"nurse", "dispatcher", "doctor"}),
+    editable={
+        "nurse": {"reason", "callback_phone", "status", "cancel_reason"},
+        "dispatcher": {"status", "assigned_doctor_id", "priority_override", "priority_override_reason",
+                       "cancel_reason"},
+        "doctor": {"status"},
+    },
     schema=VisitRequestSchema,
     severity="low",
     status_field="status",

@@ -72,6 +72,8 @@ def _default_active(ctx):
 
 RECORD = register(RecordType(
     name="warning",
+    creators=frozenset({"doctor", "nurse"}),
+    editors=frozenset({"doctor", "nurse"}),
     schema=WarningSchema,
     severity="high",
     fields={"active": FieldSpec(rule=RULE, severity="high", clinical=True),
