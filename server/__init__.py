@@ -1,0 +1,40 @@
+"""The hemsync sync server: Flask app, store, push and pull over the shared schema.
+
+``create_app(test_config=None)`` builds the app; ``hemsync-server`` (server.cli)
+is its command line. The wire protocol is docs/protocol.md.
+"""
+
+from flask import Flask
+
+from . import errors, settings
+from .api import public, v1
+from .http import compress_response
+from .openapi import openapi
+from .store import SqliteStore, Store
+
+__all__ = ["create_app", "Store", "SqliteStore"]
+
+
+def create_app(test_config=None):
+    """Build the server app.
+
+    ``test_config`` may set settings by name (``HEMSYNC_DB`` or ``db``), Flask
+    config keys, and ``STORE``: an open :class:`Store` to use instead of opening
+    ``HEMSYNC_DB`` (tests and the CLI share one that way).
+    """
+    overrides, flask_config = {}, {}
+    for key, value in (test_config or {}).items():
+        (overrides if settings.setting_name(key) else flask_config)[key] = value
+    values = settings.load(overrides=overrides)
+    app = Flask(__name__)
+    app.config["HEMSYNC"] = values
+    # Plain bodies are cut off here; gzip bodies are counted again after inflating (server.http).
+    app.config["MAX_CONTENT_LENGTH"] = values["HEMSYNC_MAX_BODY_BYTES"]
+    app.config.update(flask_config)
+    app.extensions["hemsync.store"] = flask_config.get("STORE") or SqliteStore(values["HEMSYNC_DB"])
+    errors.init_app(app)
+    app.register_blueprint(public)
+    app.register_blueprint(openapi)
+    app.register_blueprint(v1)
+    app.after_request(compress_response)
+    return app

@@ -1,0 +1,146 @@
+"""The HTTP endpoints: thin views over push, pull, auth and the admin reads.
+
+Every ``/v1/`` call is authenticated (bearer token -> device -> user), refused
+for a revoked device, and checked for the client's version, before any view
+runs. The views only translate between HTTP and the modules that do the work.
+"""
+
+import datetime as dt
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from . import audit, auth, scope
+from .errors import ClientTooOld, InvalidRequest
+from .http import json_body
+from .messages import AccessLogRequestSchema, HandshakeRequestSchema, load
+from .pull import pull
+from .push import push
+from .settings import SERVER_VERSION
+
+__all__ = ["public", "v1"]
+
+public = Blueprint("public", __name__)
+v1 = Blueprint("v1", __name__, url_prefix="/v1")
+
+_HANDSHAKE = HandshakeRequestSchema()
+_ACCESS_LOG = AccessLogRequestSchema()
+#: Device columns an admin sees: never the token hash.
+HEALTH_COLUMNS = ("id", "label", "user_id", "user_name", "user_role", "created_at", "revoked_at", "last_sync_at",
+                  "last_seen_at", "client_version", "pending", "reported_rejected", "rejected_count", "last_op",
+                  "clock_offset_ms", "clock_flagged_at")
+
+
+def _store():
+    return current_app.extensions["hemsync.store"]
+
+
+def _settings():
+    return current_app.config["HEMSYNC"]
+
+
+def _now():
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+@public.get("/healthz")
+def healthz():
+    """Liveness: the server answers and its database opens."""
+    _store().head()
+    return jsonify({"status": "ok"})
+
+
+@v1.before_request
+def authenticate():
+    """Who is calling: token -> device -> user; revoked devices and old clients stop here."""
+    store, settings = _store(), _settings()
+    g.device, g.user = auth.authenticate(store, request.headers.get("Authorization"))
+    version = request.headers.get(auth.CLIENT_HEADER)
+    try:
+        auth.check_client_version(version, settings["HEMSYNC_MIN_CLIENT_VERSION"])
+    except ClientTooOld:
+        # Device health shows the admin which laptops wait for an upgrade.
+        store.update_device(g.device["id"], {"client_version": version, "last_seen_at": _now()})
+        raise
+
+
+@v1.post("/handshake")
+def handshake():
+    """The client's version and outbox size in; who it is, the staff directory and limits out."""
+    settings = _settings()
+    body = load(_HANDSHAKE, _optional_body(), "handshake body")
+    _store().update_device(g.device["id"], {
+        "pending": body["pending"], "reported_rejected": body["rejected"], "last_seen_at": _now(),
+        "client_version": request.headers.get(auth.CLIENT_HEADER),
+    })
+    return jsonify({
+        "server_version": SERVER_VERSION,
+        "min_client_version": settings["HEMSYNC_MIN_CLIENT_VERSION"],
+        "device": {"id": g.device["id"], "label": g.device["label"]},
+        "user": {k: g.user[k] for k in ("id", "name", "role", "municipalities", "hsa_id")},
+        "staff": scope.staff(_store()),
+        "server_time": _now(),
+        "max_clock_ahead_ms": settings["HEMSYNC_MAX_CLOCK_AHEAD"] * 1000,
+        "page_size": settings["HEMSYNC_PAGE_SIZE"],
+    })
+
+
+@v1.post("/push")
+def push_changes():
+    """Merge a batch of changes; one result per change."""
+    body = json_body(_settings()["HEMSYNC_MAX_BODY_BYTES"])
+    return jsonify(push(_store(), _settings(), g.device, g.user, body))
+
+
+@v1.get("/pull")
+def pull_records():
+    """One page of record states and purge markers since the cursor."""
+    return jsonify(pull(_store(), _settings(), g.device, g.user, request.args.get("cursor"),
+                        request.args.get("limit")))
+
+
+@v1.post("/access-log")
+def access_log():
+    """Openings of patient records logged on the laptop, offline too; de-duplicated by id."""
+    body = load(_ACCESS_LOG, json_body(_settings()["HEMSYNC_MAX_BODY_BYTES"]), "access log")
+    added = _store().audit(audit.accesses(g.user, g.device, body["entries"]))
+    return jsonify({"accepted": added})
+
+
+@v1.get("/admin/audit")
+def admin_audit():
+    """The audit log, oldest first, optionally for one patient (admin)."""
+    auth.require_role(g.user, "admin")
+    after, limit = _paging()
+    entries = _store().audit_log(patient_id=request.args.get("patient_id"), after=after, limit=limit)
+    return jsonify({"entries": entries, "next": entries[-1]["id"] if entries else after})
+
+
+@v1.get("/admin/devices")
+def admin_devices():
+    """Device health: last sync, changes waiting, rejected, clock offset (admin)."""
+    auth.require_role(g.user, "admin")
+    return jsonify({"devices": [{k: d.get(k) for k in HEALTH_COLUMNS} for d in _store().devices()]})
+
+
+@v1.get("/admin/quarantine")
+def admin_quarantine():
+    """Rejected changes with their reasons (admin)."""
+    auth.require_role(g.user, "admin")
+    after, limit = _paging()
+    entries = _store().quarantined(after=after, limit=limit)
+    return jsonify({"entries": entries, "next": entries[-1]["id"] if entries else after})
+
+
+def _optional_body():
+    if not request.get_data(cache=True).strip():
+        return {}
+    return json_body(_settings()["HEMSYNC_MAX_BODY_BYTES"])
+
+
+def _paging():
+    try:
+        after = int(request.args.get("after", 0))
+        limit = min(max(int(request.args.get("limit", 100)), 1), 1000)
+    except ValueError:
+        raise InvalidRequest("after and limit must be whole numbers", details=dict(request.args)) from None
+    return after, limit

@@ -1,0 +1,139 @@
+"""Users, devices and their bearer tokens; who is calling, and whether they may.
+
+A device is enrolled to one user and gets a random token, shown once: the store
+keeps only its SHA-256, so a copied database cannot be used to sync. A revoked
+device is answered ``device_revoked`` with ``wipe: true`` on every call.
+"""
+
+import datetime as dt
+import hashlib
+import re
+import secrets
+import uuid
+
+from schema.errors import InvalidRecord
+from schema.identity import validate_hsa_id
+from schema.roles import ROLES
+
+from .errors import ClientTooOld, DeviceRevoked, NotFound, RoleForbidden, Unauthorized
+
+__all__ = [
+    "CLIENT_HEADER",
+    "hash_token",
+    "add_user",
+    "enroll",
+    "revoke",
+    "authenticate",
+    "check_client_version",
+    "require_role",
+    "parse_version",
+]
+
+CLIENT_HEADER = "X-Hemsync-Client"
+TOKEN_BYTES = 32
+
+
+def _now():
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def hash_token(token):
+    """The SHA-256 (hex) under which a token is stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def add_user(store, name, role, municipalities, hsa_id=None, user_id=None):
+    """Create a user; return it. Raises InvalidRecord for a bad role, name, municipality or HSA-id."""
+    municipalities = [m.strip() for m in municipalities if m and m.strip()]
+    problems = {}
+    if not (isinstance(name, str) and name.strip()):
+        problems["name"] = ["a user needs a name"]
+    if role not in ROLES:
+        problems["role"] = [f"{role!r} is not a role; roles: {', '.join(ROLES)}"]
+    if not municipalities and role != "admin":
+        problems["municipalities"] = ["a doctor, nurse or dispatcher works in at least one municipality"]
+    if problems:
+        raise InvalidRecord("invalid user: " + "; ".join(f"{k}: {v[0]}" for k, v in problems.items()),
+                            details=problems)
+    user = {
+        "id": user_id or str(uuid.uuid4()),
+        "name": name.strip(),
+        "role": role,
+        "municipalities": sorted(set(municipalities)),
+        "hsa_id": validate_hsa_id(hsa_id) if hsa_id else None,
+        "created_at": _now(),
+    }
+    store.add_user(user)
+    return user
+
+
+def enroll(store, user_id, label=None):
+    """Enroll a new device for a user; return ``(device, token)`` — the token is never shown again."""
+    user = store.get_user(user_id)
+    if user is None:
+        raise NotFound(f"no user {user_id}: list users with `hemsync-server devices` or add one with add-user")
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    device = {
+        "id": str(uuid.uuid4()),
+        "user_id": user_id,
+        "label": label or f"{user['name']}'s device",
+        "token_hash": hash_token(token),
+        "created_at": _now(),
+    }
+    store.add_device(device)
+    return device, token
+
+
+def revoke(store, device_id):
+    """Revoke a device: from now on it is told to wipe its replica and gets nothing else."""
+    device = store.get_device(device_id)
+    if device is None:
+        raise NotFound(f"no device {device_id}: list devices with `hemsync-server devices`")
+    if not device["revoked_at"]:
+        store.update_device(device_id, {"revoked_at": _now()})
+    return store.get_device(device_id)
+
+
+def authenticate(store, authorization):
+    """The ``(device, user)`` of an ``Authorization: Bearer`` header; raise Unauthorized or DeviceRevoked."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send the device's token as 'Authorization: Bearer <token>' (enroll a device to get one)")
+    device = store.device_by_token_hash(hash_token(token.strip()))
+    if device is None:
+        raise Unauthorized("this token is not known to the server: log in again with a token from an admin")
+    if device["revoked_at"]:
+        raise DeviceRevoked("this device is revoked: its replica must be wiped; ask an admin to enroll it again",
+                            details={"wipe": True, "revoked_at": device["revoked_at"]})
+    user = store.get_user(device["user_id"])
+    return device, user
+
+
+def parse_version(text):
+    """A version string's leading numbers as a tuple (``"1.2.3rc1"`` -> ``(1, 2, 3)``); None if there are none."""
+    numbers = re.match(r"\s*v?(\d+(?:\.\d+)*)", text or "")
+    return tuple(int(part) for part in numbers.group(1).split(".")) if numbers else None
+
+
+def check_client_version(header, minimum):
+    """Raise ClientTooOld unless the client's version is at least ``minimum``."""
+    version = parse_version(header)
+    wanted = parse_version(minimum)
+    if version is None or _padded(version, wanted) < _padded(wanted, version):
+        shown = header or "none sent"
+        raise ClientTooOld(
+            f"client version {shown} is older than this server accepts ({minimum}): upgrade hemsync; "
+            "your unsynced changes stay on the laptop until then",
+            details={"client_version": header, "min_client_version": minimum},
+        )
+
+
+def _padded(version, other):
+    return version + (0,) * (len(other) - len(version))
+
+
+def require_role(user, *roles):
+    """Raise RoleForbidden unless the user has one of ``roles``."""
+    if user["role"] not in roles:
+        raise RoleForbidden(f"a {user['role']} may not do this; it needs: {', '.join(roles)}",
+                            details={"role": user["role"], "needs": list(roles)})

@@ -1,0 +1,304 @@
+"""``hemsync-server``: set up, administer and run the sync server.
+
+A thin click group: each command calls the server's modules and prints; errors
+of the library become ``click.ClickException`` here and only here.
+"""
+
+import dataclasses
+import functools
+import json
+
+import click
+
+from schema.errors import HemsyncError
+
+from . import admin, auth, settings
+from .errors import ServerError
+from .seed import STAFF, demo_users, seed_demo
+from .store import SqliteStore
+
+__all__ = ["main"]
+
+
+@dataclasses.dataclass
+class Context:
+    """What every command shares: the database path, its store (opened on first use), settings."""
+
+    db: str
+    _store: object = None
+
+    @property
+    def store(self):
+        """The store on ``--db``, opened (and migrated) once."""
+        if self._store is None:
+            self._store = SqliteStore(self.db)
+        return self._store
+
+    @property
+    def settings(self):
+        """The HEMSYNC_* settings, with the database from ``--db``."""
+        return settings.load(overrides={"HEMSYNC_DB": self.db})
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def json_option(command):
+    """Add ``--json``: print machine-readable output instead of text."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(command)
+
+
+def library_errors(command):
+    """Turn the server's and the schema's errors into a clean CLI error."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (HemsyncError, ServerError) as exc:
+            raise click.ClickException(getattr(exc, "message", str(exc))) from exc
+
+    return wrapper
+
+
+def emit(as_json, data, text):
+    """Print ``data`` as JSON, or ``text`` for people."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else text)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--db", envvar="HEMSYNC_DB", default="var/hemsync.db", show_default=True,
+              type=click.Path(dir_okay=False), help="SQLite database file (env HEMSYNC_DB).")
+@click.pass_context
+def main(ctx, db):
+    """The hemsync sync server: laptops push and pull through it.
+
+    \b
+    Example:
+        hemsync-server --db var/hemsync.db init
+        hemsync-server add-user --name "Anna Berg" --role doctor --municipality Halmstad
+        hemsync-server enroll --user USER_ID --label "Anna's laptop"
+        hemsync-server serve --port 5000
+    """
+    ctx.obj = Context(db)
+
+
+@main.command()
+@json_option
+@pass_context
+@library_errors
+def init(ctx, as_json):
+    """Create the database, or upgrade an older one to the current schema.
+
+    \b
+    Example:
+        hemsync-server --db var/hemsync.db init
+    """
+    ctx.store.migrate()
+    emit(as_json, {"db": ctx.db}, f"database ready: {ctx.db}")
+
+
+@main.command("add-user")
+@click.option("--name", required=True, help="The person's name.")
+@click.option("--role", required=True, type=click.Choice(["doctor", "nurse", "dispatcher", "admin"]))
+@click.option("--municipality", "municipalities", multiple=True, help="A municipality (repeat for more).")
+@click.option("--hsa-id", default=None, help="The person's HSA-id, e.g. SE2321000131-E000000000001.")
+@json_option
+@pass_context
+@library_errors
+def add_user(ctx, name, role, municipalities, hsa_id, as_json):
+    """Add a user and print the user's id.
+
+    \b
+    Example:
+        hemsync-server add-user --name "Maria Ek" --role nurse --municipality Halmstad --municipality Laholm
+    """
+    user = auth.add_user(ctx.store, name, role, municipalities, hsa_id=hsa_id)
+    emit(as_json, user, user["id"])
+
+
+@main.command()
+@click.option("--user", "user_id", required=True, help="The id of the user the device belongs to.")
+@click.option("--label", default=None, help="A name for the device, e.g. \"Anna's laptop\".")
+@json_option
+@pass_context
+@library_errors
+def enroll(ctx, user_id, label, as_json):
+    """Enroll a device for a user; print its id and token (shown once, never again).
+
+    \b
+    Example:
+        hemsync-server enroll --user 3f2c... --label "Anna's laptop"
+    """
+    device, token = auth.enroll(ctx.store, user_id, label)
+    ctx.store.audit([{"kind": "admin", "user_id": user_id, "device_id": device["id"],
+                      "details": {"action": "enroll", "label": device["label"]}}])
+    emit(as_json, {"device_id": device["id"], "token": token, "label": device["label"]},
+         f"device {device['id']}\ntoken  {token}\n(the token is shown once: give it to the device now)")
+
+
+@main.command()
+@click.option("--device", "device_id", required=True, help="The id of the device to revoke.")
+@json_option
+@pass_context
+@library_errors
+def revoke(ctx, device_id, as_json):
+    """Revoke a lost or retired device: it is told to wipe its replica and gets nothing more.
+
+    \b
+    Example:
+        hemsync-server revoke --device 9b1e...
+    """
+    device = auth.revoke(ctx.store, device_id)
+    ctx.store.audit([{"kind": "admin", "user_id": device["user_id"], "device_id": device_id,
+                      "details": {"action": "revoke"}}])
+    emit(as_json, {"device_id": device_id, "revoked_at": device["revoked_at"]},
+         f"device {device_id} revoked at {device['revoked_at']}")
+
+
+@main.command()
+@json_option
+@pass_context
+@library_errors
+def devices(ctx, as_json):
+    """Device health: each device's user, last sync, changes waiting, rejected, clock offset.
+
+    \b
+    Example:
+        hemsync-server devices --json
+    """
+    rows = [{k: v for k, v in d.items() if k != "token_hash"} for d in ctx.store.devices()]
+    lines = [f"{'device':36}  {'user':20} {'role':10} {'last sync':24} {'waiting':>7} {'rejected':>8} "
+             f"{'clock ahead':>11}  status"]
+    for d in rows:
+        ahead = "" if d["clock_offset_ms"] is None else f"{d['clock_offset_ms'] / 1000:.0f} s"
+        status = "REVOKED" if d["revoked_at"] else "CLOCK FLAGGED" if d["clock_flagged_at"] else "ok"
+        lines.append(f"{d['id']:36}  {d['user_name'][:20]:20} {d['user_role']:10} {d['last_sync_at'] or '-':24} "
+                     f"{d['pending'] if d['pending'] is not None else '-':>7} {d['rejected_count'] or 0:>8} "
+                     f"{ahead:>11}  {status}")
+    emit(as_json, rows, "\n".join(lines))
+
+
+@main.command("audit")
+@click.option("--patient", "patient_id", default=None, help="Only this patient's entries.")
+@click.option("--after", default=0, type=int, help="Only entries after this id.")
+@click.option("--limit", default=100, type=int, show_default=True)
+@json_option
+@pass_context
+@library_errors
+def audit_log(ctx, patient_id, after, limit, as_json):
+    """The audit log: records handed out, changes accepted, merge decisions, openings on laptops.
+
+    \b
+    Example:
+        hemsync-server audit --patient 5c7a... --limit 20
+    """
+    entries = ctx.store.audit_log(patient_id=patient_id, after=after, limit=limit)
+    lines = [f"{e['id']:>6} {e['at']} {e['kind']:9} user={e['user_id']} device={e['device_id']} "
+             f"patient={e['patient_id']} {json.dumps(e['details'], ensure_ascii=False)[:120]}" for e in entries]
+    emit(as_json, entries, "\n".join(lines) or "no entries")
+
+
+@main.command()
+@click.option("--after", default=0, type=int, help="Only entries after this id.")
+@click.option("--limit", default=100, type=int, show_default=True)
+@json_option
+@pass_context
+@library_errors
+def quarantine(ctx, after, limit, as_json):
+    """Rejected changes, with the device, the user and the reason.
+
+    \b
+    Example:
+        hemsync-server quarantine --json
+    """
+    entries = ctx.store.quarantined(after=after, limit=limit)
+    lines = [f"{e['id']:>6} {e['at']} {e['code']:20} {e['record_type']}/{e['record_id']} device={e['device_id']}: "
+             f"{e['message']}" for e in entries]
+    emit(as_json, entries, "\n".join(lines) or "quarantine is empty")
+
+
+@main.command("seed-demo")
+@json_option
+@pass_context
+@library_errors
+def seed_demo_command(ctx, as_json):
+    """Create the demo region of Halland (safe to run twice: nothing is doubled).
+
+    \b
+    Example:
+        hemsync-server --db var/demo.db seed-demo
+    """
+    summary = seed_demo(ctx.store, ctx.settings)
+    lines = [f"{u['role']:10} {u['name']:15} {u['id']}  {', '.join(u['municipalities'])}" for u in summary["users"]]
+    emit(as_json, summary, "demo region ready; users:\n" + "\n".join(lines))
+
+
+@main.command("correct-personnummer")
+@click.option("--patient", "patient_id", required=True, help="The patient's record id.")
+@click.option("--personnummer", required=True, help="The correct personnummer.")
+@click.option("--reason", required=True, help="Why it is corrected (kept in the audit log).")
+@click.option("--by", "admin_id", required=True, help="The user id of the admin making the correction.")
+@json_option
+@pass_context
+@library_errors
+def correct_personnummer(ctx, patient_id, personnummer, reason, admin_id, as_json):
+    """Correct a patient's personnummer (never a sync merge); every device gets the corrected record.
+
+    \b
+    Example:
+        hemsync-server correct-personnummer --patient 5c7a... --personnummer 19121212-1212 \\
+            --reason "typo at registration" --by ADMIN_USER_ID
+    """
+    state = admin.correct_personnummer(ctx.store, patient_id, personnummer, reason, admin_id)
+    value = state["fields"]["personnummer"]["value"]
+    emit(as_json, {"patient_id": patient_id, "personnummer": value}, f"patient {patient_id}: personnummer {value}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--threads", default=8, show_default=True, type=int, help="Worker threads.")
+@click.option("--demo", is_flag=True,
+              help="Seed the demo region into an empty database and print fresh demo device tokens first.")
+@pass_context
+@library_errors
+def serve(ctx, host, port, threads, demo):
+    """Serve the sync server with waitress (a production WSGI server).
+
+    \b
+    Example:
+        hemsync-server --db var/hemsync.db serve --host 0.0.0.0 --port 5000
+        hemsync-server serve --demo     # what `make run` does
+    """
+    import waitress
+
+    from . import create_app
+
+    if demo:
+        _demo_start(ctx, host, port)
+    app = create_app({"HEMSYNC_DB": ctx.db, "STORE": ctx.store})
+    click.echo(f"hemsync-server: serving {ctx.db} on http://{host}:{port} (waitress, {threads} threads)")
+    waitress.serve(app, host=host, port=port, threads=threads, ident="hemsync")
+
+
+def _demo_start(ctx, host, port):
+    """Seed an empty database and enroll fresh demo devices: earlier tokens cannot be shown again."""
+    if not ctx.store.users():
+        click.echo("seeding the demo region of Halland ...")
+        seed_demo(ctx.store, ctx.settings)
+    ids = demo_users()
+    shown = ("doctor-anna", "nurse-halmstad", "dispatcher-lena", "admin-per")
+    click.echo("\ndemo devices (new tokens on every start):")
+    first = None
+    for key in shown:
+        user = ctx.store.get_user(ids[key])
+        if user is None:
+            continue
+        _, token = auth.enroll(ctx.store, user["id"], f"demo {key} (make run)")
+        first = first or token
+        role = next(role for k, _, role, *_ in STAFF if k == key)
+        click.echo(f"  {role:10} {user['name']:12} {', '.join(user['municipalities']) or '-':28} token {token}")
+    server = f"http://{host}:{port}"
+    click.echo(f"\nnext, in another terminal:\n  .venv/bin/hemsync login --server {server} --token {first}\n"
+               f"  .venv/bin/hemsync sync\n  curl {server}/healthz\n")

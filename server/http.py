@@ -1,0 +1,73 @@
+"""Request and response bodies on the wire: gzip both ways, the size limit, JSON parsing.
+
+The size limit counts the body *after* decompression, so a small gzip bomb is
+refused as surely as a large plain body. Responses are gzip-compressed when the
+client accepts it: a first pull of a municipality is mostly repetitive JSON.
+"""
+
+import gzip
+import json
+import zlib
+
+from flask import request
+
+from .errors import MalformedJson, PayloadTooLarge
+
+__all__ = ["json_body", "compress_response", "MIN_COMPRESS_BYTES"]
+
+#: Below this a gzip header costs more than it saves.
+MIN_COMPRESS_BYTES = 512
+
+
+def json_body(max_bytes):
+    """The request's JSON body (gunzipped when Content-Encoding says gzip), at most ``max_bytes`` of it."""
+    raw = request.get_data(cache=False)
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding == "gzip":
+        raw = _gunzip(raw, max_bytes)
+    elif encoding not in ("identity", ""):
+        raise MalformedJson(f"Content-Encoding {encoding!r} is not supported: send gzip or plain JSON",
+                            details={"content_encoding": [encoding]})
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(_too_large(max_bytes), details={"max_bytes": max_bytes})
+    if not raw.strip():
+        raise MalformedJson("the request body is empty: send a JSON object", details={})
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedJson(f"the body is not valid JSON ({exc}): nothing of it was applied",
+                            details={"position": getattr(exc, "pos", None)}) from exc
+
+
+def _gunzip(raw, max_bytes):
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        # Inflate one byte past the limit at most: enough to know it is over.
+        data = inflater.decompress(raw, max_bytes + 1)
+    except zlib.error as exc:
+        raise MalformedJson(f"the body says gzip but is not gzip ({exc})", details={}) from exc
+    if len(data) > max_bytes or inflater.unconsumed_tail:
+        raise PayloadTooLarge(_too_large(max_bytes), details={"max_bytes": max_bytes})
+    if not inflater.eof:
+        raise MalformedJson("the gzip body is cut short", details={})
+    return data
+
+
+def _too_large(max_bytes):
+    return (f"the request body is over {max_bytes} bytes (counted after decompression): "
+            "send fewer changes per batch")
+
+
+def compress_response(response):
+    """Gzip a JSON response when the client accepts gzip (an ``after_request`` hook)."""
+    if (response.direct_passthrough or response.status_code < 200 or "Content-Encoding" in response.headers
+            or "gzip" not in request.headers.get("Accept-Encoding", "").lower()
+            or response.mimetype != "application/json"):
+        return response
+    data = response.get_data()
+    if len(data) < MIN_COMPRESS_BYTES:
+        return response
+    response.set_data(gzip.compress(data, compresslevel=6))
+    response.headers["Content-Encoding"] = "gzip"
+    response.vary.add("Accept-Encoding")
+    return response

@@ -1,0 +1,223 @@
+"""The protocol's request and response bodies as marshmallow schemas.
+
+Request schemas validate what clients send (a wrong shape is a whole-request
+``invalid_batch``); all of them feed the OpenAPI document, so the served
+description cannot drift from what the server checks. docs/protocol.md is
+the prose version.
+"""
+
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
+
+from .errors import InvalidBatch
+
+__all__ = [
+    "ChangeSchema",
+    "PushRequestSchema",
+    "PushResponseSchema",
+    "PullResponseSchema",
+    "HandshakeRequestSchema",
+    "HandshakeResponseSchema",
+    "AccessLogRequestSchema",
+    "AccessLogResponseSchema",
+    "ErrorSchema",
+    "HealthSchema",
+    "DeviceHealthSchema",
+    "AuditEntrySchema",
+    "QuarantineEntrySchema",
+    "StaffSchema",
+    "RecordStateSchema",
+    "load",
+]
+
+
+class Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class ChangeSchema(Strict):
+    """One local edit as a laptop pushes it."""
+
+    change_id = fields.String(required=True, validate=validate.Length(1, 100))
+    record_type = fields.String(required=True)
+    record_id = fields.String(required=True, validate=validate.Length(1, 100))
+    device_id = fields.String(metadata={"description": "ignored: the server takes the device from the token"})
+    op = fields.Integer(required=True, strict=True, allow_none=True)
+    hlc = fields.String(required=True, metadata={"example": "0001764079200000-000000"})
+    # A version string per field, or the list of competing versions a resolution saw.
+    base = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True), load_default=dict)
+    fields_ = fields.Dict(data_key="fields", attribute="fields", keys=fields.String(), values=fields.Raw(allow_none=True),
+                          required=True)
+    resolves = fields.List(fields.String(), load_default=list)
+
+
+class PushRequestSchema(Strict):
+    pending = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0),
+                             metadata={"description": "changes still waiting on the laptop after this batch"})
+    changes = fields.List(fields.Nested(ChangeSchema), required=True)
+
+
+class ErrorBodySchema(Schema):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    details = fields.Dict(required=True)
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorBodySchema, required=True)
+
+
+class ChangeResultSchema(Schema):
+    change_id = fields.String(required=True)
+    result = fields.String(required=True, validate=validate.OneOf(("applied", "conflict", "rejected")))
+    hlc = fields.String(metadata={"description": "the HLC the change was merged with"})
+    restamped = fields.Boolean()
+    original_hlc = fields.String()
+    conflicts = fields.List(fields.String())
+    error = fields.Nested(ErrorBodySchema)
+
+
+class PushResponseSchema(Schema):
+    results = fields.List(fields.Nested(ChangeResultSchema), required=True)
+    server_hlc = fields.String(required=True)
+
+
+class RecordStateSchema(Schema):
+    """A record's merged state on the wire (schema/wire.py)."""
+
+    type = fields.String(required=True)
+    id = fields.String(required=True)
+    rev = fields.Integer(required=True)
+    fields_ = fields.Dict(data_key="fields", attribute="fields", required=True)
+    writes = fields.List(fields.List(fields.Raw()), required=True)
+    conflicts = fields.List(fields.Dict())
+    history = fields.List(fields.Dict())
+
+
+class PurgeMarkerSchema(Schema):
+    type = fields.String(required=True)
+    id = fields.String(required=True)
+
+
+class PullResponseSchema(Schema):
+    records = fields.List(fields.Nested(RecordStateSchema), required=True)
+    purge = fields.List(fields.Nested(PurgeMarkerSchema), required=True)
+    cursor = fields.String(required=True, metadata={"description": "opaque: send it back as ?cursor="})
+    more = fields.Boolean(required=True)
+
+
+class HandshakeRequestSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    pending = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0))
+    rejected = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0))
+
+
+class StaffSchema(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    role = fields.String(required=True)
+    municipalities = fields.List(fields.String(), required=True)
+    hsa_id = fields.String(allow_none=True)
+
+
+class DeviceSchema(Schema):
+    id = fields.String(required=True)
+    label = fields.String(allow_none=True)
+
+
+class HandshakeResponseSchema(Schema):
+    server_version = fields.String(required=True)
+    min_client_version = fields.String(required=True)
+    device = fields.Nested(DeviceSchema, required=True)
+    user = fields.Nested(StaffSchema, required=True)
+    staff = fields.List(fields.Nested(StaffSchema), required=True)
+    server_time = fields.String(required=True)
+    max_clock_ahead_ms = fields.Integer(required=True)
+    page_size = fields.Integer(required=True)
+
+
+class AccessEntrySchema(Strict):
+    id = fields.String(required=True, validate=validate.Length(1, 100))
+    patient_id = fields.String(required=True)
+    record_type = fields.String(allow_none=True)
+    record_id = fields.String(allow_none=True)
+    opened_at = fields.String(required=True)
+
+
+class AccessLogRequestSchema(Strict):
+    entries = fields.List(fields.Nested(AccessEntrySchema), required=True)
+
+
+class AccessLogResponseSchema(Schema):
+    accepted = fields.Integer(required=True, metadata={"description": "entries new to the server"})
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True)
+
+
+class DeviceHealthSchema(Schema):
+    id = fields.String(required=True)
+    label = fields.String(allow_none=True)
+    user_id = fields.String()
+    user_name = fields.String()
+    user_role = fields.String()
+    revoked_at = fields.String(allow_none=True)
+    last_sync_at = fields.String(allow_none=True)
+    client_version = fields.String(allow_none=True)
+    pending = fields.Integer(allow_none=True)
+    rejected_count = fields.Integer(allow_none=True)
+    last_op = fields.Integer(allow_none=True)
+    clock_offset_ms = fields.Integer(allow_none=True)
+    clock_flagged_at = fields.String(allow_none=True)
+
+
+class AuditEntrySchema(Schema):
+    id = fields.Integer(required=True)
+    at = fields.String(required=True)
+    kind = fields.String(required=True)
+    user_id = fields.String(allow_none=True)
+    device_id = fields.String(allow_none=True)
+    patient_id = fields.String(allow_none=True)
+    record_type = fields.String(allow_none=True)
+    record_id = fields.String(allow_none=True)
+    change_id = fields.String(allow_none=True)
+    details = fields.Dict()
+
+
+class QuarantineEntrySchema(Schema):
+    id = fields.Integer(required=True)
+    change_id = fields.String()
+    device_id = fields.String()
+    user_id = fields.String()
+    record_type = fields.String(allow_none=True)
+    record_id = fields.String(allow_none=True)
+    code = fields.String()
+    message = fields.String()
+    change = fields.Dict()
+    error = fields.Nested(ErrorBodySchema)
+    at = fields.String()
+
+
+def load(schema, body, what):
+    """Validate a request body with a schema; raise InvalidBatch naming what is wrong."""
+    if not isinstance(body, dict):
+        raise InvalidBatch(f"the {what} must be a JSON object, see docs/protocol.md", details={"_body": ["not an object"]})
+    try:
+        return schema.load(body)
+    except ValidationError as exc:
+        raise InvalidBatch(f"the {what} has the wrong shape: {_summary(exc.messages)}",
+                           details=exc.messages) from exc
+
+
+def _summary(messages, prefix=""):
+    parts = []
+    for key, value in messages.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            parts.append(_summary(value, f"{name}."))
+        else:
+            parts.append(f"{name}: {' '.join(map(str, value))}")
+    return "; ".join(parts[:5]) + ("; ..." if len(parts) > 5 else "")

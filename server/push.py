@@ -1,0 +1,248 @@
+"""Push: merge a device's batch of changes, one by one, in one transaction.
+
+For each change, in arrival order: a change id seen before gets its stored
+result (so a retried batch gets the same answers and changes nothing); a
+change building on one of the device's rejected changes is rejected
+``depends_on_rejected``; the clock rule re-stamps an HLC too far ahead; the
+scope is checked at the change's base; :func:`schema.merge.apply_change` merges
+(every rule lives there); the records, the feed, the change and its result,
+the audit entries and the device's health are written. A rejected change
+writes nothing but its result, its quarantine entry and an audit entry.
+
+A change is computed whole (its merge and any derived change) before anything
+of it is written, so a rejection never leaves half a change behind; a bug
+raises out of the batch and the transaction rolls everything back.
+"""
+
+import dataclasses
+import datetime as dt
+
+from schema import records
+from schema.clock import HybridClock, stamp_incoming
+from schema.errors import DependsOnRejected, HemsyncError, InvalidRecord
+from schema.merge import Actor, apply_change
+from schema.records.patient import duplicate_conflict
+
+from . import audit, scope
+from .errors import InvalidBatch
+from .messages import PushRequestSchema, load
+from .settings import dispatch_settings
+from .store import index_columns
+
+__all__ = ["push", "Merger", "flag_duplicates"]
+
+_REQUEST = PushRequestSchema()
+# Writes to these types can change who sees what (a new patient, a move, an assignment).
+SCOPE_CHANGING = frozenset({"patient", "visit_request"})
+
+
+def push(store, settings, device, user, body, now=None):
+    """Answer ``POST /v1/push``: validate the batch, merge it in one transaction, return the results."""
+    batch = load(_REQUEST, body, "push body")
+    changes = batch["changes"]
+    if len(changes) > settings["HEMSYNC_MAX_BATCH"]:
+        raise InvalidBatch(
+            f"a push carries at most {settings['HEMSYNC_MAX_BATCH']} changes, this one {len(changes)}: "
+            "send the outbox in smaller batches",
+            details={"changes": [f"at most {settings['HEMSYNC_MAX_BATCH']}"]},
+        )
+    ids = [c["change_id"] for c in changes]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise InvalidBatch(f"change ids repeat within the batch: {', '.join(repeated)}",
+                           details={"change_id": repeated})
+    now = now or dt.datetime.now(dt.timezone.utc)
+    with store.transaction():
+        merger = Merger(store, settings, device, user, now)
+        results = [merger.merge(change) for change in changes]
+        merger.finish(pending=batch["pending"], ops=[c["op"] for c in changes if c["op"] is not None])
+    return {"results": results, "server_hlc": str(merger.clock.last)}
+
+
+@dataclasses.dataclass
+class Merger:
+    """Merges changes of one device and user; holds the server clock and the scope for a batch."""
+
+    store: object
+    settings: dict
+    device: dict
+    user: dict
+    now: dt.datetime
+
+    def __post_init__(self):
+        self.clock = HybridClock(self.store.clock() or "0000000000000000-000000")
+        self.actor = Actor(self.user["id"], self.user["role"])
+        self.options = {"dispatch": dispatch_settings(self.settings)}
+        self.max_ahead_ms = self.settings["HEMSYNC_MAX_CLOCK_AHEAD"] * 1000
+        self._keys = None
+        self.rejected = 0
+        self.restamped = []
+        self.ahead_ms = None
+
+    @property
+    def keys(self):
+        """The device's scope, recomputed after a write that may have changed it."""
+        if self._keys is None:
+            self._keys = scope.keys_for(self.store, self.user)
+        return self._keys
+
+    def merge(self, change):
+        """Merge one change (or return its stored result); return its result for the response."""
+        seen = self.store.get_change(change["change_id"])
+        if seen is not None:
+            return seen["result"]
+        stamp = None
+        try:
+            stamp = self._stamp(change)
+            merged = {**change, "hlc": stamp.hlc, "device_id": self.device["id"]}
+            self._check_dependencies(merged)
+            stored = self.store.get_record(merged["record_type"], merged["record_id"])
+            if stored is not None:
+                scope.check_existing(self.store, self.device, self.user, self.keys, stored)
+            outcomes = self._compute(merged, stored)
+        except HemsyncError as error:
+            return self._reject(change, error, stamp)
+        return self._write(merged, stored, stamp, outcomes)
+
+    def _stamp(self, change):
+        records.get(change["record_type"])
+        try:
+            stamp = stamp_incoming(change["hlc"], self.clock, self.max_ahead_ms)
+        except ValueError as exc:
+            raise InvalidRecord(str(exc), details={"hlc": [str(exc)]}) from exc
+        self.ahead_ms = stamp.ahead_ms if self.ahead_ms is None else max(self.ahead_ms, stamp.ahead_ms)
+        if stamp.restamped:
+            self.restamped.append(stamp)
+        return stamp
+
+    def _check_dependencies(self, change):
+        versions = set()
+        for seen in (change.get("base") or {}).values():
+            versions.update(v for v in (seen if isinstance(seen, list) else [seen]) if isinstance(v, str))
+        refs = {v for k, v in change["fields"].items() if k.endswith("_id") and isinstance(v, str)}
+        if versions:
+            # An edit of a record whose creation was rejected; a new record (empty base)
+            # reusing the id is a fresh attempt, such as the corrected version of it.
+            refs.add(change["record_id"])
+        hits = self.store.rejected_refs(self.device["id"], versions, refs)
+        if hits:
+            raise DependsOnRejected(
+                "this change builds on a change of this device that was rejected "
+                f"({', '.join(sorted(hits))}): see `hemsync rejected`, fix or discard that one first",
+                details={"depends_on": sorted(hits)},
+            )
+
+    def _compute(self, change, stored):
+        """The outcome of the change and of every change it derives, before anything is written."""
+        outcome = apply_change(stored.state if stored else None, change, self.actor, self.now, self.options)
+        if stored is None:
+            scope.check_new(self.keys, self.user, outcome.state)
+        outcomes = [(change, outcome)]
+        for derived in outcome.derived:
+            # A derived change (an amendment from a late edit of a sealed visit) merges
+            # with the same actor, and is rejected together with the change it came from.
+            base = self.store.get_record(derived["record_type"], derived["record_id"])
+            outcomes.append((derived, apply_change(base.state if base else None, derived, self.actor,
+                                                   self.now, self.options)))
+        return outcomes
+
+    def _write(self, change, stored, stamp, outcomes):
+        conflicts = list(outcomes[0][1].conflicts)
+        entries = []
+        for made, outcome in outcomes:
+            if outcome.result == "duplicate":
+                continue
+            self.store.put_record(outcome.state, made["change_id"])
+            patient_id = index_columns(outcome.state)["patient_id"]
+            if made["record_type"] == "patient" and stored is None and made is change:
+                conflicts += flag_duplicates(self.store, outcome.state)
+            entries.append(audit.accepted(self.user, self.device, made, stamp, patient_id, outcome.result))
+            entries.extend(audit.decisions(self.user, self.device, made, outcome.decisions, patient_id))
+            if made is not change:
+                self.store.save_change(self._row(made, stamp, {"change_id": made["change_id"],
+                                                               "result": outcome.result}))
+            if made["record_type"] in SCOPE_CHANGING:
+                self._keys = None
+        result = {"change_id": change["change_id"], "result": "conflict" if conflicts else "applied",
+                  "hlc": stamp.hlc, "restamped": stamp.restamped, "conflicts": conflicts}
+        if stamp.restamped:
+            result["original_hlc"] = stamp.original_hlc
+        self.store.audit(entries)
+        self.store.save_change(self._row(change, stamp, result))
+        return result
+
+    def _reject(self, change, error, stamp):
+        self.rejected += 1
+        result = {"change_id": change["change_id"], "result": "rejected", "error": error.to_dict()}
+        stored = self.store.get_record(change["record_type"], change["record_id"])
+        patient_id = stored.patient_id if stored else _claimed_patient(change)
+        self.store.quarantine({
+            "change_id": change["change_id"], "device_id": self.device["id"], "user_id": self.user["id"],
+            "record_type": change["record_type"], "record_id": change["record_id"], "code": error.code,
+            "message": error.message, "change": change, "error": error.to_dict(),
+        })
+        self.store.audit([audit.rejected(self.user, self.device, change, error.to_dict(), patient_id)])
+        self.store.save_change(self._row(change, stamp, result))
+        return result
+
+    def _row(self, change, stamp, result):
+        return {
+            "change_id": change["change_id"], "device_id": self.device["id"], "user_id": self.user["id"],
+            "op": change.get("op"), "record_type": change["record_type"], "record_id": change["record_id"],
+            "original_hlc": stamp.original_hlc if stamp else change.get("hlc"),
+            "hlc": stamp.hlc if stamp else None, "result": result, "derived_from": change.get("derived_from"),
+        }
+
+    def finish(self, pending=None, ops=()):
+        """Persist the server clock and the device's health, in the batch's transaction."""
+        self.store.save_clock(str(self.clock.last))
+        values = {"last_sync_at": self.now.isoformat(timespec="milliseconds")}
+        if pending is not None:
+            values["pending"] = pending
+        device = self.store.get_device(self.device["id"])
+        if device is None:
+            return
+        if ops:
+            values["last_op"] = max([*ops, device["last_op"] or 0])
+        if self.ahead_ms is not None:
+            values["clock_offset_ms"] = self.ahead_ms
+        if self.restamped:
+            values["clock_flagged_at"] = values["last_sync_at"]
+        self.store.update_device(self.device["id"], values, {"rejected_count": self.rejected})
+
+
+def flag_duplicates(store, state):
+    """Raise the duplicate-patient conflict on every patient sharing this one's personnummer.
+
+    The conflict is added to each patient's state and written to the feed, so
+    every device holding one of them sees it. Returns the conflict ids raised.
+    """
+    personnummer = index_columns(state)["personnummer"]
+    same = store.patients_with_personnummer(personnummer) if personnummer else []
+    if len(same) < 2:
+        return []
+    conflict = duplicate_conflict([s.state for s in same])
+    for stored in same:
+        patient = stored.state
+        if any(c["id"] == conflict["id"] for c in patient["conflicts"]):
+            continue
+        patient["conflicts"].append(conflict)
+        store.put_record(patient, conflict["id"])
+        store.audit([audit.decisions(None, None, {"record_type": "patient", "record_id": patient["id"],
+                                                  "change_id": None},
+                                     [{"rule": "duplicate_patient", "action": "conflict",
+                                       "conflict": conflict["id"], "patients": conflict["patients"]}],
+                                     patient["id"])[0]])
+    return [conflict["id"]]
+
+
+def _claimed_patient(change):
+    """The patient a rejected new record names, for the audit entry (it may not exist)."""
+    try:
+        field = records.get(change.get("record_type")).patient_field
+    except HemsyncError:
+        return None
+    if field == "id":
+        return change.get("record_id")
+    value = (change.get("fields") or {}).get(field) if field else None
+    return value if isinstance(value, str) else None

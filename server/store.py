@@ -1,0 +1,719 @@
+"""Where the server keeps everything: one small interface and its SQLite implementation.
+
+Push, pull, auth and audit talk only to :class:`Store`; :class:`SqliteStore`
+implements it on one SQLite file (WAL mode, so pulls read while a push writes).
+The contract suite ``tests/server/test_store_contract.py`` runs against every
+implementation, so a PostgreSQL store for several server instances can follow
+without touching push or pull.
+
+Writes happen inside :meth:`Store.transaction`: a push batch or a pulled page
+commits whole or not at all. Write methods called outside one open their own.
+
+The change feed is the ``feed`` table: every write of a record appends a row
+whose ``seq`` grows monotonically, and the record row carries the ``seq`` of
+its latest write, so "records changed since a cursor" is one indexed range.
+Records are never deleted (the law keeps them ten years): triggers refuse it,
+and the audit log refuses every update and delete.
+"""
+
+import abc
+import contextlib
+import dataclasses
+import hashlib
+import json
+import pathlib
+import sqlite3
+import threading
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from schema import records
+from schema.wire import decode_state, encode_state
+
+from .errors import StoreError
+
+__all__ = ["Store", "SqliteStore", "StoredRecord", "ScopeKeys", "index_columns", "MIGRATIONS"]
+
+MIGRATIONS = Migrations("hemsync-server")
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredRecord:
+    """A record as stored: its feed position, index columns and wire-encoded state (JSON text)."""
+
+    type: str
+    id: str
+    seq: int
+    patient_id: str | None
+    municipality: str | None
+    wire: str
+
+    @property
+    def state(self):
+        """The decoded merge state."""
+        return decode_state(json.loads(self.wire))
+
+
+@dataclasses.dataclass(frozen=True)
+class ScopeKeys:
+    """What a device may see, as sets of keys the store can match records against.
+
+    ``full``: patients whose every record is in scope; ``lite``: patients of
+    whom only ``lite_types`` are (a dispatcher's); ``municipalities``: records
+    without a patient (rounds) by their municipality; ``requests``: single
+    visit requests by id (a dispatcher's open requests).
+    """
+
+    full: frozenset = frozenset()
+    lite: frozenset = frozenset()
+    municipalities: frozenset = frozenset()
+    requests: frozenset = frozenset()
+    lite_types: tuple = ()
+
+    PARTS = ("full", "lite", "municipalities", "requests")
+
+    def __or__(self, other):
+        return self._combine(other, frozenset.__or__)
+
+    def __and__(self, other):
+        return self._combine(other, frozenset.__and__)
+
+    def __sub__(self, other):
+        return self._combine(other, frozenset.__sub__)
+
+    def __bool__(self):
+        return any(getattr(self, part) for part in self.PARTS)
+
+    def _combine(self, other, op):
+        return dataclasses.replace(
+            self, **{part: op(getattr(self, part), getattr(other, part)) for part in self.PARTS},
+            lite_types=self.lite_types or other.lite_types,
+        )
+
+    def covers(self, record_type, record_id, patient_id, municipality):
+        """True when a record with these index columns is in this scope."""
+        if patient_id is not None:
+            return patient_id in self.full or (record_type in self.lite_types and patient_id in self.lite) \
+                or record_id in self.requests
+        return municipality in self.municipalities or record_id in self.requests
+
+    def to_json(self):
+        """A canonical JSON text (sorted), so equal scopes have equal digests."""
+        return json.dumps({part: sorted(getattr(self, part)) for part in self.PARTS}
+                          | {"lite_types": sorted(self.lite_types)}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text):
+        """The inverse of :meth:`to_json`."""
+        data = json.loads(text)
+        return cls(**{part: frozenset(data[part]) for part in cls.PARTS}, lite_types=tuple(data["lite_types"]))
+
+
+def index_columns(state):
+    """The columns a record is found by: its patient, municipality, personnummer, status, assignee."""
+    rtype = records.get(state["type"])
+    fields = state["fields"]
+
+    def value(name):
+        write = fields.get(name)
+        return None if write is None else write["value"]
+
+    if rtype.patient_field == "id":
+        patient_id = state["id"]
+    else:
+        patient_id = value(rtype.patient_field) if rtype.patient_field else None
+    return {
+        "patient_id": patient_id,
+        "municipality": value("municipality"),
+        "personnummer": value("personnummer"),
+        "status": value("status"),
+        # Who a request belongs to: its accepting doctor, else the one it is assigned to.
+        "assignee": value("accepted_by") or value("assigned_doctor_id"),
+    }
+
+
+class Store(abc.ABC):
+    """The operations push, pull, auth and audit need; one implementation per database."""
+
+    @abc.abstractmethod
+    def transaction(self):
+        """A context manager: one write transaction (joins one already open on this thread)."""
+
+    @abc.abstractmethod
+    def close(self):
+        """Release the store's connections."""
+
+    # users and devices
+    @abc.abstractmethod
+    def add_user(self, user):
+        """Add a user: ``{"id", "name", "role", "municipalities", "hsa_id", "created_at"}``."""
+
+    @abc.abstractmethod
+    def get_user(self, user_id):
+        """The user with this id, or None."""
+
+    @abc.abstractmethod
+    def users(self):
+        """Every user, by name."""
+
+    @abc.abstractmethod
+    def add_device(self, device):
+        """Add a device: ``{"id", "user_id", "label", "token_hash", "created_at"}``."""
+
+    @abc.abstractmethod
+    def get_device(self, device_id):
+        """The device with this id, or None."""
+
+    @abc.abstractmethod
+    def device_by_token_hash(self, token_hash):
+        """The device whose token has this SHA-256 hash, or None."""
+
+    @abc.abstractmethod
+    def update_device(self, device_id, values=None, increments=None):
+        """Set columns of a device's health (``values``) and add to counters (``increments``)."""
+
+    @abc.abstractmethod
+    def devices(self):
+        """Every device with its user's name and role, for device health."""
+
+    # the server's clock
+    @abc.abstractmethod
+    def clock(self):
+        """The server clock's last HLC (a string), or None before the first."""
+
+    @abc.abstractmethod
+    def save_clock(self, hlc):
+        """Persist the server clock's last HLC."""
+
+    # records and the feed
+    @abc.abstractmethod
+    def get_record(self, record_type, record_id):
+        """The :class:`StoredRecord` of this type and id, or None."""
+
+    @abc.abstractmethod
+    def put_record(self, state, change_id):
+        """Store a record's merge state as its newest write; return its new feed ``seq``."""
+
+    @abc.abstractmethod
+    def head(self):
+        """The feed's last ``seq`` (0 when empty)."""
+
+    @abc.abstractmethod
+    def records_since(self, after, keys, limit, upto=None):
+        """Records in scope ``keys`` with ``after < seq <= upto`` (no bound: None), by seq, at most ``limit``."""
+
+    @abc.abstractmethod
+    def records_in(self, keys):
+        """``(type, id, patient_id, municipality)`` of every record in scope ``keys`` (for purge markers)."""
+
+    @abc.abstractmethod
+    def patients_with_personnummer(self, personnummer):
+        """The stored patient records with this personnummer."""
+
+    @abc.abstractmethod
+    def patients_in(self, municipalities):
+        """Ids of the patients of these municipalities."""
+
+    @abc.abstractmethod
+    def request_patients(self, assignee, excluded_statuses):
+        """Patient ids of requests belonging to ``assignee`` whose status is not excluded."""
+
+    @abc.abstractmethod
+    def requests_with_status(self, statuses):
+        """``(request id, patient id)`` of every visit request whose status is one of ``statuses``."""
+
+    # scope snapshots and what each device holds
+    @abc.abstractmethod
+    def save_scope(self, keys):
+        """Store a :class:`ScopeKeys` (deduplicated by content); return its id."""
+
+    @abc.abstractmethod
+    def get_scope(self, scope_id):
+        """The :class:`ScopeKeys` with this id, or None."""
+
+    @abc.abstractmethod
+    def hold(self, device_id, pairs):
+        """Note that a device was handed these ``(type, id)`` records."""
+
+    @abc.abstractmethod
+    def release(self, device_id, pairs):
+        """Note that a device was told to purge these ``(type, id)`` records."""
+
+    @abc.abstractmethod
+    def holds(self, device_id, record_type, record_id):
+        """True when the device was handed this record and not told to purge it."""
+
+    # changes and quarantine
+    @abc.abstractmethod
+    def get_change(self, change_id):
+        """The stored change (with its ``result``) with this id, or None."""
+
+    @abc.abstractmethod
+    def save_change(self, change):
+        """Store a merged or rejected change and its result under its ``change_id``."""
+
+    @abc.abstractmethod
+    def rejected_refs(self, device_id, change_ids, record_ids):
+        """Which of these ids name a rejected change of the device, or a record whose creation it had rejected."""
+
+    @abc.abstractmethod
+    def quarantine(self, entry):
+        """Keep a rejected change with its error for an admin."""
+
+    @abc.abstractmethod
+    def quarantined(self, after=0, limit=100):
+        """Quarantined changes after an entry id, oldest first."""
+
+    # the audit log (append only)
+    @abc.abstractmethod
+    def audit(self, entries):
+        """Append audit entries; ones whose ``key`` was seen before are skipped. Return how many were new."""
+
+    @abc.abstractmethod
+    def audit_log(self, patient_id=None, after=0, limit=100):
+        """Audit entries after an entry id, oldest first, optionally of one patient."""
+
+
+# --- SQLite ---------------------------------------------------------------------------
+
+def quote(identifier):
+    """An SQL identifier, quoted (the only way a name enters SQL text here)."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+@MIGRATIONS()
+def m001_initial(db):
+    """Users, devices, records and their feed, changes, quarantine, audit, scopes, clock."""
+    db["users"].create({"id": str, "name": str, "role": str, "municipalities": str, "hsa_id": str,
+                        "created_at": str}, pk="id", not_null={"name", "role", "municipalities"})
+    db["devices"].create({
+        "id": str, "user_id": str, "label": str, "token_hash": str, "created_at": str, "revoked_at": str,
+        "last_sync_at": str, "last_seen_at": str, "client_version": str, "pending": int, "reported_rejected": int,
+        "rejected_count": int, "last_op": int, "clock_offset_ms": int, "clock_flagged_at": str,
+    }, pk="id", not_null={"user_id", "token_hash"}, defaults={"rejected_count": 0})
+    db["devices"].create_index(["token_hash"], unique=True)
+    db["records"].create({
+        "type": str, "id": str, "patient_id": str, "municipality": str, "personnummer": str, "status": str,
+        "assignee": str, "seq": int, "state": str, "updated_at": str,
+    }, pk=("type", "id"), not_null={"seq", "state"})
+    for columns in (["seq"], ["patient_id"], ["type", "municipality"], ["personnummer"], ["assignee"], ["id"]):
+        db["records"].create_index(columns)
+    db["feed"].create({"seq": int, "type": str, "id": str, "change_id": str, "at": str}, pk="seq")
+    db["changes"].create({
+        "change_id": str, "device_id": str, "user_id": str, "op": int, "record_type": str, "record_id": str,
+        "original_hlc": str, "hlc": str, "result": str, "derived_from": str, "at": str,
+    }, pk="change_id")
+    db["changes"].create_index(["device_id", "op"])
+    db["quarantine"].create({
+        "id": int, "change_id": str, "device_id": str, "user_id": str, "record_type": str, "record_id": str,
+        "code": str, "message": str, "change": str, "error": str, "at": str,
+    }, pk="id")
+    db["quarantine"].create_index(["device_id", "change_id"])
+    db["quarantine"].create_index(["device_id", "record_id"])
+    db["audit"].create({
+        "id": int, "at": str, "kind": str, "user_id": str, "device_id": str, "patient_id": str,
+        "record_type": str, "record_id": str, "change_id": str, "details": str, "key": str,
+    }, pk="id", not_null={"at", "kind"})
+    db["audit"].create_index(["patient_id", "id"])
+    db["audit"].create_index(["key"], unique=True)
+    db["device_records"].create({"device_id": str, "type": str, "id": str}, pk=("device_id", "type", "id"))
+    db["scopes"].create({"id": int, "digest": str, "keys": str}, pk="id")
+    db["scopes"].create_index(["digest"], unique=True)
+    db["clock"].create({"id": int, "hlc": str}, pk="id")
+    for statement in TRIGGERS:
+        db.execute(statement)
+
+
+TRIGGERS = (
+    """CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append only'); END""",
+    """CREATE TRIGGER audit_append_only_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append only'); END""",
+    """CREATE TRIGGER records_never_deleted BEFORE DELETE ON records
+BEGIN SELECT RAISE(ABORT, 'records are never deleted: mark them entered in error'); END""",
+)
+
+SELECT_RECORD = """
+SELECT type, id, seq, patient_id, municipality, state
+FROM records
+WHERE type = ? AND id = ?
+"""
+
+UPSERT_RECORD = """
+INSERT INTO records (type, id, patient_id, municipality, personnummer, status, assignee, seq, state, updated_at)
+VALUES (:type, :id, :patient_id, :municipality, :personnummer, :status, :assignee, :seq, :state, :at)
+ON CONFLICT (type, id) DO UPDATE SET
+  patient_id = excluded.patient_id,
+  municipality = excluded.municipality,
+  personnummer = excluded.personnummer,
+  status = excluded.status,
+  assignee = excluded.assignee,
+  seq = excluded.seq,
+  state = excluded.state,
+  updated_at = excluded.updated_at
+"""
+
+INSERT_FEED = """
+INSERT INTO feed (type, id, change_id, at)
+VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+"""
+
+# A record is in scope when its patient is a "full" one, or a "lite" one and its
+# type is a lite type, or it has no patient and its municipality is in scope, or
+# it is one of the single requests in scope. The key sets are bound as JSON arrays.
+SCOPE_CONDITION = """(
+     patient_id IN (SELECT value FROM json_each(:full))
+  OR (patient_id IN (SELECT value FROM json_each(:lite))
+      AND type IN (SELECT value FROM json_each(:lite_types)))
+  OR (patient_id IS NULL AND municipality IN (SELECT value FROM json_each(:municipalities)))
+  OR id IN (SELECT value FROM json_each(:requests))
+)"""
+
+SELECT_SINCE = f"""
+SELECT type, id, seq, patient_id, municipality, state
+FROM records
+WHERE seq > :after
+  AND seq <= :upto
+  AND {SCOPE_CONDITION}
+ORDER BY seq
+LIMIT :limit
+"""
+
+SELECT_IN_SCOPE = f"""
+SELECT type, id, patient_id, municipality
+FROM records
+WHERE {SCOPE_CONDITION}
+ORDER BY seq
+"""
+
+SELECT_PATIENTS_BY_PERSONNUMMER = """
+SELECT type, id, seq, patient_id, municipality, state
+FROM records
+WHERE personnummer = ? AND type = 'patient'
+ORDER BY id
+"""
+
+SELECT_PATIENTS_IN = """
+SELECT id
+FROM records
+WHERE type = 'patient'
+  AND municipality IN (SELECT value FROM json_each(?))
+"""
+
+SELECT_REQUEST_PATIENTS = """
+SELECT DISTINCT patient_id
+FROM records
+WHERE type = 'visit_request'
+  AND assignee = ?
+  AND status NOT IN (SELECT value FROM json_each(?))
+"""
+
+SELECT_REQUESTS_WITH_STATUS = """
+SELECT id, patient_id
+FROM records
+WHERE type = 'visit_request'
+  AND status IN (SELECT value FROM json_each(?))
+"""
+
+SELECT_DEVICES = """
+SELECT devices.*, users.name AS user_name, users.role AS user_role
+FROM devices
+JOIN users ON users.id = devices.user_id
+ORDER BY users.name, devices.created_at
+"""
+
+INSERT_CHANGE = """
+INSERT INTO changes (change_id, device_id, user_id, op, record_type, record_id, original_hlc, hlc, result,
+                     derived_from, at)
+VALUES (:change_id, :device_id, :user_id, :op, :record_type, :record_id, :original_hlc, :hlc, :result,
+        :derived_from, :at)
+"""
+
+# A rejected change of this device among the ids, or a record this device failed to
+# create (rejected, and not created since by anyone).
+SELECT_REJECTED_REFS = """
+SELECT change_id AS ref
+FROM quarantine
+WHERE device_id = :device_id
+  AND change_id IN (SELECT value FROM json_each(:change_ids))
+UNION
+SELECT record_id AS ref
+FROM quarantine
+WHERE device_id = :device_id
+  AND record_id IN (SELECT value FROM json_each(:record_ids))
+  AND record_id NOT IN (SELECT id FROM records)
+"""
+
+INSERT_QUARANTINE = """
+INSERT INTO quarantine (change_id, device_id, user_id, record_type, record_id, code, message, change, error, at)
+VALUES (:change_id, :device_id, :user_id, :record_type, :record_id, :code, :message, :change, :error, :at)
+"""
+
+INSERT_AUDIT = """
+INSERT OR IGNORE INTO audit (at, kind, user_id, device_id, patient_id, record_type, record_id, change_id,
+                             details, key)
+VALUES (:at, :kind, :user_id, :device_id, :patient_id, :record_type, :record_id, :change_id, :details, :key)
+"""
+
+SELECT_AUDIT = """
+SELECT *
+FROM audit
+WHERE id > :after
+  AND (:patient_id IS NULL OR patient_id = :patient_id)
+ORDER BY id
+LIMIT :limit
+"""
+
+DEVICE_COLUMNS = frozenset({
+    "label", "revoked_at", "last_sync_at", "last_seen_at", "client_version", "pending", "reported_rejected",
+    "rejected_count", "last_op", "clock_offset_ms", "clock_flagged_at",
+})
+DEVICE_COUNTERS = frozenset({"rejected_count"})
+
+
+class SqliteStore(Store):
+    """The store on one SQLite file: WAL mode, one connection per thread, migrations at open."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        if self.path != ":memory:":
+            pathlib.Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._connections = []
+        self._lock = threading.Lock()
+        self.migrate()
+
+    def migrate(self):
+        """Apply pending migrations (named and ordered, so an older database upgrades itself)."""
+        conn = sqlite3.connect(self.path, timeout=30)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            MIGRATIONS.apply(sqlite_utils.Database(conn))
+        finally:
+            conn.close()
+
+    def _conn(self):
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            # isolation_level=None: transactions are begun explicitly, as BEGIN IMMEDIATE,
+            # so a push's reads and writes hold the write lock from the start.
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            # FULL: an acknowledged push is on disk; a laptop drops what the server acknowledged.
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def transaction(self):
+        conn = self._conn()
+        if conn.in_transaction:
+            yield self
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not start a write transaction on {self.path}: {exc}") from exc
+        with conn:
+            yield self
+
+    def close(self):
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def _write(self, sql, params=()):
+        with self.transaction():
+            return self._conn().execute(sql, params)
+
+    def _rows(self, sql, params=()):
+        return [dict(row) for row in self._conn().execute(sql, params).fetchall()]
+
+    # users and devices
+    def add_user(self, user):
+        row = {**user, "municipalities": json.dumps(list(user["municipalities"]))}
+        columns = ", ".join(quote(c) for c in row)
+        self._write(f"INSERT INTO users ({columns}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+
+    def get_user(self, user_id):
+        rows = self._rows("SELECT * FROM users WHERE id = ?", (user_id,))
+        return _user(rows[0]) if rows else None
+
+    def users(self):
+        return [_user(r) for r in self._rows("SELECT * FROM users ORDER BY name, id")]
+
+    def add_device(self, device):
+        columns = ", ".join(quote(c) for c in device)
+        self._write(f"INSERT INTO devices ({columns}) VALUES ({', '.join('?' * len(device))})",
+                    list(device.values()))
+
+    def get_device(self, device_id):
+        rows = self._rows("SELECT * FROM devices WHERE id = ?", (device_id,))
+        return rows[0] if rows else None
+
+    def device_by_token_hash(self, token_hash):
+        rows = self._rows("SELECT * FROM devices WHERE token_hash = ?", (token_hash,))
+        return rows[0] if rows else None
+
+    def update_device(self, device_id, values=None, increments=None):
+        values, increments = values or {}, increments or {}
+        unknown = (set(values) - DEVICE_COLUMNS) | (set(increments) - DEVICE_COUNTERS)
+        if unknown:
+            raise StoreError(f"not a device column: {', '.join(sorted(unknown))}")
+        assignments = [f"{quote(c)} = ?" for c in values]
+        assignments += [f"{quote(c)} = COALESCE({quote(c)}, 0) + ?" for c in increments]
+        if assignments:
+            self._write(f"UPDATE devices SET {', '.join(assignments)} WHERE id = ?",
+                        [*values.values(), *increments.values(), device_id])
+
+    def devices(self):
+        return self._rows(SELECT_DEVICES)
+
+    # clock
+    def clock(self):
+        rows = self._rows("SELECT hlc FROM clock WHERE id = 1")
+        return rows[0]["hlc"] if rows else None
+
+    def save_clock(self, hlc):
+        self._write("INSERT INTO clock (id, hlc) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET hlc = excluded.hlc",
+                    (hlc,))
+
+    # records
+    def get_record(self, record_type, record_id):
+        row = self._conn().execute(SELECT_RECORD, (record_type, record_id)).fetchone()
+        return _record(row) if row else None
+
+    def put_record(self, state, change_id):
+        with self.transaction():
+            conn = self._conn()
+            seq = conn.execute(INSERT_FEED, (state["type"], state["id"], change_id)).lastrowid
+            conn.execute(UPSERT_RECORD, {
+                "type": state["type"], "id": state["id"], **index_columns(state), "seq": seq,
+                "state": json.dumps(encode_state(state), separators=(",", ":"), ensure_ascii=False),
+                "at": _now_text(conn),
+            })
+            return seq
+
+    def head(self):
+        return self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM feed").fetchone()[0]
+
+    def records_since(self, after, keys, limit, upto=None):
+        params = {**_scope_params(keys), "after": after, "limit": limit,
+                  "upto": upto if upto is not None else 2 ** 62}
+        return [_record(row) for row in self._conn().execute(SELECT_SINCE, params)]
+
+    def records_in(self, keys):
+        if not keys:
+            return []
+        return [tuple(row) for row in self._conn().execute(SELECT_IN_SCOPE, _scope_params(keys))]
+
+    def patients_with_personnummer(self, personnummer):
+        return [_record(r) for r in self._conn().execute(SELECT_PATIENTS_BY_PERSONNUMMER, (personnummer,))]
+
+    def patients_in(self, municipalities):
+        return [r[0] for r in self._conn().execute(SELECT_PATIENTS_IN, (json.dumps(sorted(municipalities)),))]
+
+    def request_patients(self, assignee, excluded_statuses):
+        rows = self._conn().execute(SELECT_REQUEST_PATIENTS, (assignee, json.dumps(sorted(excluded_statuses))))
+        return [r[0] for r in rows]
+
+    def requests_with_status(self, statuses):
+        rows = self._conn().execute(SELECT_REQUESTS_WITH_STATUS, (json.dumps(sorted(statuses)),))
+        return [tuple(r) for r in rows]
+
+    # scopes and device holdings
+    def save_scope(self, keys):
+        text = keys.to_json()
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        with self.transaction():
+            conn = self._conn()
+            conn.execute("INSERT OR IGNORE INTO scopes (digest, keys) VALUES (?, ?)", (digest, text))
+            return conn.execute("SELECT id FROM scopes WHERE digest = ?", (digest,)).fetchone()[0]
+
+    def get_scope(self, scope_id):
+        row = self._conn().execute("SELECT keys FROM scopes WHERE id = ?", (scope_id,)).fetchone()
+        return ScopeKeys.from_json(row[0]) if row else None
+
+    def hold(self, device_id, pairs):
+        with self.transaction():
+            self._conn().executemany("INSERT OR IGNORE INTO device_records (device_id, type, id) VALUES (?, ?, ?)",
+                                     [(device_id, t, i) for t, i in pairs])
+
+    def release(self, device_id, pairs):
+        with self.transaction():
+            self._conn().executemany("DELETE FROM device_records WHERE device_id = ? AND type = ? AND id = ?",
+                                     [(device_id, t, i) for t, i in pairs])
+
+    def holds(self, device_id, record_type, record_id):
+        row = self._conn().execute("SELECT 1 FROM device_records WHERE device_id = ? AND type = ? AND id = ?",
+                                   (device_id, record_type, record_id)).fetchone()
+        return row is not None
+
+    # changes and quarantine
+    def get_change(self, change_id):
+        rows = self._rows("SELECT * FROM changes WHERE change_id = ?", (change_id,))
+        if not rows:
+            return None
+        return {**rows[0], "result": json.loads(rows[0]["result"])}
+
+    def save_change(self, change):
+        row = {"derived_from": None, **change, "result": json.dumps(change["result"])}
+        with self.transaction():
+            self._conn().execute(INSERT_CHANGE, {**row, "at": row.get("at") or _now_text(self._conn())})
+
+    def rejected_refs(self, device_id, change_ids, record_ids):
+        rows = self._conn().execute(SELECT_REJECTED_REFS, {
+            "device_id": device_id, "change_ids": json.dumps(sorted(change_ids)),
+            "record_ids": json.dumps(sorted(record_ids)),
+        })
+        return {r[0] for r in rows}
+
+    def quarantine(self, entry):
+        row = {**entry, "change": json.dumps(entry["change"]), "error": json.dumps(entry["error"])}
+        with self.transaction():
+            self._conn().execute(INSERT_QUARANTINE, {**row, "at": row.get("at") or _now_text(self._conn())})
+
+    def quarantined(self, after=0, limit=100):
+        rows = self._rows("SELECT * FROM quarantine WHERE id > ? ORDER BY id LIMIT ?", (after, limit))
+        return [{**r, "change": json.loads(r["change"]), "error": json.loads(r["error"])} for r in rows]
+
+    # audit
+    def audit(self, entries):
+        rows = [{"user_id": None, "device_id": None, "patient_id": None, "record_type": None, "record_id": None,
+                 "change_id": None, "key": None, **e, "details": json.dumps(e.get("details") or {})}
+                for e in entries]
+        if not rows:
+            return 0
+        with self.transaction():
+            conn = self._conn()
+            before = conn.total_changes
+            now = _now_text(conn)
+            conn.executemany(INSERT_AUDIT, [{**r, "at": r.get("at") or now} for r in rows])
+            return conn.total_changes - before
+
+    def audit_log(self, patient_id=None, after=0, limit=100):
+        rows = self._rows(SELECT_AUDIT, {"patient_id": patient_id, "after": after, "limit": limit})
+        return [{**r, "details": json.loads(r["details"])} for r in rows]
+
+
+def _now_text(conn):
+    return conn.execute("SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now')").fetchone()[0]
+
+
+def _user(row):
+    return {**row, "municipalities": json.loads(row["municipalities"])}
+
+
+def _record(row):
+    return StoredRecord(row["type"], row["id"], row["seq"], row["patient_id"], row["municipality"], row["state"])
+
+
+def _scope_params(keys):
+    return {part: json.dumps(sorted(getattr(keys, part))) for part in ScopeKeys.PARTS} | {
+        "lite_types": json.dumps(sorted(keys.lite_types))}

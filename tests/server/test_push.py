@@ -1,0 +1,239 @@
+"""Push over real HTTP: per-change results, retries, the clock rule, bad input, atomic batches."""
+
+import datetime as dt
+import uuid
+
+import requests
+
+from schema.clock import Hlc
+
+from .conftest import PERSONNUMMER, new_patient, new_request, versions
+
+
+def _head(server):
+    return server.store.head()
+
+
+def test_each_change_of_a_batch_gets_its_own_result_in_order(region):
+    nurse = region.nurse
+    patient = new_patient(nurse)
+    bad = nurse.change("patient", personnummer="191212121213", name="Fel", municipality="Halmstad")
+    warning = nurse.change("warning", patient_id=patient["record_id"], kind="allergy", text="penicillin",
+                           severity="high")
+    answer = nurse.push(patient, bad, warning)
+    assert [r["change_id"] for r in answer["results"]] == [patient["change_id"], bad["change_id"], warning["change_id"]]
+    assert answer["results"][0] == {"change_id": patient["change_id"], "result": "applied", "hlc": patient["hlc"],
+                                    "restamped": False, "conflicts": []}
+    assert answer["results"][1]["result"] == "rejected"
+    assert answer["results"][1]["error"]["code"] == "invalid_value"
+    assert "personnummer" in answer["results"][1]["error"]["details"]
+    assert answer["results"][2]["result"] == "applied"
+    assert Hlc.parse(answer["server_hlc"]) >= Hlc.parse(warning["hlc"])
+
+
+def test_a_retried_batch_gets_the_same_answers_and_doubles_nothing(region):
+    nurse = region.nurse
+    patient = new_patient(nurse)
+    bad = nurse.change("warning", patient_id=patient["record_id"], kind="nope", text="x", severity="high")
+    first = nurse.push(patient, bad)
+    head, audit = _head(region.server), len(region.server.store.audit_log(limit=1000))
+    quarantined = len(region.server.store.quarantined())
+    second = nurse.push(patient, bad)
+    assert second["results"] == first["results"]
+    assert _head(region.server) == head
+    assert len(region.server.store.audit_log(limit=1000)) == audit
+    assert len(region.server.store.quarantined()) == quarantined == 1
+
+
+def test_a_change_building_on_a_rejected_one_is_rejected_as_depends_on_rejected(region):
+    nurse = region.nurse
+    patient = nurse.change("patient", personnummer="191212121213", name="Fel", municipality="Halmstad")
+    warning = nurse.change("warning", patient_id=patient["record_id"], kind="allergy", text="x", severity="high")
+    edit = nurse.change("patient", patient["record_id"], base={"name": patient["change_id"]}, name="Rätt")
+    results = nurse.push(patient, warning)["results"] + nurse.push(edit)["results"]
+    assert [r["result"] for r in results] == ["rejected"] * 3
+    assert [r["error"]["code"] for r in results] == ["invalid_value", "depends_on_rejected", "depends_on_rejected"]
+    assert results[1]["error"]["details"] == {"depends_on": [patient["record_id"]]}
+
+
+def test_a_corrected_new_record_with_a_fresh_change_is_not_held_back_by_the_rejected_one(region):
+    nurse = region.nurse
+    wrong = nurse.change("patient", personnummer="191212121213", name="Fel", municipality="Halmstad")
+    fixed = nurse.change("patient", wrong["record_id"], personnummer=PERSONNUMMER[0], name="Rätt",
+                         municipality="Halmstad")
+    results = nurse.push(wrong)["results"] + nurse.push(fixed)["results"]
+    assert [r["result"] for r in results] == ["rejected", "applied"]
+
+
+def test_the_device_op_number_and_pending_count_are_recorded_with_the_batch(region):
+    nurse = region.nurse
+    nurse.push(new_patient(nurse), pending=7)
+    device = region.server.store.get_device(nurse.device_id)
+    assert (device["last_op"], device["pending"]) == (1, 7)
+    assert device["last_sync_at"]
+
+
+def test_a_clock_far_ahead_is_restamped_flagged_and_does_not_win_later_merges(region):
+    nurse, doctor = region.nurse, region.doctor
+    patient = new_patient(nurse)
+    nurse.push(patient)
+    nurse.sync()
+    doctor.sync()
+    ahead = Hlc(Hlc.parse(str(nurse.clock.now())).wall_ms + 3 * 3600 * 1000)
+    skewed = nurse.edit("patient", patient["record_id"], hlc=str(ahead), phone="070-111")
+    result = nurse.push(skewed)["results"][0]
+    assert result["restamped"] is True
+    assert result["original_hlc"] == str(ahead)
+    assert Hlc.parse(result["hlc"]) < ahead
+    # The doctor edits the same field later without having seen it: a later real time must win.
+    later = doctor.edit("patient", patient["record_id"], phone="070-222")
+    doctor.push(later)
+    doctor.sync()
+    assert doctor.records[("patient", patient["record_id"])]["fields"]["phone"] == "070-222"
+    health = {d["id"]: d for d in region.admin.session.get(region.server.url + "/v1/admin/devices").json()["devices"]}
+    assert health[nurse.device_id]["clock_flagged_at"]
+    assert health[nurse.device_id]["clock_offset_ms"] > 3 * 3600 * 1000 - 60_000
+    change = region.server.store.get_change(skewed["change_id"])
+    assert (change["original_hlc"], change["hlc"]) == (str(ahead), result["hlc"])
+    logged = [e for e in region.server.store.audit_log(limit=1000) if e["change_id"] == skewed["change_id"]]
+    assert logged[0]["details"]["original_hlc"] == str(ahead)
+
+
+def test_a_change_to_a_sealed_visit_is_rejected_as_sealed_record(region):
+    nurse, doctor = region.nurse, region.doctor
+    patient = new_patient(nurse)
+    nurse.push(patient)
+    doctor.sync()
+    now = dt.datetime.now(dt.timezone.utc).isoformat()
+    visit = doctor.change("visit", patient_id=patient["record_id"], kind="home_visit", assessment="stabil")
+    doctor.push(visit)
+    doctor.sync()
+    sign = doctor.edit("visit", visit["record_id"], signed_at=now)
+    assert doctor.push(sign)["results"][0]["result"] == "applied"
+    doctor.sync()
+    late = doctor.edit("visit", visit["record_id"], plan="ny plan")
+    result = doctor.push(late)["results"][0]
+    assert result["result"] == "rejected"
+    assert result["error"]["code"] == "sealed_record"
+    assert region.server.store.quarantined()[0]["change_id"] == late["change_id"]
+
+
+def test_unknown_record_types_and_fields_and_wrong_types_are_rejected_per_change(region):
+    nurse = region.nurse
+    unknown_type = nurse.change("prescription", drug="x")
+    unknown_field = new_patient(nurse, shoe_size=44)
+    wrong_type = new_patient(nurse, personnummer=PERSONNUMMER[1], palliative="yes")
+    future = nurse.change("observation", patient_id=str(uuid.uuid4()), pulse=80,
+                          measured_at=(dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=3)).isoformat())
+    codes = [r["error"]["code"] for r in nurse.push(unknown_type, unknown_field, wrong_type, future)["results"]]
+    assert codes == ["unknown_record_type", "unknown_field", "invalid_value", "invalid_value"]
+
+
+def test_fields_set_by_the_server_are_refused_as_forbidden_field(region):
+    nurse = region.nurse
+    patient = new_patient(nurse)
+    request = new_request(nurse, patient["record_id"], requested_by=nurse.user_id)
+    results = nurse.push(patient, request)["results"]
+    assert results[1]["error"]["code"] == "forbidden_field"
+
+
+def test_a_new_visit_request_is_stamped_with_its_receipt_deadline_and_requester(region):
+    nurse = region.nurse
+    patient = new_patient(nurse)
+    request = new_request(nurse, patient["record_id"], urgency="acute")
+    nurse.push(patient, request)
+    nurse.sync()
+    fields = nurse.records[("visit_request", request["record_id"])]["fields"]
+    received = dt.datetime.fromisoformat(fields["received_at"])
+    assert abs(received - dt.datetime.now(dt.timezone.utc)) < dt.timedelta(minutes=1)
+    assert dt.datetime.fromisoformat(fields["deadline"]) - received == dt.timedelta(hours=2)
+    assert fields["requested_by"] == nurse.user_id
+    assert fields["status"] == "requested"
+
+
+def test_a_patient_created_twice_apart_raises_a_duplicate_patient_conflict_on_both(region):
+    nurse, doctor = region.nurse, region.doctor
+    first, second = new_patient(nurse), new_patient(doctor)
+    nurse.push(first)
+    result = doctor.push(second)["results"][0]
+    assert result["result"] == "conflict"
+    nurse.sync()
+    conflicts = [nurse.records[("patient", p["record_id"])]["conflicts"] for p in (first, second)]
+    assert conflicts[0] == conflicts[1]
+    assert conflicts[0][0]["severity"] == "high"
+    assert conflicts[0][0]["status"] == "open"
+    assert conflicts[0][0]["id"] == result["conflicts"][0]
+    assert sorted(conflicts[0][0]["patients"]) == sorted([first["record_id"], second["record_id"]])
+
+
+def test_a_batch_that_fails_midway_applies_nothing(region, monkeypatch):
+    nurse = region.nurse
+    store = region.server.store
+    calls = []
+    real = store.save_change
+
+    def failing(change):
+        calls.append(change)
+        if len(calls) == 2:
+            raise RuntimeError("disk on fire")
+        return real(change)
+
+    monkeypatch.setattr(store, "save_change", failing)
+    head = _head(region.server)
+    response = nurse.post("/v1/push", {"changes": [new_patient(nurse), new_patient(nurse, personnummer=PERSONNUMMER[1])]})
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    monkeypatch.undo()
+    assert _head(region.server) == head
+    assert store.audit_log() == []
+
+
+def test_the_batch_shape_is_checked_before_anything_is_applied(region):
+    nurse = region.nurse
+    good = new_patient(nurse)
+    for body in ({"changes": "nope"}, {"changes": [{"change_id": "x"}]}, {"changes": [good, good]},
+                 {"changes": [{**good, "surprise": 1}]}, [good]):
+        response = nurse.post("/v1/push", body)
+        assert response.status_code == 400, body
+        assert response.json()["error"]["code"] == "invalid_batch"
+    assert _head(region.server) == 0
+
+
+def test_a_batch_over_the_maximum_is_refused_whole(tmp_path):
+    from tests.live_server import start_live_server
+    from .conftest import Laptop
+
+    with start_live_server(tmp_path, max_batch=2) as server:
+        user = server.add_user("Maria Ek", "nurse", ["Halmstad"])
+        device, token = server.enroll(user)
+        nurse = Laptop(server, token, device, user)
+        changes = [new_patient(nurse, personnummer=p) for p in PERSONNUMMER[:3]]
+        response = nurse.post("/v1/push", {"changes": changes})
+        assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_batch")
+        assert server.store.head() == 0
+
+
+def test_the_device_id_of_a_change_is_taken_from_the_token(region):
+    nurse = region.nurse
+    patient = {**new_patient(nurse), "device_id": "someone-else"}
+    nurse.push(patient)
+    nurse.sync()
+    assert nurse.records[("patient", patient["record_id"])]["writes"][0][2] == nurse.device_id
+
+
+def test_an_edit_on_top_of_the_current_version_applies(region):
+    nurse = region.nurse
+    patient = new_patient(nurse)
+    nurse.push(patient)
+    nurse.sync()
+    assert nurse.push(nurse.edit("patient", patient["record_id"], phone="070"))["results"][0]["result"] == "applied"
+    nurse.sync()
+    wire = nurse.records[("patient", patient["record_id"])]
+    assert wire["fields"]["phone"] == "070"
+    assert versions(wire)["phone"] != patient["change_id"]
+
+
+def test_push_without_a_body_is_malformed_json(region):
+    response = requests.post(region.server.url + "/v1/push", data=b"{not json",
+                             headers={**region.nurse.session.headers, "Content-Type": "application/json"})
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "malformed_json")
