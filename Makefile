@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 DB ?= var/hemsync.db
 
-.PHONY: run test venv clean
+.PHONY: run test venv clean demo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test: $(STAMP)
 run: $(STAMP)
 	@echo "make run: the sync server arrives with issue #3 (server/); nothing to start yet." >&2
 	@exit 1
+
+# Three laptops go offline, conflict in every way, come back and agree with the server.
+demo: $(STAMP)
+	PYTHONPATH=. $(BIN)/python scripts/demo.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis
