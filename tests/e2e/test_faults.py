@@ -27,7 +27,8 @@ def port_of(url):
 
 def sync_until_done(replica, url, tries=6):
     """Sync through a bad line until one sync completes; return how many failed first."""
-    client = SyncClient(url, replica.setting("token"), retries=1, sleep=lambda s: None)
+    # A short read time-out: a line that goes silent must cost seconds, not the default minute.
+    client = SyncClient(url, replica.setting("token"), retries=1, sleep=lambda s: None, timeout=(2, 5))
     for failed in range(tries):
         try:
             sync(replica, client=client)
