@@ -52,7 +52,8 @@ def build_spec(version):
                    info={"description": "Offline-first sync for mobile home-care doctors; see docs/protocol.md."})
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     for name in messages.__all__:
-        if name.endswith("Schema"):
+        # Nested schemas were registered already by the plugin when their parent was.
+        if name.endswith("Schema") and name[: -len("Schema")] not in spec.components.schemas:
             spec.components.schema(name[: -len("Schema")], schema=getattr(messages, name))
     spec.path(path="/healthz", operations={"get": _operation("liveness", "Health", secured=False)})
     spec.path(path="/openapi.json", operations={"get": {

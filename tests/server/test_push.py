@@ -237,3 +237,26 @@ def test_push_without_a_body_is_malformed_json(region):
     response = requests.post(region.server.url + "/v1/push", data=b"{not json",
                              headers={**region.nurse.session.headers, "Content-Type": "application/json"})
     assert (response.status_code, response.json()["error"]["code"]) == (400, "malformed_json")
+
+
+def test_a_late_offline_edit_of_a_signed_visit_becomes_an_amendment_and_a_conflict(region):
+    from .conftest import Laptop
+
+    nurse, doctor = region.nurse, region.doctor
+    device_id, token = region.server.enroll(doctor.user_id, "second laptop")
+    other = Laptop(region.server, token, device_id, doctor.user_id)
+    patient = new_patient(nurse)
+    nurse.push(patient)
+    visit = doctor.change("visit", patient_id=patient["record_id"], kind="home_visit", plan="vila")
+    doctor.push(visit)
+    doctor.sync()
+    other.sync()
+    offline = doctor.edit("visit", visit["record_id"], plan="vila, återbesök om en vecka")
+    other.push(other.edit("visit", visit["record_id"], signed_at=dt.datetime.now(dt.timezone.utc).isoformat()))
+    result = doctor.push(offline)["results"][0]
+    assert result["result"] == "conflict"
+    doctor.sync()
+    amendments = [r for (t, _), r in doctor.records.items() if t == "amendment"]
+    assert len(amendments) == 1
+    assert "återbesök" in amendments[0]["fields"]["text"]
+    assert doctor.records[("visit", visit["record_id"])]["fields"]["plan"] == "vila"

@@ -1,0 +1,116 @@
+"""``hemsync-server``: every command documented with an example, --json for scripts, errors as messages."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from server.cli import main
+from server.seed import MUNICIPALITIES, demo_users
+
+
+@pytest.fixture
+def run(tmp_path):
+    """Invoke ``hemsync-server --db <tmp> ARGS``; return (exit code, output)."""
+    runner = CliRunner()
+
+    def invoke(*args):
+        result = runner.invoke(main, ["--db", str(tmp_path / "cli.db"), *args])
+        return result.exit_code, result.output
+
+    return invoke
+
+
+def test_every_command_says_what_it_does_with_an_example(run):
+    code, output = run("--help")
+    assert code == 0 and "Example" in output
+    for name, command in main.commands.items():
+        code, output = run(name, "--help")
+        assert code == 0, name
+        assert "Example" in output and f"hemsync-server" in output, name
+        assert command.help.split("\n")[0].strip(), name
+
+
+def test_every_command_that_prints_takes_json(run):
+    for name, command in main.commands.items():
+        if name != "serve":
+            assert any(p.name == "as_json" for p in command.params), name
+
+
+def test_users_devices_and_revocation_from_the_command_line(run):
+    code, output = run("add-user", "--name", "Maria Ek", "--role", "nurse", "--municipality", "Halmstad", "--json")
+    assert code == 0
+    user = json.loads(output)
+    assert (user["role"], user["municipalities"]) == ("nurse", ["Halmstad"])
+    code, output = run("enroll", "--user", user["id"], "--label", "Marias laptop", "--json")
+    device = json.loads(output)
+    assert device["token"] and device["label"] == "Marias laptop"
+    code, output = run("devices", "--json")
+    [health] = json.loads(output)
+    assert health["id"] == device["device_id"] and "token_hash" not in health
+    assert run("revoke", "--device", device["device_id"])[0] == 0
+    code, output = run("devices")
+    assert "REVOKED" in output
+    code, output = run("audit", "--json")
+    assert [e["details"]["action"] for e in json.loads(output)] == ["enroll", "revoke"]
+
+
+def test_library_errors_become_messages_not_tracebacks(run):
+    code, output = run("add-user", "--name", "X", "--role", "nurse")
+    assert code == 1 and "municipality" in output and "Traceback" not in output
+    code, output = run("enroll", "--user", "nobody")
+    assert code == 1 and "no user nobody" in output
+    code, output = run("add-user", "--name", "X", "--role", "doctor", "--municipality", "Halmstad", "--hsa-id", "bad")
+    assert code == 1 and "HSA-id" in output
+
+
+def test_the_demo_seed_covers_halland_and_doubles_nothing_when_run_twice(run, tmp_path):
+    from server.store import SqliteStore
+
+    assert run("seed-demo")[0] == 0
+    store = SqliteStore(tmp_path / "cli.db")
+    head = store.head()
+    assert run("seed-demo", "--json")[0] == 0
+    assert store.head() == head
+    users = store.users()
+    assert {u["role"] for u in users} == {"doctor", "nurse", "dispatcher", "admin"}
+    assert set().union(*(u["municipalities"] for u in users)) == set(MUNICIPALITIES)
+    urgencies = {r.state["fields"]["urgency"]["value"] for r in _all(store, "visit_request")}
+    assert urgencies == {"acute", "urgent", "planned"}
+    notes = [r.state["fields"]["access_notes"]["value"] for r in _all(store, "patient")]
+    assert all(note.startswith("TESTDATA") for note in notes)
+    assert store.quarantined() == []
+    store.close()
+
+
+def test_an_admin_corrects_a_personnummer_keeping_the_old_one_and_flagging_a_duplicate(run, tmp_path):
+    from server.store import SqliteStore
+
+    run("seed-demo")
+    store = SqliteStore(tmp_path / "cli.db")
+    patients = {r.state["fields"]["personnummer"]["value"]: r for r in _all(store, "patient")}
+    tolvan = patients["191212121212"]
+    wrong = next(r for pnr, r in patients.items() if pnr != "191212121212")
+    admin = demo_users()["admin-per"]
+    code, output = run("correct-personnummer", "--patient", wrong.id, "--personnummer", "19121212-1212",
+                       "--reason", "fel vid registrering", "--by", admin, "--json")
+    assert code == 0, output
+    state = store.get_record("patient", wrong.id).state
+    assert state["fields"]["personnummer"]["value"] == "191212121212"
+    assert state["fields"]["personnummer"]["by"] == admin
+    old = wrong.state["fields"]["personnummer"]["value"]
+    assert old in [h["value"] for h in state["history"] if h["field"] == "personnummer"]
+    duplicate = [c for c in state["conflicts"] if c.get("patients")]
+    assert duplicate and duplicate == [c for c in store.get_record("patient", tolvan.id).state["conflicts"]
+                                       if c.get("patients")]
+    code, output = run("correct-personnummer", "--patient", wrong.id, "--personnummer", "19121212-1212",
+                       "--reason", "x", "--by", demo_users()["doctor-anna"])
+    assert code == 1 and "admin" in output
+    store.close()
+
+
+def _all(store, record_type):
+    from server.store import ScopeKeys
+
+    everything = ScopeKeys(full=frozenset(store.patients_in(MUNICIPALITIES)), municipalities=frozenset(MUNICIPALITIES))
+    return [r for r in store.records_since(0, everything, 10_000) if r.type == record_type]

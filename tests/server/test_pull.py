@@ -1,0 +1,137 @@
+"""Pull over real HTTP: pages, the opaque cursor, scope in and out, the dispatcher's view."""
+
+from .conftest import PERSONNUMMER, new_patient, new_request, versions
+
+
+def _patients(laptop, n, municipality="Halmstad"):
+    changes = [new_patient(laptop, municipality, personnummer=p) for p in PERSONNUMMER[:n]]
+    laptop.push(*changes)
+    return [c["record_id"] for c in changes]
+
+
+def test_a_first_pull_ships_record_states_of_the_scope_not_raw_changes(region):
+    nurse = region.nurse
+    [patient] = _patients(nurse, 1)
+    nurse.sync()
+    record = nurse.records[("patient", patient)]
+    assert set(record) >= {"type", "id", "rev", "fields", "writes"}
+    assert record["fields"]["name"] == "Tolvan Tolvansson"
+    assert "changes" not in record
+
+
+def test_pages_follow_the_cursor_until_more_is_false_and_nothing_repeats(region):
+    nurse = region.nurse
+    ids = _patients(nurse, 4)
+    pages = nurse.sync(limit=3)
+    shipped = [r["id"] for page in pages for r in page["records"]]
+    assert sorted(shipped) == sorted(ids)
+    assert [page["more"] for page in pages] == [True, False]
+    again = nurse.pull_page(nurse.cursor)
+    assert (again["records"], again["more"]) == ([], False)
+
+
+def test_a_pull_after_a_change_ships_only_the_changed_record(region):
+    nurse, doctor = region.nurse, region.doctor
+    first, second = _patients(nurse, 2)
+    doctor.sync()
+    nurse.sync()
+    nurse.push(nurse.edit("patient", second, phone="070"))
+    [page] = doctor.sync()
+    assert [r["id"] for r in page["records"]] == [second]
+
+
+def test_a_page_lost_on_the_way_is_served_again_from_the_older_cursor(region):
+    nurse = region.nurse
+    _patients(nurse, 3)
+    first = nurse.pull_page(limit=2)
+    lost = nurse.pull_page(first["cursor"], limit=2)
+    again = nurse.pull_page(first["cursor"], limit=2)
+    assert again["records"] == lost["records"]
+
+
+def test_the_cursor_is_opaque_and_an_unknown_one_is_refused(region):
+    nurse = region.nurse
+    _patients(nurse, 1)
+    page = nurse.pull_page()
+    assert not page["cursor"].isdigit()
+    response = nurse.session.get(region.server.url + "/v1/pull", params={"cursor": "12"})
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_request")
+
+
+def test_a_record_outside_the_scope_never_reaches_a_device(region):
+    _patients(region.nurse, 1, "Halmstad")
+    region.laholm_nurse.push(new_patient(region.laholm_nurse, "Laholm", personnummer=PERSONNUMMER[1]))
+    region.nurse.sync()
+    region.laholm_nurse.sync()
+    assert {r["fields"]["municipality"] for r in region.nurse.records.values()} == {"Halmstad"}
+    assert {r["fields"]["municipality"] for r in region.laholm_nurse.records.values()} == {"Laholm"}
+
+
+def test_a_patient_entering_scope_arrives_whole_whatever_the_cursor(region):
+    laholm_nurse, doctor, dispatcher = region.laholm_nurse, region.doctor, region.dispatcher
+    patient = new_patient(laholm_nurse, "Laholm")
+    warning = laholm_nurse.change("warning", patient_id=patient["record_id"], kind="allergy", text="latex",
+                                  severity="high")
+    request = new_request(laholm_nurse, patient["record_id"])
+    laholm_nurse.push(patient, warning, request)
+    doctor.sync()
+    assert doctor.records == {}
+    dispatcher.sync()
+    dispatcher.push(dispatcher.edit("visit_request", request["record_id"], status="assigned",
+                                    assigned_doctor_id=doctor.user_id))
+    doctor.sync(limit=1)
+    assert doctor.ids() == {patient["record_id"], warning["record_id"], request["record_id"]}
+
+
+def test_a_record_leaving_scope_is_purged_after_the_devices_earlier_edits_are_accepted(region):
+    nurse, laholm_nurse = region.nurse, region.laholm_nurse
+    [patient] = _patients(nurse, 1)
+    nurse.sync()
+    laholm_nurse.sync()
+    offline_edit = nurse.edit("patient", patient, access_notes="nyckel hos grannen")
+    seen = nurse.records[("patient", patient)]
+    # Meanwhile the patient moves to Laholm, which the Halmstad nurse does not serve.
+    region.doctor.sync()
+    region.doctor.push(region.doctor.edit("patient", patient, municipality="Laholm"))
+    assert nurse.push(offline_edit)["results"][0]["result"] == "applied"
+    [page] = nurse.sync()
+    assert page["purge"] == [{"type": "patient", "id": patient}]
+    assert nurse.records == {}
+    after_purge = nurse.change("patient", patient, base=versions(seen), phone="070")
+    assert nurse.push(after_purge)["results"][0]["error"]["code"] == "out_of_scope"
+    laholm_nurse.sync()
+    assert laholm_nurse.records[("patient", patient)]["fields"]["access_notes"] == "nyckel hos grannen"
+
+
+def test_a_dispatcher_sees_open_requests_and_only_patient_warnings_and_observations_of_their_patients(region):
+    nurse, dispatcher = region.nurse, region.dispatcher
+    patient, other = new_patient(nurse), new_patient(nurse, personnummer=PERSONNUMMER[1])
+    warning = nurse.change("warning", patient_id=patient["record_id"], kind="allergy", text="latex", severity="high")
+    care_plan = nurse.change("care_plan", patient_id=patient["record_id"], kind="sip", content="plan")
+    request = new_request(nurse, patient["record_id"])
+    assert {r["result"] for r in nurse.push(patient, other, warning, care_plan, request)["results"]} == {"applied"}
+    dispatcher.sync()
+    assert dispatcher.ids() == {patient["record_id"], warning["record_id"], request["record_id"]}
+    # A cancelled request is no longer open: it and its patient leave the dispatcher's laptop.
+    dispatcher.push(dispatcher.edit("visit_request", request["record_id"], status="cancelled",
+                                    cancel_reason="löst per telefon"))
+    dispatcher.sync()
+    assert dispatcher.records == {}
+
+
+def test_an_admin_reads_no_clinical_records(region):
+    _patients(region.nurse, 2)
+    region.admin.sync()
+    assert region.admin.records == {}
+
+
+def test_a_doctor_and_a_nurse_get_the_rounds_of_their_municipalities(region):
+    nurse, laholm_nurse = region.nurse, region.laholm_nurse
+    [patient] = _patients(nurse, 1)
+    round_ = region.doctor.change("round", facility="Solbacken", municipality="Halmstad", date="2030-01-01",
+                                  items={patient: {"question": "ont?"}})
+    assert region.doctor.push(round_)["results"][0]["result"] == "applied"
+    nurse.sync()
+    laholm_nurse.sync()
+    assert ("round", round_["record_id"]) in nurse.records
+    assert laholm_nurse.records == {}

@@ -1,0 +1,144 @@
+"""The storage contract: every Store implementation must pass this suite (only SQLite so far).
+
+A PostgreSQL store joins by adding a factory to STORES.
+"""
+
+import threading
+
+import pytest
+
+from schema.merge import Actor, apply_change
+from server.store import ScopeKeys, SqliteStore
+
+STORES = {"sqlite": lambda tmp_path: SqliteStore(tmp_path / "store.db")}
+NOW = __import__("datetime").datetime(2030, 1, 2, 10, tzinfo=__import__("datetime").timezone.utc)
+NURSE = Actor("u-nurse", "nurse")
+
+
+@pytest.fixture(params=sorted(STORES))
+def store(request, tmp_path):
+    """A fresh, empty store of each implementation."""
+    made = STORES[request.param](tmp_path)
+    yield made
+    made.close()
+
+
+def _patient(record_id, municipality="Halmstad", personnummer="191212121212", n=1):
+    change = {"change_id": f"c-{record_id}-{n}", "record_type": "patient", "record_id": record_id,
+              "device_id": "d1", "op": n, "hlc": f"{1_900_000_000_000 + n:016d}-000000", "base": {},
+              "fields": {"personnummer": personnummer, "name": "Tolvan", "municipality": municipality}}
+    return apply_change(None, change, NURSE, NOW).state
+
+
+def _user(user_id="u1", role="nurse", municipalities=("Halmstad",)):
+    return {"id": user_id, "name": "Maria", "role": role, "municipalities": list(municipalities),
+            "hsa_id": None, "created_at": "2030-01-01T00:00:00+00:00"}
+
+
+def test_users_and_devices_are_found_by_id_and_token_hash(store):
+    store.add_user(_user())
+    store.add_device({"id": "d1", "user_id": "u1", "label": "laptop", "token_hash": "h1", "created_at": "t"})
+    assert store.get_user("u1")["municipalities"] == ["Halmstad"]
+    assert store.device_by_token_hash("h1")["id"] == "d1"
+    assert store.device_by_token_hash("nope") is None
+    store.update_device("d1", {"pending": 3}, {"rejected_count": 2})
+    store.update_device("d1", {}, {"rejected_count": 1})
+    device = store.get_device("d1")
+    assert (device["pending"], device["rejected_count"]) == (3, 3)
+    assert [d["user_name"] for d in store.devices()] == ["Maria"]
+
+
+def test_a_record_written_moves_to_the_head_of_the_feed(store):
+    first = store.put_record(_patient("p1"), "c1")
+    second = store.put_record(_patient("p2", personnummer="193804029829"), "c2")
+    again = store.put_record(_patient("p1"), "c3")
+    assert first < second < again == store.head()
+    keys = ScopeKeys(full=frozenset({"p1", "p2"}))
+    assert [(r.id, r.seq) for r in store.records_since(0, keys, 10)] == [("p2", second), ("p1", again)]
+    assert [r.id for r in store.records_since(second, keys, 10)] == ["p1"]
+    assert [r.id for r in store.records_since(0, keys, 10, upto=second)] == ["p2"]
+    assert store.get_record("patient", "p1").state["fields"]["name"]["value"] == "Tolvan"
+
+
+def test_scope_keys_select_records_by_patient_type_municipality_and_id(store):
+    store.put_record(_patient("p1"), "c1")
+    store.put_record(_patient("p2", "Laholm", "193804029829"), "c2")
+    assert store.patients_in(["Laholm"]) == ["p2"]
+    lite = ScopeKeys(lite=frozenset({"p2"}), lite_types=("warning",))
+    assert store.records_since(0, lite, 10) == []
+    assert [r.id for r in store.records_since(0, ScopeKeys(requests=frozenset({"p1"})), 10)] == ["p1"]
+    assert store.records_in(ScopeKeys(full=frozenset({"p2"}))) == [("patient", "p2", "p2", "Laholm")]
+
+
+def test_patients_are_found_by_personnummer(store):
+    store.put_record(_patient("p1"), "c1")
+    store.put_record(_patient("p2"), "c2")
+    assert [r.id for r in store.patients_with_personnummer("191212121212")] == ["p1", "p2"]
+
+
+def test_a_transaction_commits_whole_or_not_at_all(store):
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.put_record(_patient("p1"), "c1")
+            store.audit([{"kind": "change", "patient_id": "p1"}])
+            raise RuntimeError("crash")
+    assert (store.head(), store.get_record("patient", "p1"), store.audit_log()) == (0, None, [])
+    with store.transaction():
+        store.put_record(_patient("p1"), "c1")
+    assert store.get_record("patient", "p1") is not None
+
+
+def test_changes_keep_their_result_and_rejections_are_found_by_reference(store):
+    store.save_change({"change_id": "c1", "device_id": "d1", "user_id": "u1", "op": 1, "record_type": "patient",
+                       "record_id": "p1", "original_hlc": "h", "hlc": "h", "result": {"result": "rejected"}})
+    store.quarantine({"change_id": "c1", "device_id": "d1", "user_id": "u1", "record_type": "patient",
+                      "record_id": "p1", "code": "invalid_value", "message": "m", "change": {"x": 1},
+                      "error": {"code": "invalid_value"}})
+    assert store.get_change("c1")["result"] == {"result": "rejected"}
+    assert store.rejected_refs("d1", {"c1", "c9"}, {"p1"}) == {"c1", "p1"}
+    assert store.rejected_refs("d2", {"c1"}, {"p1"}) == set()
+    store.put_record(_patient("p1"), "c2")
+    assert store.rejected_refs("d1", set(), {"p1"}) == set()
+    assert store.quarantined()[0]["change"] == {"x": 1}
+
+
+def test_the_audit_log_skips_entries_whose_key_it_has_and_filters_by_patient(store):
+    assert store.audit([{"kind": "access", "patient_id": "p1", "key": "k1"},
+                        {"kind": "pull", "patient_id": "p2"}]) == 2
+    assert store.audit([{"kind": "access", "patient_id": "p1", "key": "k1"}]) == 0
+    assert [e["kind"] for e in store.audit_log(patient_id="p1")] == ["access"]
+    first = store.audit_log()[0]["id"]
+    assert [e["patient_id"] for e in store.audit_log(after=first)] == ["p2"]
+
+
+def test_scopes_are_stored_once_by_content(store):
+    keys = ScopeKeys(full=frozenset({"a", "b"}), municipalities=frozenset({"Halmstad"}), lite_types=("patient",))
+    assert store.save_scope(keys) == store.save_scope(ScopeKeys(**{**keys.__dict__}))
+    assert store.get_scope(store.save_scope(keys)) == keys
+
+
+def test_device_holdings_are_held_and_released(store):
+    store.hold("d1", [("patient", "p1"), ("patient", "p1")])
+    assert store.holds("d1", "patient", "p1") and not store.holds("d2", "patient", "p1")
+    store.release("d1", [("patient", "p1")])
+    assert not store.holds("d1", "patient", "p1")
+
+
+def test_the_server_clock_persists(store):
+    assert store.clock() is None
+    store.save_clock("0000000000000001-000000")
+    store.save_clock("0000000000000002-000000")
+    assert store.clock() == "0000000000000002-000000"
+
+
+def test_writers_on_several_threads_are_serialised_without_losing_a_write(store):
+    def write(n):
+        with store.transaction():
+            store.put_record(_patient(f"p{n}", personnummer="191212121212"), f"c{n}")
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.head() == 8
