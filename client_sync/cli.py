@@ -4,6 +4,7 @@ Thin: each command is a few calls into the replica or the sync and a printout;
 every library error becomes a one-line message here, and nowhere else.
 """
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -12,6 +13,7 @@ import uuid
 import click
 
 from schema import records
+from schema.dispatch import queue_entries, suggest_doctors
 from schema.errors import HemsyncError
 from schema.recordtype import unflatten
 
@@ -464,6 +466,59 @@ def cancel(obj, request_id, reason, as_json):
     Example: hemsync cancel 9e4f... --reason "Patient admitted via 112"
     """
     _write(obj, as_json, "visit_request", request_id, {"status": "cancelled", "cancel_reason": reason})
+
+
+@cli.command()
+@click.option("--municipality", help="Only requests for patients of this municipality.")
+@json_option
+@pass_context
+def queue(obj, municipality, as_json):
+    """The open visit requests in dispatch order, from what this laptop last synced.
+
+    Computed by the same code as the server's queue, so it works offline; each
+    entry says why it is where it is.
+
+    Example: hemsync queue --municipality Halmstad
+    """
+    requests, patients, observations = obj.replica.dispatch_view()
+    entries = queue_entries(requests, patients, observations, dt.datetime.now(dt.timezone.utc),
+                            municipality=municipality)
+    if as_json:
+        click.echo(json.dumps([e.to_dict() for e in entries], indent=2, ensure_ascii=False))
+        return
+    if not entries:
+        click.echo("no open requests" + (f" in {municipality}" if municipality else ""))
+    for entry in entries:
+        advice = f"  ** {entry.advice} **" if entry.advice else ""
+        click.echo(f"{entry.position:>3}. {entry.urgency:<8} {entry.status:<9} request {entry.request_id}{advice}")
+        click.echo(f"     {entry.why}")
+
+
+@cli.command()
+@click.argument("request_id")
+@json_option
+@pass_context
+def suggest(obj, request_id, as_json):
+    """Doctors to assign a request to: the patient's named doctor, then the municipality's, then others.
+
+    Within each group the doctor with the fewest open accepted requests comes first.
+
+    Example: hemsync suggest 9e4f...
+    """
+    requests, patients, _ = obj.replica.dispatch_view()
+    if request_id not in requests:
+        raise click.ClickException(f"no visit_request {request_id} in this replica (sync, or check the id)")
+    request = requests[request_id]
+    doctors = [s for s in obj.replica.staff() if s.get("role") == "doctor"]
+    found = suggest_doctors(request, patients.get(request["patient_id"], {}), doctors, requests.values())
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(s) for s in found], indent=2, ensure_ascii=False))
+        return
+    if not found:
+        click.echo("no doctors in the staff directory: sync first")
+    for n, suggestion in enumerate(found, 1):
+        click.echo(f"{n:>3}. {suggestion.name} ({suggestion.doctor_id}): {suggestion.reason}, "
+                   f"{suggestion.open_accepted} open accepted")
 
 
 @cli.command()

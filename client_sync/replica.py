@@ -447,6 +447,17 @@ class Replica:
                     "INSERT INTO access_log (id, patient_id, record_type, record_id, opened_at) "
                     "VALUES (?, ?, ?, ?, ?)", entries)
 
+    def dispatch_view(self):
+        """Requests, patients and observations as dicts by id, for the queue and suggestions.
+
+        Opening the queue shows patient information, so each request shown is
+        logged as an opening of its patient's records.
+        """
+        requests = self.local_all("visit_request")
+        self.log_access(requests)
+        views = {kind: {r.id: r.fields for r in self.local_all(kind)} for kind in ("patient", "observation")}
+        return {r.id: r.fields for r in requests}, views["patient"], views["observation"]
+
     # -- the sync's side ----------------------------------------------------------
 
     def unsent_count(self):

@@ -17,31 +17,6 @@ from .conftest import PERSONNUMMER
 README = pathlib.Path(__file__).parents[2] / "README.md"
 
 
-@pytest.fixture
-def online(server, monkeypatch):
-    """Route every SyncClient the CLI makes to the fake server."""
-    original = SyncClient.__init__
-
-    def through_fake(self, base_url, token, session=None, **options):
-        original(self, base_url, token, session=server, sleep=lambda s: None, **options)
-
-    monkeypatch.setattr(SyncClient, "__init__", through_fake)
-    return server
-
-
-@pytest.fixture
-def hemsync(runner, tmp_path, online):
-    """Run `hemsync --replica <tmp>/laptop.db ARGS...`; fail on a non-zero exit unless told."""
-
-    def run(*args, ok=True):
-        result = runner.invoke(cli, ["--replica", str(tmp_path / "laptop.db"), *args], catch_exceptions=False)
-        if ok:
-            assert result.exit_code == 0, result.output
-        return result
-
-    return run
-
-
 def login_as(hemsync, server, user_id):
     _, token = server.enroll(user_id)
     return hemsync("login", "--server", "http://hemsync.test", "--token", token)
