@@ -19,7 +19,6 @@ user's own edit between push and pull, even when the pull is cut off.
 import contextlib
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 import os
 import sqlite3
@@ -32,7 +31,7 @@ from schema import records
 from schema.clock import ZERO, Hlc, HybridClock
 from schema.errors import HemsyncError
 from schema.merge import Actor, apply_change, view
-from schema.wire import decode_state
+from schema.wire import decode_state, record_digest
 
 from .errors import ConflictNotFound, NotLoggedIn, OtherUser, RecordNotFound
 
@@ -41,9 +40,6 @@ __all__ = [
     "LocalRecord",
     "WipeReport",
     "MIGRATIONS",
-    "canonical_json",
-    "record_digest",
-    "scope_digest",
 ]
 
 MIGRATIONS = Migrations("hemsync_replica")
@@ -105,22 +101,6 @@ def _lookup_indexes(db):
     # replaying one record's outbox must not scan the whole file.
     db["records"].create_index(["patient_id"])
     db["outbox"].create_index(["record_type", "record_id"])
-
-
-def canonical_json(value):
-    """The one canonical JSON text of a value: sorted keys, no spaces, UTF-8."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def record_digest(wire):
-    """SHA-256 (hex) of a record's canonical JSON, exactly as pull shipped it."""
-    return hashlib.sha256(canonical_json(wire).encode("utf-8")).hexdigest()
-
-
-def scope_digest(digests):
-    """SHA-256 (hex) over ``"type/id digest\\n"`` lines sorted by ``type/id``."""
-    text = "".join(f"{key} {digests[key]}\n" for key in sorted(digests))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclasses.dataclass

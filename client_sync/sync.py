@@ -16,6 +16,8 @@ import os
 import sys
 import time
 
+from schema.wire import scope_digest
+
 from .errors import (
     ClientError,
     DeviceRevoked,
@@ -25,7 +27,6 @@ from .errors import (
 )
 from .http import SyncClient
 from .lock import sync_lock
-from .replica import scope_digest
 
 __all__ = ["SyncReport", "VerifyReport", "sync", "verify", "client_for", "pause_point", "PAUSE_ENV"]
 

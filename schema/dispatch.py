@@ -18,6 +18,8 @@ import holidays
 from schema.news2 import score
 
 __all__ = [
+    "CLOSED",
+    "EMERGENCY_ADVICE",
     "DispatchSettings",
     "QueueEntry",
     "Suggestion",

@@ -42,6 +42,7 @@ from .validation import CLINICAL_FUTURE_LIMIT, load_fields
 
 __all__ = [
     "Actor",
+    "SYSTEM",
     "Outcome",
     "MergeContext",
     "apply_change",
@@ -59,6 +60,11 @@ class Actor:
 
     user_id: str
     role: str
+
+
+#: The server itself, for the fields only it writes (``escalated_at``): it passes
+#: no role check and may set server fields; every such write syncs like any other.
+SYSTEM = Actor("hemsync-server", "server")
 
 
 @dataclasses.dataclass
@@ -145,12 +151,14 @@ def apply_change(state, change, actor, now, options=None):
         return Outcome(state, "duplicate", [], [], [])
     state = copy.deepcopy(state) if state is not None else new_state(rtype.name, change["record_id"])
     creating = not state["fields"]
-    check_role(rtype, actor.role, creating)
-    values = _validated(rtype, change, creating, now)
+    if actor != SYSTEM:
+        check_role(rtype, actor.role, creating)
+    values = _validated(rtype, change, creating, now, refused=_client_refused(rtype, actor))
     options = {"dispatch": DispatchSettings(), **(options or {})}
     ctx = MergeContext(rtype, state, change, actor, values, creating, now, options, dict(change.get("base") or {}))
     open_before = {c["id"] for c in state["conflicts"] if c["status"] == "open"}
-    check_change(ctx)
+    if actor != SYSTEM:
+        check_change(ctx)
     expand_resolves(ctx)
     for guard in rtype.guards:
         guard(ctx)
@@ -178,11 +186,16 @@ def derived_id(change_id, purpose):
     return str(uuid.uuid5(DERIVED_NAMESPACE, f"{change_id}/{purpose}"))
 
 
-def _validated(rtype, change, creating, now):
+def _client_refused(rtype, actor):
+    """Fields a change may not carry: server and stamped fields, except from the server itself."""
+    return frozenset() if actor == SYSTEM else rtype.server_fields | rtype.stamped_fields
+
+
+def _validated(rtype, change, creating, now, refused):
     fields = change.get("fields")
     if not isinstance(fields, dict) or not fields:
         raise InvalidRecord("a change must set at least one field", details={"fields": ["empty"]})
-    refused = sorted((rtype.server_fields | rtype.stamped_fields) & set(fields))
+    refused = sorted(refused & set(fields))
     if refused:
         raise Forbidden(
             f"{', '.join(refused)} {'is' if len(refused) == 1 else 'are'} set by the server "

@@ -10,11 +10,18 @@ write metadata by change::
      "parents": {"assessment": ["<version it was written on top of>"]},
      "conflicts": [...], "history": [...]}
 
+The integrity check (``hemsync verify``) compares digests of the canonical JSON
+of these wire records, computed the same way on both sides (:func:`record_digest`,
+:func:`scope_digest`).
+
 ``changes`` (the ids merged) is not shipped: every merged change left a write
 in the fields, a conflict or the history, so :func:`decode_state` recomputes it.
 """
 
-__all__ = ["encode_state", "decode_state", "merged_changes"]
+import hashlib
+import json
+
+__all__ = ["encode_state", "decode_state", "merged_changes", "canonical_json", "record_digest", "scope_digest"]
 
 
 def encode_state(state):
@@ -70,7 +77,25 @@ def merged_changes(state):
     """The ids of every change merged into a state, from the writes it left."""
     versions = {w["version"] for w in state["fields"].values()}
     versions.update(h["version"] for h in state["history"])
-    versions.update(w["version"] for c in state["conflicts"] for w in c["values"])
+    # a duplicate-patient conflict names the other patient's creation too: not a change of this record
+    versions.update(w["version"] for c in state["conflicts"] if c.get("kind") != "duplicate_patient"
+                    for w in c["values"])
     versions.update(c["resolved_version"] for c in state["conflicts"] if c.get("resolved_version"))
     versions.update(state.get("bases", ()))
     return sorted(versions)
+
+
+def canonical_json(value):
+    """The one canonical JSON text of a value: sorted keys, no spaces, UTF-8."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def record_digest(wire):
+    """SHA-256 (hex) of a record's canonical JSON, exactly as pull shipped it."""
+    return hashlib.sha256(canonical_json(wire).encode("utf-8")).hexdigest()
+
+
+def scope_digest(digests):
+    """SHA-256 (hex) over ``"type/id digest\\n"`` lines sorted by ``type/id``."""
+    text = "".join(f"{key} {digests[key]}\n" for key in sorted(digests))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

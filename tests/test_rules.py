@@ -404,6 +404,18 @@ def test_a_nurse_cancels_only_her_own_request_and_only_before_en_route(nurse, do
     assert view(step(nurse, request_state, status="cancelled", cancel_reason="bättre"))["status"] == "cancelled"
 
 
+def test_escalated_at_is_written_by_the_server_itself_never_by_a_client(dispatcher, request_state):
+    from schema.merge import SYSTEM
+
+    with pytest.raises(errors.Forbidden, match="set by the server"):
+        step(dispatcher, request_state, escalated_at=NOW.isoformat())
+    change = {"change_id": "esc-1", "record_type": "visit_request", "record_id": request_state["id"],
+              "device_id": "server", "op": None, "hlc": "0001764064900000-000000",
+              "base": {"escalated_at": None}, "fields": {"escalated_at": NOW.isoformat()}}
+    escalated = apply_change(request_state, change, SYSTEM, NOW).state
+    assert view(escalated)["escalated_at"] == NOW.isoformat()
+
+
 def test_status_history_shows_each_status_with_when_and_by_whom(doctor, request_state):
     state = step(doctor, request_state, status="accepted")
     doctor.see(state)

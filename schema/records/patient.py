@@ -59,7 +59,7 @@ def duplicate_conflict(states):
         "severity": "high",
         "status": "open",
         "rule": "duplicate_patient",
-        "generation": 0,
+        "kind": "duplicate_patient",
         "resolution": None,
         "resolved_by": None,
         "patients": ids,

@@ -18,7 +18,7 @@ from schema.errors import HemsyncError
 from schema.merge import Actor, apply_change
 from schema.wire import encode_state
 
-from client_sync.replica import record_digest, scope_digest
+from schema.wire import record_digest, scope_digest
 
 
 class FakeResponse:

@@ -7,7 +7,8 @@ import uuid
 import pytest
 
 from client_sync.errors import NotLoggedIn, OtherUser, RecordNotFound
-from client_sync.replica import MIGRATIONS, Replica, record_digest
+from client_sync.replica import MIGRATIONS, Replica
+from schema.wire import record_digest
 from schema.clock import Hlc
 from schema.errors import Forbidden, InvalidRecord
 from schema.merge import Actor, apply_change
