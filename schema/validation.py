@@ -66,39 +66,31 @@ class StrictBool(fields.Field):
         return value
 
 
-class StrictInt(fields.Field):
+class Number(fields.Field):
+    """A JSON number within bounds (temperatures have decimals); not a string, not true."""
+
+    types = (int, float)
+    kind = "a number"
+
+    def __init__(self, *, minimum=None, maximum=None, **kwargs):
+        kwargs.setdefault("allow_none", True)
+        super().__init__(**kwargs)
+        self.minimum, self.maximum = minimum, maximum
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, self.types):
+            raise ValidationError(f"must be {self.kind}")
+        if self.minimum is not None and value < self.minimum or self.maximum is not None and value > self.maximum:
+            raise ValidationError(f"{value} is not possible here: expected {self.minimum} to {self.maximum}")
+        return value
+
+
+class StrictInt(Number):
     """A whole number given as a JSON number (not a string, not 1.5, not true)."""
 
-    def __init__(self, *, minimum=None, maximum=None, **kwargs):
-        kwargs.setdefault("allow_none", True)
-        super().__init__(**kwargs)
-        self.minimum, self.maximum = minimum, maximum
+    types = (int,)
+    kind = "a whole number"
 
-    def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValidationError("must be a whole number")
-        _check_range(value, self.minimum, self.maximum)
-        return value
-
-
-class Number(fields.Field):
-    """A JSON number within bounds (temperatures have decimals)."""
-
-    def __init__(self, *, minimum=None, maximum=None, **kwargs):
-        kwargs.setdefault("allow_none", True)
-        super().__init__(**kwargs)
-        self.minimum, self.maximum = minimum, maximum
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValidationError("must be a number")
-        _check_range(value, self.minimum, self.maximum)
-        return value
-
-
-def _check_range(value, minimum, maximum):
-    if minimum is not None and value < minimum or maximum is not None and value > maximum:
-        raise ValidationError(f"{value} is not possible here: expected {minimum} to {maximum}")
 
 
 class IsoDateTime(fields.Field):
