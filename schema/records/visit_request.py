@@ -92,7 +92,10 @@ def roles_on_own_requests(ctx):
                 details={"accepted_by": [accepted_by]},
             )
         raise Forbidden("this request is accepted by another doctor", details={"accepted_by": [accepted_by]})
-    assigned = ctx.current("assigned_doctor_id")
+    # What the doctor saw decides, so an assignment made meanwhile is a concurrent
+    # edit (the state machine raises the conflict) rather than a refusal that
+    # would depend on which change arrived first.
+    assigned = seen_value(ctx, "assigned_doctor_id")
     if not accepted_by and assigned and assigned != me:
         raise Forbidden("this request is assigned to another doctor; ask the dispatcher to re-assign it",
                         details={"assigned_doctor_id": [assigned]})
@@ -101,7 +104,7 @@ def roles_on_own_requests(ctx):
 def stamp_acceptance(ctx):
     """accepted_by is stamped by the server: set on acceptance, cleared on re-assignment."""
     target = ctx.values.get("status")
-    if target in DOCTOR_STEPS and not ctx.current("accepted_by"):
+    if target in DOCTOR_STEPS and not seen_value(ctx, "accepted_by"):
         ctx.values["accepted_by"] = ctx.actor.user_id
     elif target == "assigned" and seen_value(ctx, "status") in ("accepted", "en_route"):
         ctx.values["accepted_by"] = None
