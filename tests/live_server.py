@@ -62,8 +62,12 @@ class LiveServer:
             for channel in list(self._server._map.values()):
                 channel.close()
 
-        self._server.trigger.pull_trigger(close_all)
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            try:
+                self._server.trigger.pull_trigger(close_all)
+            except OSError:
+                pass  # the loop already ended and closed its trigger: nothing left to stop
+            self._thread.join(timeout=10)
         self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
         self.store.close()
 
