@@ -27,7 +27,7 @@ _ACCESS_LOG = AccessLogRequestSchema()
 #: Device columns an admin sees: never the token hash.
 HEALTH_COLUMNS = ("id", "label", "user_id", "user_name", "user_role", "created_at", "revoked_at", "last_sync_at",
                   "last_seen_at", "client_version", "pending", "reported_rejected", "rejected_count", "last_op",
-                  "clock_offset_ms", "clock_flagged_at")
+                  "clock_offset_ms", "clock_flagged_at", "op_gaps")
 
 
 def _store():

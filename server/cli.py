@@ -172,7 +172,8 @@ def devices(ctx, as_json):
              f"{'clock ahead':>11}  status"]
     for d in rows:
         ahead = "" if d["clock_offset_ms"] is None else f"{d['clock_offset_ms'] / 1000:.0f} s"
-        status = "REVOKED" if d["revoked_at"] else "CLOCK FLAGGED" if d["clock_flagged_at"] else "ok"
+        status = ("REVOKED" if d["revoked_at"] else "CLOCK FLAGGED" if d["clock_flagged_at"]
+                  else f"{d['op_gaps']} CHANGES MISSING" if d.get("op_gaps") else "ok")
         lines.append(f"{d['id']:36}  {d['user_name'][:20]:20} {d['user_role']:10} {d['last_sync_at'] or '-':24} "
                      f"{d['pending'] if d['pending'] is not None else '-':>7} {d['rejected_count'] or 0:>8} "
                      f"{ahead:>11}  {status}")

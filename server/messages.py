@@ -172,6 +172,7 @@ class DeviceHealthSchema(Schema):
     last_op = fields.Integer(allow_none=True)
     clock_offset_ms = fields.Integer(allow_none=True)
     clock_flagged_at = fields.String(allow_none=True)
+    op_gaps = fields.Integer(allow_none=True)
 
 
 class AuditEntrySchema(Schema):

@@ -29,7 +29,7 @@ from .messages import PushRequestSchema, load
 from .settings import dispatch_settings
 from .store import index_columns
 
-__all__ = ["push", "Merger", "flag_duplicates"]
+__all__ = ["push", "Merger", "flag_duplicates", "op_gaps"]
 
 _REQUEST = PushRequestSchema()
 # Writes to these types can change who sees what (a new patient, a move, an assignment).
@@ -202,13 +202,26 @@ class Merger:
         device = self.store.get_device(self.device["id"])
         if device is None:
             return
+        increments = {"rejected_count": self.rejected}
         if ops:
             values["last_op"] = max([*ops, device["last_op"] or 0])
+            increments["op_gaps"] = op_gaps(device["last_op"] or 0, ops)
         if self.ahead_ms is not None:
             values["clock_offset_ms"] = self.ahead_ms
         if self.restamped:
             values["clock_flagged_at"] = values["last_sync_at"]
-        self.store.update_device(self.device["id"], values, {"rejected_count": self.rejected})
+        self.store.update_device(self.device["id"], values, increments)
+
+
+def op_gaps(last_op, ops):
+    """How many operation numbers after ``last_op`` a batch skips: changes that never arrived.
+
+    A device numbers its changes 1, 2, 3, ... and pushes them in order, so a
+    hole means changes were lost on the laptop (a restored backup, a bug) and
+    shows in device health.
+    """
+    fresh = {op for op in ops if op > last_op}
+    return max(fresh) - last_op - len(fresh) if fresh else 0
 
 
 def flag_duplicates(store, state):

@@ -223,6 +223,14 @@ class Store(abc.ABC):
     def requests_with_status(self, statuses):
         """``(request id, patient id)`` of every visit request whose status is one of ``statuses``."""
 
+    @abc.abstractmethod
+    def get_records(self, record_type, ids):
+        """The :class:`StoredRecord` of this type with one of these ids, by id."""
+
+    @abc.abstractmethod
+    def records_of_patients(self, record_type, patient_ids):
+        """The :class:`StoredRecord` of this type that belong to one of these patients, by id."""
+
     # scope snapshots and what each device holds
     @abc.abstractmethod
     def save_scope(self, keys):
@@ -274,6 +282,17 @@ class Store(abc.ABC):
     def audit_log(self, patient_id=None, after=0, limit=100):
         """Audit entries after an entry id, oldest first, optionally of one patient."""
 
+    # the escalation feed (append only)
+    @abc.abstractmethod
+    def add_escalation(self, entry):
+        """Append ``{"request_id", "kind", "patient_id", "municipality", "at", "details"}`` unless the feed
+        holds this request and kind already; return its new id, or None when it was there (another
+        process was first)."""
+
+    @abc.abstractmethod
+    def escalations(self, after=None, limit=100, municipality=None):
+        """Escalation feed entries: newest first, or oldest first after an entry id (a cursor)."""
+
 
 # --- SQLite ---------------------------------------------------------------------------
 
@@ -324,6 +343,34 @@ def m001_initial(db):
     for statement in TRIGGERS:
         db.execute(statement)
 
+
+@MIGRATIONS()
+def m002_op_gaps(db):
+    """Device health counts operation numbers that never arrived (changes lost on the laptop)."""
+    db["devices"].add_column("op_gaps", int, not_null_default=0)
+
+
+@MIGRATIONS()
+def m002_escalations(db):
+    """The escalation feed: one entry per request and kind, whatever the number of server processes."""
+    db["escalations"].create({
+        "id": int, "request_id": str, "kind": str, "patient_id": str, "municipality": str, "at": str,
+        "details": str,
+    }, pk="id", not_null={"request_id", "kind", "at"})
+    # The unique key is what makes "once per request" hold across processes: the second
+    # insert of a racing instance is ignored, inside the transaction that would escalate.
+    db["escalations"].create_index(["request_id", "kind"], unique=True)
+    db["escalations"].create_index(["municipality", "id"])
+    for statement in ESCALATION_TRIGGERS:
+        db.execute(statement)
+
+
+ESCALATION_TRIGGERS = (
+    """CREATE TRIGGER escalations_append_only_update BEFORE UPDATE ON escalations
+BEGIN SELECT RAISE(ABORT, 'the escalation feed is append only'); END""",
+    """CREATE TRIGGER escalations_append_only_delete BEFORE DELETE ON escalations
+BEGIN SELECT RAISE(ABORT, 'the escalation feed is append only'); END""",
+)
 
 TRIGGERS = (
     """CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit
@@ -416,6 +463,22 @@ WHERE type = 'visit_request'
   AND status IN (SELECT value FROM json_each(?))
 """
 
+SELECT_RECORDS_BY_ID = """
+SELECT type, id, seq, patient_id, municipality, state
+FROM records
+WHERE type = ?
+  AND id IN (SELECT value FROM json_each(?))
+ORDER BY id
+"""
+
+SELECT_RECORDS_OF_PATIENTS = """
+SELECT type, id, seq, patient_id, municipality, state
+FROM records
+WHERE type = ?
+  AND patient_id IN (SELECT value FROM json_each(?))
+ORDER BY id
+"""
+
 SELECT_DEVICES = """
 SELECT devices.*, users.name AS user_name, users.role AS user_role
 FROM devices
@@ -465,11 +528,33 @@ ORDER BY id
 LIMIT :limit
 """
 
+INSERT_ESCALATION = """
+INSERT OR IGNORE INTO escalations (request_id, kind, patient_id, municipality, at, details)
+VALUES (:request_id, :kind, :patient_id, :municipality, :at, :details)
+"""
+
+SELECT_ESCALATIONS_NEWEST = """
+SELECT *
+FROM escalations
+WHERE (:municipality IS NULL OR municipality = :municipality)
+ORDER BY id DESC
+LIMIT :limit
+"""
+
+SELECT_ESCALATIONS_AFTER = """
+SELECT *
+FROM escalations
+WHERE id > :after
+  AND (:municipality IS NULL OR municipality = :municipality)
+ORDER BY id
+LIMIT :limit
+"""
+
 DEVICE_COLUMNS = frozenset({
     "label", "revoked_at", "last_sync_at", "last_seen_at", "client_version", "pending", "reported_rejected",
-    "rejected_count", "last_op", "clock_offset_ms", "clock_flagged_at",
+    "rejected_count", "last_op", "clock_offset_ms", "clock_flagged_at", "op_gaps",
 })
-DEVICE_COUNTERS = frozenset({"rejected_count"})
+DEVICE_COUNTERS = frozenset({"rejected_count", "op_gaps"})
 
 
 class SqliteStore(Store):
@@ -627,6 +712,14 @@ class SqliteStore(Store):
         rows = self._conn().execute(SELECT_REQUESTS_WITH_STATUS, (json.dumps(sorted(statuses)),))
         return [tuple(r) for r in rows]
 
+    def get_records(self, record_type, ids):
+        rows = self._conn().execute(SELECT_RECORDS_BY_ID, (record_type, json.dumps(sorted(ids))))
+        return [_record(row) for row in rows]
+
+    def records_of_patients(self, record_type, patient_ids):
+        rows = self._conn().execute(SELECT_RECORDS_OF_PATIENTS, (record_type, json.dumps(sorted(patient_ids))))
+        return [_record(row) for row in rows]
+
     # scopes and device holdings
     def save_scope(self, keys):
         text = keys.to_json()
@@ -699,6 +792,19 @@ class SqliteStore(Store):
 
     def audit_log(self, patient_id=None, after=0, limit=100):
         rows = self._rows(SELECT_AUDIT, {"patient_id": patient_id, "after": after, "limit": limit})
+        return [{**r, "details": json.loads(r["details"])} for r in rows]
+
+
+    # escalation feed
+    def add_escalation(self, entry):
+        row = {"patient_id": None, "municipality": None, **entry, "details": json.dumps(entry.get("details") or {})}
+        with self.transaction():
+            cursor = self._conn().execute(INSERT_ESCALATION, row)
+            return cursor.lastrowid if cursor.rowcount == 1 else None
+
+    def escalations(self, after=None, limit=100, municipality=None):
+        params = {"after": after, "limit": limit, "municipality": municipality}
+        rows = self._rows(SELECT_ESCALATIONS_NEWEST if after is None else SELECT_ESCALATIONS_AFTER, params)
         return [{**r, "details": json.loads(r["details"])} for r in rows]
 
 

@@ -65,6 +65,16 @@ def test_a_corrected_new_record_with_a_fresh_change_is_not_held_back_by_the_reje
     assert [r["result"] for r in results] == ["rejected", "applied"]
 
 
+def test_operation_numbers_that_never_arrived_show_as_gaps_in_device_health(region):
+    nurse = region.nurse
+    first, lost_a, lost_b, later = (new_patient(nurse) for _ in range(4))
+    nurse.push(first, later)
+    nurse.push(first, later)  # a retry reveals nothing new
+    health = {d["id"]: d for d in
+              region.admin.session.get(region.server.url + "/v1/admin/devices").json()["devices"]}
+    assert (health[nurse.device_id]["last_op"], health[nurse.device_id]["op_gaps"]) == (later["op"], 2)
+
+
 def test_the_device_op_number_and_pending_count_are_recorded_with_the_batch(region):
     nurse = region.nurse
     nurse.push(new_patient(nurse), pending=7)
