@@ -1,0 +1,256 @@
+"""``make bench``: how fast a laptop pushes, how fast a fresh laptop syncs, and how many bytes it costs.
+
+For N documented home visits (a ~400-character assessment and the vitals
+taken, ~740 bytes of JSON; proof/workload.py), in one run:
+
+- ceiling: the same rows, ``json.dumps`` + ``executemany`` into SQLite in one
+  transaction (WAL, synchronous=FULL like the server): this machine's bound;
+- push: from a laptop replica's outbox into the server over real HTTP
+  (waitress in a subprocess, as ``make run`` serves), through validation,
+  merge, audit and the change feed: a visit and its observation are two changes;
+- pull: a fresh laptop's initial sync, applied into its replica;
+- incremental: after 1 % of the visits changed on another laptop, the sync
+  that brings them to this one;
+- bytes on the wire per record, push and pull together, headers included,
+  counted at the socket by a loopback proxy.
+
+Prints a table and one JSON object (``--json`` for the object alone).
+``--profile`` adds where the time goes (cProfile of the laptop side in this
+process, and of the server side replayed in-process).
+
+Example: python -m proof.bench --n 20000
+"""
+
+import argparse
+import cProfile
+import json
+import os
+import pathlib
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+
+from client_sync.sync import sync
+
+from .laptops import converged, login
+from .proxy import LoopbackProxy
+from .server_process import ServerProcess
+from .workload import Workload, as_one_row, record_json
+
+__all__ = ["main", "ceiling", "run"]
+
+TARGET_RATIO = 0.15
+TARGET_BYTES = 650
+MUNICIPALITY = "Bänkby"
+
+
+def ceiling(rows, directory, repeats=3):
+    """Rows per second for json.dumps + executemany of ``rows`` into SQLite in one transaction (best of runs)."""
+    best = 0.0
+    for attempt in range(repeats):
+        path = pathlib.Path(directory) / f"ceiling-{attempt}.db"
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("CREATE TABLE visits (id TEXT PRIMARY KEY, body TEXT NOT NULL)")
+        start = time.perf_counter()
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO visits (id, body) VALUES (?, ?)",
+                         ((row["id"], json.dumps(row, ensure_ascii=False)) for row in rows))
+        conn.execute("COMMIT")
+        best = max(best, len(rows) / (time.perf_counter() - start))
+        conn.close()
+        path.unlink()
+    return best
+
+
+class Phases:
+    """Timestamps and byte counts of a sync's stages, from its progress callback."""
+
+    def __init__(self, proxy):
+        self.proxy = proxy
+        self.push_done = None
+
+    def __call__(self, stage, done, total):
+        if stage == "push" and total is not None and done >= total and self.push_done is None:
+            self.push_done = (time.perf_counter(), self.proxy.counts(), time.process_time())
+
+
+def _bytes(before, after):
+    return (after[0] - before[0]) + (after[1] - before[1])
+
+
+class _NoProfile:
+    def enable(self):
+        pass
+
+    def disable(self):
+        pass
+
+
+def run(n, workdir, seed=1, progress=print, profiles=None):
+    """Measure everything for ``n`` visits under ``workdir``; return the figures (a dict).
+
+    ``profiles``, a dict, receives cProfile profiles of the laptop side of the
+    push and of the initial sync (``laptop push``, ``laptop pull``) when given.
+    """
+    profiler = (lambda name: profiles.setdefault(name, cProfile.Profile())) if profiles is not None \
+        else (lambda name: _NoProfile())
+    work = Workload(seed)
+    progress(f"bench: {n} visits with vitals, workdir {workdir}")
+    server = ServerProcess(pathlib.Path(workdir) / "server")
+    figures = {"n": n}
+    try:
+        # One doctor, two laptops: visits are edited only by their own doctor.
+        doctor = server.add_user("Anna Bänk", "doctor", [MUNICIPALITY])
+        _, token_a = server.enroll(doctor, "bench laptop A")
+        _, token_b = server.enroll(doctor, "bench laptop B")
+        server.start()
+        proxy = LoopbackProxy(server.port)
+        a = login(workdir, proxy.url, token_a, "laptop-a")
+        b = login(workdir, proxy.url, token_b, "laptop-b")
+
+        patients = [work.uuid() for _ in range(max(10, n // 100))]
+        with a.replica.transaction():
+            for patient_id in patients:
+                a.replica.write("patient", patient_id, work.patient(MUNICIPALITY))
+        sync(a.replica, client=a.client(proxy.url))
+
+        visits = [(work.visit_with_vitals(patients[i % len(patients)])) for i in range(n)]
+        rows = [as_one_row(vid, visit, vitals) for vid, visit, _, vitals in visits]
+        sizes = [len(record_json(r).encode()) for r in rows]
+        figures["record_json_bytes"] = round(sum(sizes) / n)
+        progress("bench: ceiling ...")
+        figures["ceiling_insert_per_s"] = round(ceiling(rows, workdir))
+
+        progress("bench: writing the visits into laptop A's outbox ...")
+        start = time.perf_counter()
+        for first in range(0, n, 1000):
+            with a.replica.transaction():  # a doctor's day of notes, committed in steps
+                for vid, visit, oid, vitals in visits[first:first + 1000]:
+                    a.replica.write("visit", vid, visit)
+                    a.replica.write("observation", oid, vitals)
+        figures["local_write_per_s"] = round(n / (time.perf_counter() - start))
+
+        progress("bench: push ...")
+        phases = Phases(proxy)
+        before, cpu, server_cpu = proxy.counts(), time.process_time(), server.cpu_seconds()
+        start = time.perf_counter()
+        profiler("laptop push (and pull back)").enable()
+        sync(a.replica, client=a.client(proxy.url), progress=phases)
+        profiler("laptop push (and pull back)").disable()
+        end = time.perf_counter()
+        pushed_at, pushed_counts, pushed_cpu = phases.push_done
+        push_s = pushed_at - start
+        figures["push_per_s"] = round(n / push_s)
+        figures["push_changes_per_s"] = round(2 * n / push_s)
+        figures["push_s"] = round(push_s, 2)
+        figures["push_bytes"] = _bytes(before, pushed_counts)
+        figures["push_laptop_cpu_s"] = round(pushed_cpu - cpu, 2)
+        figures["push_server_cpu_s"] = round(server.cpu_seconds() - server_cpu, 2)  # includes the pull back
+        figures["pull_back_s"] = round(end - pushed_at, 2)
+
+        progress("bench: initial sync of a fresh laptop ...")
+        before, cpu, server_cpu = proxy.counts(), time.process_time(), server.cpu_seconds()
+        start = time.perf_counter()
+        profiler("laptop initial sync").enable()
+        report = sync(b.replica, client=b.client(proxy.url))
+        profiler("laptop initial sync").disable()
+        pull_s = time.perf_counter() - start
+        figures["pull_per_s"] = round(n / pull_s)
+        figures["pull_s"] = round(pull_s, 2)
+        figures["pull_records"] = report.pulled
+        figures["pull_pages"] = report.pages
+        figures["pull_bytes"] = _bytes(before, proxy.counts())
+        figures["pull_laptop_cpu_s"] = round(time.process_time() - cpu, 2)
+        figures["pull_server_cpu_s"] = round(server.cpu_seconds() - server_cpu, 2)
+
+        progress("bench: 1 % changed on laptop B, then laptop A syncs ...")
+        changed = visits[:: 100][: max(1, n // 100)]
+        with b.replica.transaction():
+            for vid, visit, _, _ in changed:
+                b.replica.write("visit", vid, {"plan": work.text(120)})
+        start = time.perf_counter()
+        sync(b.replica, client=b.client(proxy.url))
+        figures["incremental_push_s"] = round(time.perf_counter() - start, 3)
+        before = proxy.counts()
+        start = time.perf_counter()
+        report = sync(a.replica, client=a.client(proxy.url))
+        figures["incremental_s"] = round(time.perf_counter() - start, 3)
+        figures["incremental_records"] = report.pulled
+        figures["incremental_bytes"] = _bytes(before, proxy.counts())
+
+        figures["bytes_per_record"] = round((figures["push_bytes"] + figures["pull_bytes"]) / n)
+        figures["push_ratio"] = round(figures["push_per_s"] / figures["ceiling_insert_per_s"], 4)
+        figures["pull_ratio"] = round(figures["pull_per_s"] / figures["ceiling_insert_per_s"], 4)
+        problems = converged(a) + converged(b)
+        figures["converged"] = not problems
+        for problem in problems:
+            progress(f"bench: NOT CONVERGED: {problem}")
+        a.close(), b.close(), proxy.stop()
+    finally:
+        server.stop()
+    return figures
+
+
+def table(figures):
+    """The figures as a readable table, with the targets."""
+    ceiling_rate = figures["ceiling_insert_per_s"]
+    rows = [
+        ("records (visit + vitals)", f"{figures['n']}", f"~{figures['record_json_bytes']} bytes of JSON each"),
+        ("ceiling: SQLite insert", f"{ceiling_rate:,} /s", "json.dumps + executemany, one transaction"),
+        ("push (outbox -> server)", f"{figures['push_per_s']:,} /s",
+         f"{figures['push_ratio']:.1%} of ceiling (target >= {TARGET_RATIO:.0%}) "
+         f"{'ok' if figures['push_ratio'] >= TARGET_RATIO else 'MISSED'}"),
+        ("initial sync (pull)", f"{figures['pull_per_s']:,} /s",
+         f"{figures['pull_ratio']:.1%} of ceiling (target >= {TARGET_RATIO:.0%}) "
+         f"{'ok' if figures['pull_ratio'] >= TARGET_RATIO else 'MISSED'}"),
+        ("incremental sync (1 %)", f"{figures['incremental_s']:.2f} s",
+         f"{figures['incremental_records']} records, {figures['incremental_bytes']:,} bytes"),
+        ("bytes on the wire", f"{figures['bytes_per_record']} /record",
+         f"push + pull, headers included (target <= {TARGET_BYTES}) "
+         f"{'ok' if figures['bytes_per_record'] <= TARGET_BYTES else 'MISSED'}"),
+        ("local write on the laptop", f"{figures['local_write_per_s']:,} /s", "visit + vitals into the outbox"),
+        ("converged", "yes" if figures["converged"] else "NO", "both laptops equal the server"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{name:<{width}}  {value:>16}  {note}" for name, value, note in rows)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m proof.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=int(os.environ.get("N") or 20000), help="visits (default 20000)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="print only the JSON object")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print where the time goes (laptop side here, server side replayed in-process)")
+    args = parser.parse_args(argv)
+    workdir = tempfile.mkdtemp(prefix="hemsync-bench-")
+    quiet = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    profiles = {} if args.profile else None
+    try:
+        figures = run(args.n, workdir, args.seed, progress=quiet, profiles=profiles)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if args.profile:
+        from . import profile
+
+        for name, found in profiles.items():
+            quiet(profile.report(name, found, figures["n"] / figures["push_s" if "push" in name else "pull_s"]))
+        found = profile.server_profiles(min(args.n, 2000))
+        quiet(profile.report("server push", found["push"], found["push_per_s"]))
+        quiet(profile.report("server pull", found["pull"], found["pull_per_s"]))
+    if not args.json:
+        print()
+        print(table(figures))
+        print()
+    print(json.dumps(figures))
+    return 0 if figures["converged"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

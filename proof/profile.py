@@ -1,0 +1,149 @@
+"""Where sync time goes: cProfile of the server's push and pull, replayed in-process, summed by area.
+
+The bench's server runs in a subprocess under waitress, whose worker threads
+cProfile cannot see; here the same app (``create_app``) answers the same
+gzip'd batches and pull pages through Flask's test client, so the profile
+holds the server's own work without the sockets. ``python -m proof.profile``
+prints the areas and the top functions.
+
+Example: python -m proof.profile --n 2000
+"""
+
+import argparse
+import cProfile
+import gzip
+import io
+import json
+import pstats
+import sys
+import tempfile
+import time
+import uuid
+
+from schema.clock import HybridClock
+from server import auth, create_app
+
+from .workload import Workload
+
+__all__ = ["server_profiles", "areas", "main"]
+
+#: (area, what a function's file path contains), first match wins.
+AREAS = (
+    ("marshmallow validation", "marshmallow/"),
+    ("merge rules (schema/)", "/schema/"),
+    ("server store (SQL)", "server/store.py"),
+    ("server push/pull/audit", "/server/"),
+    ("sqlite3", "sqlite3"),
+    ("json", "json/"),
+    ("gzip/zlib", "gzip"),
+    ("gzip/zlib", "zlib"),
+    ("flask/werkzeug", "werkzeug/"),
+    ("flask/werkzeug", "flask/"),
+    ("client replica/sync", "client_sync/"),
+    ("requests/urllib3/http", "requests/"),
+    ("requests/urllib3/http", "urllib3/"),
+    ("requests/urllib3/http", "http/client"),
+)
+
+
+def _area(filename, name):
+    text = f"{filename}:{name}"
+    for area, needle in AREAS:
+        if needle in text:
+            return area
+    return "other"
+
+
+def areas(profile):
+    """``[(area, seconds of own time, share)]``, largest first."""
+    stats = pstats.Stats(profile)
+    totals = {}
+    for (filename, _, name), (_, _, tottime, _, _) in stats.stats.items():
+        area = _area(filename, name)
+        totals[area] = totals.get(area, 0.0) + tottime
+    whole = sum(totals.values()) or 1.0
+    return sorted(((a, t, t / whole) for a, t in totals.items()), key=lambda x: -x[1])
+
+
+def top(profile, limit=15, sort="tottime"):
+    """The top functions of a profile, as text."""
+    out = io.StringIO()
+    pstats.Stats(profile, stream=out).sort_stats(sort).print_stats(limit)
+    return "\n".join(line for line in out.getvalue().splitlines() if line.strip())
+
+
+def server_profiles(n, batch=100, page=500, seed=1):
+    """Profile the server pushing ``n`` visits with vitals, then a fresh device pulling them; return both profiles and rates."""
+    directory = tempfile.mkdtemp(prefix="hemsync-profile-")
+    app = create_app({"HEMSYNC_DB": f"{directory}/server.db"})
+    store = app.extensions["hemsync.store"]
+    user = auth.add_user(store, "Anna Profil", "doctor", ["Profilby"])
+    device, token = auth.enroll(store, user["id"])
+    _, other_token = auth.enroll(store, user["id"])
+    client = app.test_client()
+    work, clock, ops = Workload(seed), HybridClock(), iter(range(1, 10 ** 9))
+
+    def headers(tok, body=True):
+        h = {"Authorization": f"Bearer {tok}", "X-Hemsync-Client": "0.1.0", "Accept-Encoding": "gzip"}
+        return {**h, "Content-Encoding": "gzip", "Content-Type": "application/json"} if body else h
+
+    def change(record_type, record_id, fields):
+        return {"change_id": str(uuid.uuid4()), "record_type": record_type, "record_id": record_id,
+                "device_id": device["id"], "op": next(ops), "hlc": str(clock.now()), "base": {}, "fields": fields}
+
+    def push(changes):
+        body = gzip.compress(json.dumps({"pending": 0, "changes": changes}).encode())
+        answer = client.post("/v1/push", data=body, headers=headers(token))
+        assert answer.status_code == 200, answer.data[:300]
+
+    patients = [work.uuid() for _ in range(max(10, n // 100))]
+    push([change("patient", p, work.patient("Profilby")) for p in patients])
+    changes = []
+    for i in range(n):
+        vid, visit, oid, vitals = work.visit_with_vitals(patients[i % len(patients)])
+        changes += [change("visit", vid, visit), change("observation", oid, vitals)]
+    push_profile = cProfile.Profile()
+    start = time.perf_counter()
+    push_profile.enable()
+    for first in range(0, len(changes), batch):
+        push(changes[first:first + batch])
+    push_profile.disable()
+    push_rate = n / (time.perf_counter() - start)
+
+    pull_profile = cProfile.Profile()
+    cursor, start = None, time.perf_counter()
+    pull_profile.enable()
+    while True:
+        query = {"limit": page, **({"cursor": cursor} if cursor else {})}
+        answer = client.get("/v1/pull", query_string=query, headers=headers(other_token, body=False))
+        data = json.loads(gzip.decompress(answer.data) if answer.headers.get("Content-Encoding") == "gzip"
+                          else answer.data)
+        if not data["more"]:
+            break
+        cursor = data["cursor"]
+    pull_profile.disable()
+    pull_rate = n / (time.perf_counter() - start)
+    store.close()
+    return {"push": push_profile, "pull": pull_profile, "push_per_s": push_rate, "pull_per_s": pull_rate}
+
+
+def report(name, profile, rate, limit=12):
+    """A profile as text: the rate under the profiler, the areas, the top functions."""
+    lines = [f"--- {name}: {rate:,.0f} visits/s under cProfile ---"]
+    lines += [f"  {area:<26} {seconds:7.2f} s  {share:6.1%}" for area, seconds, share in areas(profile)]
+    lines.append(top(profile, limit))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m proof.profile", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=2000)
+    args = parser.parse_args(argv)
+    found = server_profiles(args.n)
+    print(report("server push", found["push"], found["push_per_s"]))
+    print(report("server pull", found["pull"], found["pull_per_s"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

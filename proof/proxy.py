@@ -1,0 +1,163 @@
+"""A loopback TCP proxy that counts every byte, and on request cuts lines or calls a hook mid-transfer.
+
+It sits between a laptop's SyncClient and the server: what it counts is what
+crossed the socket, headers included. ``plan(n)`` says, for the n-th
+connection (0-based), after how many bytes up (client to server) or down
+(server to client) the line goes dead; a cut always drops at least one byte,
+so every cut it reports landed in the middle of a transfer, and it notes which
+request was in flight. ``hook(direction, flow, data)`` runs before each chunk
+is forwarded (the fault trials kill the server from there).
+"""
+
+import dataclasses
+import re
+import socket
+import threading
+
+__all__ = ["LoopbackProxy", "Cut", "Flow"]
+
+REQUEST_LINE = re.compile(rb"^(GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS) (/[^ ?]*)\S* HTTP/1\.[01]\r\n")
+
+
+@dataclasses.dataclass
+class Cut:
+    """A line cut: which way, after how many bytes of the connection, during which request."""
+
+    direction: str
+    offset: int
+    request: str
+    request_offset: int
+
+
+@dataclasses.dataclass
+class Flow:
+    """One direction of one proxied connection."""
+
+    connection: int
+    direction: str
+    sent: int = 0
+    request: str = ""        # the request in flight on this connection ("POST /v1/push")
+    request_start: int = 0   # where the request (up) or its answer (down) began in this flow
+    answers: int = -1        # down: the up offset of the request being answered
+
+
+class LoopbackProxy:
+    """127.0.0.1:<port> -> 127.0.0.1:<target_port>, counting bytes; ``url`` is what a client talks to."""
+
+    def __init__(self, target_port, *, plan=None, hook=None):
+        self.target_port = target_port
+        self.plan = plan or (lambda n: {})
+        self.hook = hook
+        self.up = self.down = 0
+        self.connections = 0
+        self.cuts = []
+        self.requests = []
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._stopped = False
+        self._threads = []
+        thread = threading.Thread(target=self._accept, daemon=True, name="proxy-accept")
+        thread.start()
+
+    def counts(self):
+        """``(bytes up, bytes down)`` so far."""
+        with self._lock:
+            return self.up, self.down
+
+    def stop(self):
+        """Stop accepting connections."""
+        self._stopped = True
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._listener.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _accept(self):
+        while not self._stopped:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                _hang_up((client,))  # the server is down: the client sees a refused/closed line
+                continue
+            with self._lock:
+                number = self.connections
+                self.connections += 1
+            limits = self.plan(number) or {}
+            pair = (client, upstream)
+            up = Flow(number, "up")
+            down = Flow(number, "down")
+            for source, sink, flow in ((client, upstream, up), (upstream, client, down)):
+                threading.Thread(target=self._pump, args=(source, sink, flow, up, limits.get(flow.direction), pair),
+                                 daemon=True, name=f"proxy-{number}-{flow.direction}").start()
+
+    def _pump(self, source, sink, flow, up, limit, pair):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    sink.shutdown(socket.SHUT_WR)
+                    return
+                if flow.direction == "up":
+                    match = REQUEST_LINE.match(data)
+                    if match:
+                        flow.request = f"{match.group(1).decode()} {match.group(2).decode()}"
+                        flow.request_start = flow.sent
+                        with self._lock:
+                            self.requests.append(flow.request)
+                if flow.direction == "down":
+                    _down_view(flow, up)
+                if self.hook is not None:
+                    self.hook(flow.direction, flow, data)
+                if limit is not None and flow.sent + len(data) > limit:
+                    keep = limit - flow.sent
+                    sink.sendall(data[:keep])
+                    with self._lock:
+                        self._count(flow.direction, keep)
+                        self.cuts.append(Cut(flow.direction, limit, flow.request, limit - flow.request_start))
+                    flow.sent += keep
+                    _hang_up(pair)  # the line goes dead both ways
+                    return
+                sink.sendall(data)
+                flow.sent += len(data)
+                with self._lock:
+                    self._count(flow.direction, len(data))
+        except OSError:
+            _hang_up(pair)
+
+    def _count(self, direction, n):
+        if direction == "up":
+            self.up += n
+        else:
+            self.down += n
+
+
+def _down_view(flow, up):
+    """The down flow, labelled with the request in flight (the client waits for each answer)."""
+    if flow.answers != up.request_start or flow.request != up.request:
+        flow.request, flow.answers = up.request, up.request_start
+        flow.request_start = flow.sent  # this answer starts here in the down stream
+    return flow
+
+
+def _hang_up(ends):
+    # shutdown() first: close() alone waits for the other pump's blocked recv and sends no FIN.
+    for end in ends:
+        try:
+            end.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        end.close()

@@ -1,0 +1,103 @@
+"""The real sync server in a subprocess, served as ``make run`` serves it (waitress), on a free port.
+
+Users and devices are set up in the database before the server starts (or
+while it runs: SQLite in WAL mode lets both write). ``kill()`` is a SIGKILL,
+``start()`` again serves the same database on the same port.
+"""
+
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import requests
+
+from server import auth
+from server.store import SqliteStore
+
+__all__ = ["ServerProcess", "free_port", "ROOT"]
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """``hemsync-server --db DB serve`` in a subprocess; ``url``, ``add_user``, ``enroll``, ``kill``, ``start``."""
+
+    def __init__(self, workdir, *, threads=8, env=None):
+        self.workdir = pathlib.Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.workdir / "hemsync.db"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.threads = threads
+        self.env = {**os.environ, **(env or {})}
+        self.process = None
+        self.starts = 0
+        self._store = SqliteStore(self.db_path)  # creates and migrates the database
+
+    def start(self, timeout=30):
+        """Start serving (again) and wait until /healthz answers."""
+        log = open(self.workdir / "server.log", "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "server", "--db", str(self.db_path), "serve", "--host", "127.0.0.1",
+             "--port", str(self.port), "--threads", str(self.threads)],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self.starts += 1
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.process.returncode}: see {self.workdir}/server.log")
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"the server did not answer /healthz within {timeout} s")
+
+    def kill(self):
+        """SIGKILL the server: no clean shutdown, whatever it was doing."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self):
+        """Stop the server (SIGTERM, then SIGKILL) and close the set-up store."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._store.close()
+
+    def add_user(self, name, role, municipalities):
+        """Create a user; return the id."""
+        return auth.add_user(self._store, name, role, list(municipalities))["id"]
+
+    def enroll(self, user_id, label=None):
+        """Enroll a device; return ``(device_id, token)``."""
+        device, token = auth.enroll(self._store, user_id, label)
+        return device["id"], token
+
+    def cpu_seconds(self):
+        """User + system CPU seconds the server process has used so far (Linux /proc)."""
+        fields = (pathlib.Path("/proc") / str(self.process.pid) / "stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
