@@ -32,6 +32,15 @@ class Laptop:
     def path(self):
         return self.replica.path
 
+    def reopen(self):
+        """Open the replica again in this thread (SQLite connections belong to the thread that made them)."""
+        path = self.replica.path
+        try:
+            self.replica.close()
+        except Exception:  # made in another thread; that thread is done with it
+            pass
+        self.replica = Replica(path)
+
     def client(self, url=None, **options):
         """A SyncClient for this laptop's device (through ``url``, e.g. a proxy)."""
         return SyncClient(url or self.url, self.token, **options)

@@ -16,7 +16,7 @@ import uuid
 
 from schema.identity import make_test_personnummer
 
-__all__ = ["vocabulary", "Workload", "VOCABULARY_ENV", "record_json", "as_one_row"]
+__all__ = ["vocabulary", "Workload", "Editor", "shared_records", "VOCABULARY_ENV", "record_json", "as_one_row"]
 
 VOCABULARY_ENV = "HEMSYNC_VOCABULARY"
 DEFAULT_VOCABULARY = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "vocabulary-sv.txt"
@@ -108,3 +108,76 @@ class Workload:
 def as_one_row(visit_id, visit, vitals):
     """A documented visit as one JSON-ready row: the visit with its vitals nested (the ceiling's row)."""
     return {"id": visit_id, **visit, "vitals": {k: v for k, v in vitals.items() if k != "patient_id"}}
+
+
+class Editor:
+    """Realistic edits of shared records by one laptop's user: the kind that conflicts between laptops.
+
+    ``shared`` holds the ids every laptop knows: ``patients``, ``care_plans``
+    and ``medications`` (one each per patient). Patients' contact fields are
+    last writer wins; care plan text and medication doses keep both and raise
+    conflicts, which doctors resolve; vitals are appended; doctors document
+    their own visits.
+    """
+
+    def __init__(self, work, role, shared):
+        self.work, self.rng, self.role, self.shared = work, work.rng, role, shared
+        self.own_visits = []
+
+    def edit(self, replica):
+        """Make one change on ``replica`` (it may be refused by a rule: the caller counts that)."""
+        rng, work = self.rng, self.work
+        kinds = ["contact", "contact", "care_plan", "vitals", "warning"]
+        if self.role == "doctor":
+            kinds += ["dose", "dose", "visit", "visit", "resolve"]
+        kind = rng.choice(kinds)
+        patient = rng.choice(self.shared["patients"])
+        index = self.shared["patients"].index(patient)
+        if kind == "contact":
+            field = rng.choice(("phone", "address", "access_notes"))
+            value = {"phone": f"035-{rng.randrange(100000, 999999)}", "address": f"Testgatan {rng.randrange(1, 300)}",
+                     "access_notes": "TESTDATA: " + work.text(40)}[field]
+            return replica.write("patient", patient, {field: value})
+        if kind == "care_plan":
+            return replica.write("care_plan", self.shared["care_plans"][index], {"content": work.text(120)})
+        if kind == "vitals":
+            return replica.write("observation", work.uuid(), work.vitals(patient))
+        if kind == "warning":
+            return replica.write("warning", work.uuid(), {
+                "patient_id": patient, "kind": rng.choice(("allergy", "condition")), "text": work.text(30),
+                "severity": rng.choice(("low", "high")), "active": True})
+        if kind == "dose":
+            return replica.write("medication", self.shared["medications"][index],
+                                 {"dose": f"{rng.randrange(1, 4)} tablett(er) x {rng.randrange(1, 4)}"})
+        if kind == "visit":
+            if self.own_visits and rng.random() < 0.5:
+                return replica.write("visit", rng.choice(self.own_visits), {"plan": work.text(80)})
+            visit_id = work.uuid()
+            self.own_visits.append(visit_id)
+            return replica.write("visit", visit_id, work.visit(patient))
+        conflicts = [c for c in replica.conflicts() if c["record_type"] in ("care_plan", "medication", "patient")]
+        if not conflicts:
+            return replica.write("care_plan", self.shared["care_plans"][index], {"content": work.text(120)})
+        conflict = rng.choice(conflicts)
+        value = rng.choice(conflict["values"])["value"]
+        return replica.write(conflict["record_type"], conflict["record_id"], {conflict["field"]: value},
+                             resolves=[conflict["id"]])
+
+
+def shared_records(replica, work, municipality, patients=10):
+    """Create the shared patients with a care plan and a medication each on a doctor's laptop; return the ids."""
+    shared = {"patients": [], "care_plans": [], "medications": []}
+    with replica.transaction():
+        for _ in range(patients):
+            patient = work.uuid()
+            replica.write("patient", patient, work.patient(municipality))
+            care_plan, medication = work.uuid(), work.uuid()
+            replica.write("care_plan", care_plan, {"patient_id": patient, "kind": "care_plan",
+                                                   "content": work.text(120), "status": "planned"})
+            replica.write("medication", medication, {"patient_id": patient, "drug": "Paracetamol",
+                                                     "strength": "500 mg", "dose": "1 tablett x 3",
+                                                     "route": "oral", "status": "active"})
+            shared["patients"].append(patient)
+            shared["care_plans"].append(care_plan)
+            shared["medications"].append(medication)
+    return shared

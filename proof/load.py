@@ -1,0 +1,235 @@
+"""``make load``: many laptops syncing at once against one server, then every one checked against it.
+
+Each simulated laptop is a thread with its own replica file and user (two
+doctors to each nurse), all working on the same patients: contact details
+(last writer wins), care plan text and medication doses (keep both: conflicts,
+which the doctors resolve), vitals, warnings and the doctors' own visits. Each
+makes a few changes and syncs every ``--interval`` seconds (with jitter) for
+``--duration`` seconds, over loopback only. Then every laptop syncs until it
+is at the head, and the run checks that every replica equals what the server
+would hand its device and that every change made was merged exactly once.
+
+Prints p50/p95/p99 latency of push and pull requests (as the laptops saw
+them), errors, conflicts, the load generator's and the server's CPU, and the
+checks. Exits non-zero when a check fails.
+
+Example: python -m proof.load --laptops 50 --duration 120
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+import requests
+
+from client_sync.errors import ClientError
+from client_sync.sync import sync
+from schema.errors import HemsyncError
+
+from .laptops import converged, ledger_problems, login
+from .server_process import ServerProcess
+from .workload import Editor, Workload, shared_records
+
+__all__ = ["main", "run", "TimedSession"]
+
+MUNICIPALITY = "Lasttorp"
+
+
+class TimedSession(requests.Session):
+    """A requests session that records (path, status, seconds) of every request it makes."""
+
+    def __init__(self, log):
+        super().__init__()
+        self.log = log
+
+    def request(self, method, url, *args, **kwargs):
+        start = time.perf_counter()
+        status = None
+        try:
+            response = super().request(method, url, *args, **kwargs)
+            status = response.status_code
+            return response
+        finally:
+            path = "/" + url.split("/", 3)[-1].split("?")[0]
+            self.log.append((f"{method} {path}", status, time.perf_counter() - start))
+
+
+def percentile(values, fraction):
+    """The ``fraction`` percentile (nearest rank) of ``values``."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
+
+
+def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progress=print):
+    """Run the load test; return the figures (a dict, ``ok`` says whether every check passed)."""
+    workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="hemsync-load-"))
+    work = Workload(seed)
+    server = ServerProcess(workdir / "server")
+    log, errors, refused, syncs = [], [], [0], [0]
+    conflicts = [0]
+    figures = {"laptops": laptops, "duration_s": duration, "interval_s": interval, "seed": seed}
+    try:
+        roles = ["nurse" if i % 3 == 2 else "doctor" for i in range(laptops)]
+        tokens = []
+        for i, role in enumerate(roles):
+            user = server.add_user(f"Last {role} {i}", role, [MUNICIPALITY])
+            tokens.append(server.enroll(user, f"load laptop {i}")[1])
+        server.start()
+        progress(f"load: {laptops} laptops ({roles.count('doctor')} doctors, {roles.count('nurse')} nurses), "
+                 f"{duration:.0f} s, sync every {interval:.0f} s, server {server.url}")
+        fleet = [login(workdir, server.url, token, f"laptop-{i:02d}") for i, token in enumerate(tokens)]
+        shared = shared_records(fleet[0].replica, work, MUNICIPALITY)
+        fleet[0].note_outbox()
+        sync(fleet[0].replica)
+        for laptop in fleet:
+            sync(laptop.replica)
+        editors = [Editor(Workload(seed * 1000 + i), role, shared) for i, role in enumerate(roles)]
+
+        deadline = time.monotonic() + duration
+        cpu_start, server_cpu_start, wall_start = time.process_time(), server.cpu_seconds(), time.monotonic()
+
+        def laptop_loop(index):
+            try:
+                laptop_work(index)
+            except BaseException as exc:  # a crashed laptop thread fails the run, loudly
+                errors.append(f"{fleet[index].name}: crashed: {''.join(traceback.format_exception(exc))}")
+
+        def laptop_work(index):
+            laptop, editor = fleet[index], editors[index]
+            laptop.reopen()
+            rng = editor.rng
+            client = laptop.client(session=TimedSession(log), timeout=(5, 30))
+            next_sync = time.monotonic() + rng.uniform(0, interval)  # laptops do not sync in step
+            while True:
+                wait = next_sync - time.monotonic()
+                if next_sync >= deadline:
+                    return
+                if wait > 0:
+                    time.sleep(wait)
+                for _ in range(rng.randrange(1, 5)):
+                    try:
+                        editor.edit(laptop.replica)
+                    except HemsyncError:
+                        refused[0] += 1  # a rule refused it on the laptop, as it would for a person
+                laptop.note_outbox()
+                try:
+                    report = sync(laptop.replica, client=client)
+                    conflicts[0] += report.conflicts
+                    syncs[0] += 1
+                except ClientError as exc:
+                    errors.append(f"{laptop.name}: {type(exc).__name__}: {exc}")
+                next_sync += interval * rng.uniform(0.8, 1.2)
+
+        threads = [threading.Thread(target=laptop_loop, args=(i,), name=f"laptop-{i}") for i in range(laptops)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=duration + 300)
+        wall = time.monotonic() - wall_start
+        for laptop in fleet:
+            laptop.reopen()
+        figures["load_cpu_s"] = round(time.process_time() - cpu_start, 1)
+        figures["load_cpu_share"] = round(figures["load_cpu_s"] / wall, 2)
+        figures["server_cpu_s"] = round(server.cpu_seconds() - server_cpu_start, 1)
+        figures["server_cpu_share"] = round(figures["server_cpu_s"] / wall, 2)
+        figures["wall_s"] = round(wall, 1)
+
+        progress("load: the run is over; every laptop syncs to the head, then the checks ...")
+        for _ in range(2):  # the first round sends everything, the second brings everyone to the head
+            for laptop in fleet:
+                sync(laptop.replica)
+        problems = []
+        for laptop in fleet:
+            problems += converged(laptop)
+        problems += ledger_problems(server.db_path, fleet)
+        figures["changes_made"] = sum(len(laptop.written) for laptop in fleet)
+        figures["rejected_by_server"] = sum(laptop.replica.rejected_count() for laptop in fleet)
+        codes = {}
+        for laptop in fleet:
+            for rejected in laptop.replica.rejected():
+                codes[rejected["error"]["code"]] = codes.get(rejected["error"]["code"], 0) + 1
+        figures["rejected_codes"] = codes
+        figures["refused_on_laptop"] = refused[0]
+        figures["conflicts_raised"] = conflicts[0]
+        figures["open_conflicts_at_end"] = len(fleet[0].replica.conflicts())
+        figures["syncs"] = syncs[0]
+        figures["errors"] = len(errors)
+        figures["problems"] = problems
+        figures["ok"] = not problems and not errors and syncs[0] > 0
+        for kind in ("POST /v1/push", "GET /v1/pull"):
+            times = [t for path, status, t in log if path == kind]
+            name = kind.split("/")[-1]
+            figures[f"{name}_requests"] = len(times)
+            for label, fraction in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
+                value = percentile(times, fraction)
+                figures[f"{name}_{label}_ms"] = None if value is None else round(value * 1000, 1)
+        figures["http_errors"] = sum(1 for _, status, _ in log if status is None or status >= 500)
+        figures["requests"] = len(log)
+        for message in errors[:10]:
+            progress(f"load: error: {message}")
+        for problem in problems[:20]:
+            progress(f"load: PROBLEM: {problem}")
+        for laptop in fleet:
+            laptop.close()
+    finally:
+        server.stop()
+    return figures
+
+
+def table(f):
+    """The figures as a readable table."""
+    rows = [
+        ("laptops / duration", f"{f['laptops']} / {f['wall_s']:.0f} s", f"sync every {f['interval_s']:.0f} s"),
+        ("syncs", f"{f['syncs']}", f"{f['requests']} HTTP requests"),
+        ("push latency p50/p95/p99", f"{f['push_p50_ms']}/{f['push_p95_ms']}/{f['push_p99_ms']} ms",
+         f"{f['push_requests']} pushes"),
+        ("pull latency p50/p95/p99", f"{f['pull_p50_ms']}/{f['pull_p95_ms']}/{f['pull_p99_ms']} ms",
+         f"{f['pull_requests']} pull pages"),
+        ("changes made", f"{f['changes_made']}",
+         f"{f['conflicts_raised']} answered 'conflict', {f['rejected_by_server']} rejected by a rule"),
+        ("errors", f"{f['errors']}", f"{f['http_errors']} 5xx or dropped requests (retried)"),
+        ("load generator CPU", f"{f['load_cpu_s']} s", f"{f['load_cpu_share']:.0%} of one core"),
+        ("server CPU", f"{f['server_cpu_s']} s", f"{f['server_cpu_share']:.0%} of one core"),
+        ("converged, nothing lost or doubled", "yes" if not f["problems"] else "NO",
+         f"{len(f['problems'])} problem(s)"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{name:<{width}}  {value:>20}  {note}" for name, value, note in rows)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m proof.load", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--laptops", type=int, default=int(os.environ.get("LAPTOPS") or 50))
+    parser.add_argument("--duration", type=float, default=float(os.environ.get("DURATION") or 120))
+    parser.add_argument("--interval", type=float, default=10.0, help="seconds between a laptop's syncs")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="print only the JSON object")
+    args = parser.parse_args(argv)
+    if args.duration > 3600 or args.laptops > 500:
+        parser.error("bounded: at most 3600 s and 500 laptops")
+    workdir = tempfile.mkdtemp(prefix="hemsync-load-")
+    quiet = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    try:
+        figures = run(args.laptops, args.duration, args.interval, args.seed, workdir, progress=quiet)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if not args.json:
+        print()
+        print(table(figures))
+        print()
+    print(json.dumps(figures))
+    return 0 if figures["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
