@@ -103,6 +103,9 @@ def settle(ctx, path, writes, extra=(), rule_name=None):
     is in conflict whatever its own heads say.
     """
     state, rule = ctx.state, ctx.rtype.spec(path).rule
+    if len(writes) == 1 and not extra:  # a field's first write: nothing to settle (most of a push)
+        state["fields"][path] = competitor(writes[0])
+        return writes[0]
     tops = heads(writes)
     shown = tops[-1]
     for write in tops[:-1]:
