@@ -3,10 +3,13 @@
 It sits between a laptop's SyncClient and the server: what it counts is what
 crossed the socket, headers included. ``plan(n)`` says, for the n-th
 connection (0-based), after how many bytes up (client to server) or down
-(server to client) the line goes dead; a cut always drops at least one byte,
-so every cut it reports landed in the middle of a transfer, and it notes which
-request was in flight. ``hook(direction, flow, data)`` runs before each chunk
-is forwarded (the fault trials kill the server from there).
+(server to client) the line goes dead (``{"up": 700}``), or where in which
+request or answer (``{"target": ("down", "GET /v1/pull", 1, 0.4)}``: 40 % into
+the answer to the connection's first pull, by its Content-Length). A cut always
+drops at least one byte, so every cut it reports landed in the middle of a
+transfer, and it notes which request was in flight. ``hook(direction, flow, data)`` runs before each chunk
+is forwarded (the fault trials kill the server from there); when it returns a
+number, that many bytes of the chunk go through and the line goes dead.
 """
 
 import dataclasses
@@ -14,7 +17,7 @@ import re
 import socket
 import threading
 
-__all__ = ["LoopbackProxy", "Cut", "Flow"]
+__all__ = ["LoopbackProxy", "Cut", "Flow", "message_length"]
 
 REQUEST_LINE = re.compile(rb"^(GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS) (/[^ ?]*)\S* HTTP/1\.[01]\r\n")
 
@@ -39,6 +42,8 @@ class Flow:
     request: str = ""        # the request in flight on this connection ("POST /v1/push")
     request_start: int = 0   # where the request (up) or its answer (down) began in this flow
     answers: int = -1        # down: the up offset of the request being answered
+    limit: int | None = None  # cut once this many bytes went this way
+    seen: dict = dataclasses.field(default_factory=dict)  # up: requests seen on this connection, by kind
 
 
 class LoopbackProxy:
@@ -98,13 +103,14 @@ class LoopbackProxy:
                 self.connections += 1
             limits = self.plan(number) or {}
             pair = (client, upstream)
-            up = Flow(number, "up")
-            down = Flow(number, "down")
+            up = Flow(number, "up", limit=limits.get("up"))
+            down = Flow(number, "down", limit=limits.get("down"))
+            target = limits.get("target")
             for source, sink, flow in ((client, upstream, up), (upstream, client, down)):
-                threading.Thread(target=self._pump, args=(source, sink, flow, up, limits.get(flow.direction), pair),
+                threading.Thread(target=self._pump, args=(source, sink, flow, up, target, pair),
                                  daemon=True, name=f"proxy-{number}-{flow.direction}").start()
 
-    def _pump(self, source, sink, flow, up, limit, pair):
+    def _pump(self, source, sink, flow, up, target, pair):
         try:
             while True:
                 data = source.recv(65536)
@@ -116,12 +122,22 @@ class LoopbackProxy:
                     if match:
                         flow.request = f"{match.group(1).decode()} {match.group(2).decode()}"
                         flow.request_start = flow.sent
+                        flow.seen[flow.request] = flow.seen.get(flow.request, 0) + 1
                         with self._lock:
                             self.requests.append(flow.request)
-                if flow.direction == "down":
-                    _down_view(flow, up)
+                        _aim(flow, up, target, data)
+                else:
+                    if _down_view(flow, up):
+                        _aim(flow, up, target, data)
                 if self.hook is not None:
-                    self.hook(flow.direction, flow, data)
+                    keep = self.hook(flow.direction, flow, data)
+                    if keep is not None:  # the hook says: forward this much, then the line is dead
+                        sink.sendall(data[:keep])
+                        with self._lock:
+                            self._count(flow.direction, keep)
+                        _hang_up(pair)
+                        return
+                limit = flow.limit
                 if limit is not None and flow.sent + len(data) > limit:
                     keep = limit - flow.sent
                     sink.sendall(data[:keep])
@@ -146,11 +162,34 @@ class LoopbackProxy:
 
 
 def _down_view(flow, up):
-    """The down flow, labelled with the request in flight (the client waits for each answer)."""
+    """Label the down flow with the request in flight; True when this chunk starts its answer."""
     if flow.answers != up.request_start or flow.request != up.request:
         flow.request, flow.answers = up.request, up.request_start
         flow.request_start = flow.sent  # this answer starts here in the down stream
-    return flow
+        return True
+    return False
+
+
+CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
+
+
+def message_length(data):
+    """Headers plus Content-Length of the HTTP message that starts with this chunk."""
+    head_end = data.find(b"\r\n\r\n")
+    length = CONTENT_LENGTH.search(data, 0, head_end if head_end >= 0 else len(data))
+    return (head_end + 4 if head_end >= 0 else len(data)) + (int(length.group(1)) if length else 0)
+
+
+def _aim(flow, up, target, data):
+    """At the start of the targeted request or answer, set the flow's cut a fraction into it."""
+    if not target:
+        return
+    direction, request, nth, fraction = target
+    if direction != flow.direction or flow.request != request or up.seen.get(request) != nth:
+        return
+    total = message_length(data)
+    if total > 1:
+        flow.limit = flow.sent + max(1, min(total - 1, int(fraction * total)))
 
 
 def _hang_up(ends):
