@@ -70,6 +70,30 @@ def test_scope_keys_select_records_by_patient_type_municipality_and_id(store):
     assert store.records_in(ScopeKeys(full=frozenset({"p2"}))) == [("patient", "p2", "p2", "Laholm")]
 
 
+def test_records_are_found_by_ids_and_by_their_patients(store):
+    store.put_record(_patient("p1"), "c1")
+    store.put_record(_patient("p2", "Laholm", "193804029829"), "c2")
+    assert [r.id for r in store.get_records("patient", ["p2", "p1", "nobody"])] == ["p1", "p2"]
+    assert store.get_records("visit_request", ["p1"]) == []
+    assert [r.id for r in store.records_of_patients("patient", {"p2"})] == ["p2"]
+    assert store.records_of_patients("patient", set()) == []
+
+
+def test_the_escalation_feed_holds_a_request_and_kind_once(store):
+    entry = {"request_id": "r1", "kind": "deadline", "patient_id": "p1", "municipality": "Halmstad",
+             "at": "2030-01-02T10:00:00+00:00", "details": {"why": "due"}}
+    first = store.add_escalation(entry)
+    assert first is not None
+    assert store.add_escalation({**entry, "at": "2030-01-02T10:01:00+00:00"}) is None
+    second = store.add_escalation({**entry, "kind": "out_of_hours"})
+    third = store.add_escalation({**entry, "request_id": "r2", "municipality": "Laholm"})
+    assert [e["id"] for e in store.escalations()] == [third, second, first]
+    assert [e["id"] for e in store.escalations(after=first)] == [second, third]
+    assert [e["id"] for e in store.escalations(limit=1)] == [third]
+    assert [e["request_id"] for e in store.escalations(municipality="Laholm")] == ["r2"]
+    assert store.escalations(after=first, limit=1)[0]["details"] == {"why": "due"}
+
+
 def test_patients_are_found_by_personnummer(store):
     store.put_record(_patient("p1"), "c1")
     store.put_record(_patient("p2"), "c2")
