@@ -5,11 +5,12 @@ for a revoked device, and checked for the client's version, before any view
 runs. The views only translate between HTTP and the modules that do the work.
 """
 
+import dataclasses
 import datetime as dt
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from . import audit, auth, scope
+from . import audit, auth, integrity, queue, scope
 from .errors import ClientTooOld, InvalidRequest
 from .http import json_body
 from .messages import AccessLogRequestSchema, HandshakeRequestSchema, load
@@ -106,6 +107,57 @@ def access_log():
     return jsonify({"accepted": added})
 
 
+@v1.get("/digest")
+def digest():
+    """Digests of every record in the device's scope, for ``hemsync verify`` (not audited: no content)."""
+    return jsonify(integrity.digest(_store(), _settings(), g.user))
+
+
+@v1.post("/fetch")
+def fetch():
+    """Named records in the device's scope, as pull ships them; the rest as missing (audited)."""
+    body = json_body(_settings()["HEMSYNC_MAX_BODY_BYTES"])
+    return jsonify(integrity.fetch(_store(), _settings(), g.device, g.user, body))
+
+
+@v1.get("/queue")
+def dispatch_queue():
+    """The open requests of the region (or one municipality) in dispatch order, with why (dispatcher)."""
+    auth.require_role(g.user, "dispatcher")
+    now = dt.datetime.now(dt.timezone.utc)
+    entries = queue.queue(_store(), _settings(), now, municipality=request.args.get("municipality") or None)
+    _audit_shown(entries, "GET /v1/queue")
+    return jsonify({"at": now.isoformat(), "entries": entries})
+
+
+@v1.get("/requests/<request_id>/suggestions")
+def request_suggestions(request_id):
+    """Doctors to assign an open request to: named doctor, the municipality's, others (dispatcher)."""
+    auth.require_role(g.user, "dispatcher")
+    found, suggested = queue.suggestions(_store(), request_id)
+    _audit_shown([{"request_id": request_id, "patient_id": found["patient_id"]}],
+                 f"GET /v1/requests/{request_id}/suggestions")
+    return jsonify({"request_id": request_id, "suggestions": [dataclasses.asdict(s) for s in suggested]})
+
+
+@v1.get("/escalations")
+def escalations():
+    """The escalation feed: newest first, or oldest first after ``?after=`` (dispatcher)."""
+    auth.require_role(g.user, "dispatcher")
+    after, limit = _paging(default_after=None)
+    entries = _store().escalations(after=after, limit=limit, municipality=request.args.get("municipality") or None)
+    _audit_shown(entries, "GET /v1/escalations")
+    newest = max((e["id"] for e in entries), default=after)
+    return jsonify({"entries": entries, "next": newest})
+
+
+def _audit_shown(entries, endpoint):
+    """Every patient an office read showed goes to the audit log, like a pull."""
+    pairs = [(e["patient_id"], key) for e in entries
+             for key in (f"visit_request/{e['request_id']}", f"patient/{e['patient_id']}")]
+    _store().audit(audit.shown(g.user, g.device, pairs, endpoint))
+
+
 @v1.get("/admin/audit")
 def admin_audit():
     """The audit log, oldest first, optionally for one patient (admin)."""
@@ -137,9 +189,9 @@ def _optional_body():
     return json_body(_settings()["HEMSYNC_MAX_BODY_BYTES"])
 
 
-def _paging():
+def _paging(default_after=0):
     try:
-        after = int(request.args.get("after", 0))
+        after = int(request.args["after"]) if "after" in request.args else default_after
         limit = min(max(int(request.args.get("limit", 100)), 1), 1000)
     except ValueError:
         raise InvalidRequest("after and limit must be whole numbers", details=dict(request.args)) from None

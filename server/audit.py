@@ -2,17 +2,21 @@
 
 Append only (the store refuses updates and deletes). Kinds:
 
-- ``pull``: a page handed out records of a patient (one entry per patient per page);
+- ``pull``: a page handed out records of a patient (one entry per patient per page); also
+  an office read that showed a patient's data (the queue, suggestions, the escalation
+  feed, a fetch), with the endpoint or command in ``details``;
 - ``change``: a change was accepted (with its original and merged HLC);
 - ``decision``: a merge rule chose something (which rule, what it chose);
 - ``rejected``: a change was rejected (it is also in the quarantine);
 - ``access``: a laptop opened a patient's records, logged offline and pushed later;
-- ``admin``: enrolment, revocation, a personnummer correction.
+- ``admin``: enrolment, revocation, a personnummer correction;
+- ``escalation``: the escalation job marked a request (or flagged it for the on-call service).
 """
 
 from schema import records
 
-__all__ = ["patients_of", "pulled", "accepted", "decisions", "rejected", "accesses", "admin"]
+__all__ = ["patients_of", "pulled", "shown", "accepted", "decisions", "rejected", "accesses", "admin",
+           "escalated"]
 
 
 def patients_of(stored):
@@ -38,6 +42,17 @@ def pulled(user, device, handed_out, cursor):
     return [{"kind": "pull", **_who(user, device), "patient_id": patient_id,
              "details": {"records": sorted(handed), "cursor": cursor}}
             for patient_id, handed in sorted(by_patient.items())]
+
+
+def shown(user, device, pairs, endpoint):
+    """One ``pull`` entry per patient whose data a read showed; ``pairs`` are ``(patient_id, "type/id")``."""
+    by_patient = {}
+    for patient_id, key in pairs:
+        if patient_id:
+            by_patient.setdefault(patient_id, set()).add(key)
+    return [{"kind": "pull", **_who(user, device), "patient_id": patient_id,
+             "details": {"records": sorted(keys), "endpoint": endpoint}}
+            for patient_id, keys in sorted(by_patient.items())]
 
 
 def accepted(user, device, change, stamp, patient_id, result):
@@ -76,3 +91,11 @@ def admin(action, details, patient_id=None, user=None):
     """An ``admin`` entry: an enrolment, a revocation, a correction."""
     return {"kind": "admin", "user_id": user["id"] if user else None, "patient_id": patient_id,
             "details": {"action": action, **details}}
+
+
+def escalated(entry):
+    """The ``escalation`` entry of an escalation feed entry (made by the server, no user or device)."""
+    return {"kind": "escalation", "user_id": None, "device_id": None, "patient_id": entry["patient_id"],
+            "record_type": "visit_request", "record_id": entry["request_id"],
+            "key": f"escalation/{entry['kind']}/{entry['request_id']}",
+            "details": {"kind": entry["kind"], "at": entry["at"], "why": entry["details"].get("why")}}

@@ -5,6 +5,7 @@ of the library become ``click.ClickException`` here and only here.
 """
 
 import dataclasses
+import datetime as dt
 import functools
 import json
 
@@ -12,7 +13,7 @@ import click
 
 from schema.errors import HemsyncError
 
-from . import admin, auth, settings
+from . import admin, audit, auth, jobs, queue, settings
 from .errors import ServerError
 from .seed import STAFF, demo_users, seed_demo
 from .store import SqliteStore
@@ -219,6 +220,74 @@ def quarantine(ctx, after, limit, as_json):
     emit(as_json, entries, "\n".join(lines) or "quarantine is empty")
 
 
+@main.command("queue")
+@click.option("--municipality", default=None, help="Only this municipality's requests.")
+@json_option
+@pass_context
+@library_errors
+def queue_command(ctx, municipality, as_json):
+    """The open visit requests in dispatch order, each with why it is there (audited as a read).
+
+    \b
+    Example:
+        hemsync-server queue --municipality Halmstad
+    """
+    entries = queue.queue(ctx.store, ctx.settings, dt.datetime.now(dt.timezone.utc), municipality=municipality)
+    _audit_read(ctx, entries, "hemsync-server queue")
+    lines = []
+    for e in entries:
+        advice = f"  ** {e['advice']} **" if e["advice"] else ""
+        on_call = "  [out of hours: on call]" if e["out_of_hours"] else ""
+        lines.append(f"{e['position']:>3}. {e['urgency']:<8} {e['status']:<9} {e['municipality'] or '-':<12} "
+                     f"request {e['request_id']}{advice}{on_call}\n     {e['why']}")
+    empty = "no open requests" + (f" in {municipality}" if municipality else "")
+    emit(as_json, entries, "\n".join(lines) or empty)
+
+
+@main.command("escalations")
+@click.option("--after", default=None, type=int, help="Only entries after this id, oldest first.")
+@click.option("--limit", default=100, type=int, show_default=True)
+@click.option("--municipality", default=None, help="Only this municipality's entries.")
+@json_option
+@pass_context
+@library_errors
+def escalations_command(ctx, after, limit, municipality, as_json):
+    """The escalation feed, newest first: requests near their deadline, acute ones out of hours.
+
+    \b
+    Example:
+        hemsync-server escalations --limit 20
+    """
+    entries = ctx.store.escalations(after=after, limit=limit, municipality=municipality)
+    _audit_read(ctx, entries, "hemsync-server escalations")
+    emit(as_json, entries, "\n".join(_escalation_line(e) for e in entries) or "no escalations")
+
+
+@main.command()
+@json_option
+@pass_context
+@library_errors
+def escalate(ctx, as_json):
+    """Run the escalation job once, now (what `serve` runs every HEMSYNC_ESCALATION_INTERVAL seconds).
+
+    \b
+    Example:
+        hemsync-server escalate --json
+    """
+    added = jobs.escalate_due(ctx.store, dt.datetime.now(dt.timezone.utc), ctx.settings)
+    emit(as_json, added, "\n".join(_escalation_line(e) for e in added) or "nothing to escalate")
+
+
+def _escalation_line(entry):
+    return (f"{entry['id']:>6} {entry['at']} {entry['kind']:<12} {entry['municipality'] or '-':<12} "
+            f"request {entry['request_id']}\n       {entry['details'].get('why', '')}")
+
+
+def _audit_read(ctx, entries, command):
+    pairs = [(e["patient_id"], f"visit_request/{e['request_id']}") for e in entries]
+    ctx.store.audit(audit.shown(None, None, pairs, command))
+
+
 @main.command("seed-demo")
 @json_option
 @pass_context
@@ -265,7 +334,9 @@ def correct_personnummer(ctx, patient_id, personnummer, reason, admin_id, as_jso
 @pass_context
 @library_errors
 def serve(ctx, host, port, threads, demo):
-    """Serve the sync server with waitress (a production WSGI server).
+    """Serve the sync server with waitress (a production WSGI server), and run its jobs.
+
+    The escalation job runs every HEMSYNC_ESCALATION_INTERVAL seconds (0: not in this process).
 
     \b
     Example:
@@ -279,8 +350,15 @@ def serve(ctx, host, port, threads, demo):
     if demo:
         _demo_start(ctx, host, port)
     app = create_app({"HEMSYNC_DB": ctx.db, "STORE": ctx.store})
-    click.echo(f"hemsync-server: serving {ctx.db} on http://{host}:{port} (waitress, {threads} threads)")
-    waitress.serve(app, host=host, port=port, threads=threads, ident="hemsync")
+    scheduler = jobs.scheduler(ctx.store, app.config["HEMSYNC"])
+    scheduler.start()
+    interval = app.config["HEMSYNC"]["HEMSYNC_ESCALATION_INTERVAL"]
+    click.echo(f"hemsync-server: serving {ctx.db} on http://{host}:{port} (waitress, {threads} threads); "
+               + (f"escalation job every {interval} s" if interval > 0 else "no jobs in this process"))
+    try:
+        waitress.serve(app, host=host, port=port, threads=threads, ident="hemsync")
+    finally:
+        scheduler.shutdown(wait=False)
 
 
 def _demo_start(ctx, host, port):

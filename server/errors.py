@@ -17,7 +17,8 @@ of :mod:`schema.errors`; whole-request problems are these:
     │   ├── PayloadTooLarge      413 payload_too_large
     │   ├── ClientTooOld         426 client_too_old
     │   └── InternalError        500 internal_error
-    └── StoreError               (a storage problem; wraps the driver's error as __cause__)
+    ├── StoreError               (a storage problem; wraps the driver's error as __cause__)
+    └── EscalationFailed         (the escalation job could not mark a request: a bug, rolled back)
 """
 
 import logging
@@ -42,6 +43,7 @@ __all__ = [
     "ClientTooOld",
     "InternalError",
     "StoreError",
+    "EscalationFailed",
     "ERROR_STATUS",
     "error_body",
     "init_app",
@@ -138,6 +140,10 @@ class InternalError(ApiError):
 
 class StoreError(ServerError):
     """The store could not do what was asked (the driver's error is the cause)."""
+
+
+class EscalationFailed(ServerError):
+    """The merge refused the escalation job's own change; nothing of the run was kept."""
 
 
 #: Every whole-request code and its status: the table docs/protocol.md documents.

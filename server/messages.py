@@ -26,6 +26,12 @@ __all__ = [
     "QuarantineEntrySchema",
     "StaffSchema",
     "RecordStateSchema",
+    "FetchRequestSchema",
+    "FetchResponseSchema",
+    "DigestResponseSchema",
+    "QueueResponseSchema",
+    "SuggestionsResponseSchema",
+    "EscalationsResponseSchema",
     "load",
 ]
 
@@ -200,6 +206,80 @@ class QuarantineEntrySchema(Schema):
     change = fields.Dict()
     error = fields.Nested(ErrorBodySchema)
     at = fields.String()
+
+
+class FetchRequestSchema(Strict):
+    records = fields.List(fields.String(), required=True,
+                          metadata={"description": "\"type/id\" keys, at most HEMSYNC_PAGE_SIZE"})
+
+
+class FetchResponseSchema(Schema):
+    records = fields.List(fields.Nested(RecordStateSchema), required=True)
+    missing = fields.List(fields.String(), required=True,
+                          metadata={"description": "keys unknown or outside the device's scope"})
+
+
+class DigestResponseSchema(Schema):
+    digest = fields.String(required=True, metadata={"description": "SHA-256 over the sorted \"type/id digest\" lines"})
+    records = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
+                          metadata={"description": "\"type/id\" -> SHA-256 of the record's canonical JSON"})
+
+
+class QueueEntrySchema(Schema):
+    """One open request at its place in the dispatch queue, with why it is there (schema.dispatch)."""
+
+    position = fields.Integer(required=True)
+    request_id = fields.String(required=True)
+    patient_id = fields.String(required=True)
+    municipality = fields.String(allow_none=True)
+    urgency = fields.String(required=True)
+    status = fields.String(required=True)
+    received_at = fields.String(required=True)
+    deadline = fields.String(required=True)
+    effective_deadline = fields.String(required=True, metadata={"description": "brought forward per risk flag"})
+    news2 = fields.Integer(allow_none=True)
+    news2_partial = fields.Boolean()
+    emergency = fields.Boolean(required=True)
+    emergency_reason = fields.String(allow_none=True)
+    advice = fields.String(allow_none=True, metadata={"example": "emergency: consider ambulance (112)"})
+    flags = fields.List(fields.String())
+    override = fields.Integer(allow_none=True)
+    override_reason = fields.String(allow_none=True)
+    escalated_at = fields.String(allow_none=True)
+    out_of_hours = fields.Boolean(metadata={"description": "acute and received outside working hours: on call"})
+    why = fields.String(required=True)
+
+
+class QueueResponseSchema(Schema):
+    at = fields.String(required=True, metadata={"description": "the server time the queue was computed at"})
+    entries = fields.List(fields.Nested(QueueEntrySchema), required=True)
+
+
+class SuggestionSchema(Schema):
+    doctor_id = fields.String(required=True)
+    name = fields.String(required=True)
+    reason = fields.String(required=True)
+    open_accepted = fields.Integer(required=True)
+
+
+class SuggestionsResponseSchema(Schema):
+    request_id = fields.String(required=True)
+    suggestions = fields.List(fields.Nested(SuggestionSchema), required=True)
+
+
+class EscalationSchema(Schema):
+    id = fields.Integer(required=True)
+    request_id = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(("deadline", "out_of_hours")))
+    patient_id = fields.String(allow_none=True)
+    municipality = fields.String(allow_none=True)
+    at = fields.String(required=True)
+    details = fields.Nested(QueueEntrySchema, metadata={"description": "the queue entry when it was escalated"})
+
+
+class EscalationsResponseSchema(Schema):
+    entries = fields.List(fields.Nested(EscalationSchema), required=True)
+    next = fields.Integer(allow_none=True, metadata={"description": "send back as ?after= for newer entries"})
 
 
 def load(schema, body, what):

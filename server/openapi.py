@@ -83,6 +83,22 @@ def build_spec(version):
             "entries": {"type": "array", "items": {"$ref": "#/components/schemas/QuarantineEntry"}},
             "next": {"type": "integer"}}},
         parameters=(_query("after", "entry id", "integer"), _query("limit", "most entries", "integer")))})
+    spec.path(path="/v1/digest", operations={"get": _operation(
+        "digests of every record in the device's scope, as pull would ship it now", "DigestResponse")})
+    spec.path(path="/v1/fetch", operations={"post": _operation(
+        "named records in the device's scope, as pull ships them (audited)", "FetchResponse", "FetchRequest")})
+    spec.path(path="/v1/queue", operations={"get": _operation(
+        "the open requests in dispatch order, with why (dispatcher; audited)", "QueueResponse",
+        parameters=(_query("municipality", "only this municipality's requests"),))})
+    spec.path(path="/v1/requests/{request_id}/suggestions", operations={"get": _operation(
+        "doctors to assign an open request to, named doctor first (dispatcher; audited)", "SuggestionsResponse",
+        parameters=({"name": "request_id", "in": "path", "required": True, "schema": {"type": "string"}},))})
+    spec.path(path="/v1/escalations", operations={"get": _operation(
+        "the escalation feed: newest first, or oldest first after a cursor (dispatcher; audited)",
+        "EscalationsResponse",
+        parameters=(_query("after", "entry id: only newer entries, oldest first", "integer"),
+                    _query("limit", "most entries", "integer"),
+                    _query("municipality", "only this municipality's entries")))})
     return spec.to_dict()
 
 

@@ -60,6 +60,8 @@ SETTINGS = (
             int),
     Setting("HEMSYNC_ESCALATE_BEFORE_MINUTES", 30,
             "Minutes before its effective deadline an unaccepted request is escalated.", int),
+    Setting("HEMSYNC_ESCALATION_INTERVAL", 60,
+            "Seconds between runs of the escalation job that `serve` starts (0: this process runs no jobs).", int),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
