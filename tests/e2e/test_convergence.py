@@ -68,13 +68,16 @@ def test_pushing_the_same_batch_twice_changes_nothing_the_second_time(laptops, l
     assert replica_wires(anna) == server_wires(live, anna)
 
 
-def test_the_first_acceptance_the_server_receives_keeps_the_request_and_the_other_is_told(laptops):
+def test_the_first_acceptance_the_server_receives_keeps_the_request_and_the_other_is_told(laptops, live):
     anna, bo, cia = laptops("Anna"), laptops("Bo"), laptops("Cia", "nurse")
     patient_id = new_patient(cia)
     request_id = str(uuid.uuid4())
     cia.write("visit_request", request_id, {"patient_id": patient_id, "reason": "fever", "urgency": "urgent"})
     sync(cia), sync(anna), sync(bo)
     anna.write("visit_request", request_id, {"status": "accepted"})
+    anna_visit = str(uuid.uuid4())
+    anna.write("visit", anna_visit, {"patient_id": patient_id, "request_id": request_id, "kind": "home_visit",
+                                     "assessment": "seen first, offline"})
     bo.write("visit_request", request_id, {"status": "accepted"})
     bo_visit = str(uuid.uuid4())
     bo.write("visit", bo_visit, {"patient_id": patient_id, "request_id": request_id, "kind": "home_visit",
@@ -87,4 +90,7 @@ def test_the_first_acceptance_the_server_receives_keeps_the_request_and_the_othe
     sync(bo), sync(cia)
     for replica in (anna, bo, cia):
         assert replica.get("visit_request", request_id).fields["accepted_by"] == bo.actor().user_id
-    assert anna.get("visit", bo_visit).fields["assessment"] == "seen on the way"  # his visit record is kept
+        # Neither doctor's visit record is lost: both are on the server and on every laptop.
+        assert replica.get("visit", bo_visit).fields["assessment"] == "seen on the way"
+        assert replica.get("visit", anna_visit).fields["assessment"] == "seen first, offline"
+    assert {f"visit/{bo_visit}", f"visit/{anna_visit}"} <= set(server_wires(live, cia))
