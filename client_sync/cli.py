@@ -490,6 +490,7 @@ def queue(obj, municipality, as_json):
         click.echo("no open requests" + (f" in {municipality}" if municipality else ""))
     for entry in entries:
         advice = f"  ** {entry.advice} **" if entry.advice else ""
+        advice += "  (out of hours: on-call service)" if entry.out_of_hours else ""
         click.echo(f"{entry.position:>3}. {entry.urgency:<8} {entry.status:<9} request {entry.request_id}{advice}")
         click.echo(f"     {entry.why}")
 

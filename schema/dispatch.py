@@ -19,6 +19,7 @@ from schema.news2 import score
 
 __all__ = [
     "CLOSED",
+    "UNACCEPTED",
     "EMERGENCY_ADVICE",
     "DispatchSettings",
     "QueueEntry",
@@ -74,6 +75,7 @@ class QueueEntry:
     override: int | None
     override_reason: str | None
     escalated_at: datetime | None
+    out_of_hours: bool
     why: str
 
     def to_dict(self):
@@ -265,6 +267,8 @@ def _entry(request, patient, observations, corrections, now, settings):
         override=request.get("priority_override"),
         override_reason=request.get("priority_override_reason"),
         escalated_at=_utc(escalated_at) if escalated_at else None,
+        # Acute and received outside working hours: stamped by the server at receipt, for on-call.
+        out_of_hours=bool(request.get("out_of_hours")),
         why="",
     )
 

@@ -49,9 +49,9 @@ def open_view(store):
 def queue(store, settings, now, municipality=None):
     """The open requests in dispatch order as JSON-ready dicts (``schema.dispatch`` decides the order).
 
-    Each entry is :meth:`QueueEntry.to_dict` plus the patient's ``municipality`` and
-    the request's ``out_of_hours`` flag (acute and received outside working hours:
-    a matter for the on-call service).
+    Each entry is :meth:`QueueEntry.to_dict` (with ``out_of_hours``: acute and
+    received outside working hours, a matter for the on-call service) plus the
+    patient's ``municipality``.
     """
     dispatch = open_view(store)
     entries = queue_entries(dispatch.requests, dispatch.patients, dispatch.observations, now,
@@ -60,10 +60,8 @@ def queue(store, settings, now, municipality=None):
 
 
 def feed_entry(entry, dispatch):
-    """A queue entry as JSON, with the request's municipality and out-of-hours flag."""
-    request = dispatch.requests[entry.request_id]
-    return {**entry.to_dict(), "municipality": dispatch.municipality_of(entry.request_id),
-            "out_of_hours": bool(request.get("out_of_hours"))}
+    """A queue entry as JSON, with the patient's municipality."""
+    return {**entry.to_dict(), "municipality": dispatch.municipality_of(entry.request_id)}
 
 
 def suggestions(store, request_id):

@@ -245,6 +245,7 @@ def test_queue_entry_shows_deadline_news2_flags_override_and_why():
         "override": 2,
         "override_reason": "family worried",
         "escalated_at": None,
+        "out_of_hours": False,
         "why": "Emergency (NEWS2 8, RETTS red); override rank 2 (family worried); "
                "due 2025-05-14 15:00 (deadline 2025-05-14 16:00 brought forward 60 min: "
                "news2_medium, palliative); received 2025-05-14 08:00.",
