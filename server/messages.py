@@ -36,6 +36,10 @@ __all__ = [
 ]
 
 
+#: The largest integer SQLite stores; counters and operation numbers above it are refused.
+SQLITE_MAX = 2 ** 63 - 1
+
+
 class Strict(Schema):
     class Meta:
         unknown = RAISE
@@ -48,7 +52,9 @@ class ChangeSchema(Strict):
     record_type = fields.String(required=True)
     record_id = fields.String(required=True, validate=validate.Length(1, 100))
     device_id = fields.String(metadata={"description": "ignored: the server takes the device from the token"})
-    op = fields.Integer(required=True, strict=True, allow_none=True)
+    # Bounded to SQLite's INTEGER: a larger one was a 500 (found by the fuzzing of issue 6).
+    op = fields.Integer(required=True, strict=True, allow_none=True,
+                        validate=validate.Range(min=-SQLITE_MAX - 1, max=SQLITE_MAX))
     hlc = fields.String(required=True, metadata={"example": "0001764079200000-000000"})
     # A version string per field, or the list of competing versions a resolution saw.
     base = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True), load_default=dict)
@@ -58,7 +64,7 @@ class ChangeSchema(Strict):
 
 
 class PushRequestSchema(Strict):
-    pending = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0),
+    pending = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0, max=SQLITE_MAX),
                              metadata={"description": "changes still waiting on the laptop after this batch"})
     changes = fields.List(fields.Nested(ChangeSchema), required=True)
 
@@ -116,8 +122,8 @@ class HandshakeRequestSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    pending = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0))
-    rejected = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0))
+    pending = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0, max=SQLITE_MAX))
+    rejected = fields.Integer(strict=True, load_default=0, validate=validate.Range(min=0, max=SQLITE_MAX))
 
 
 class StaffSchema(Schema):
