@@ -1,0 +1,23 @@
+"""make bench and make load, tiny: they run end to end and their checks pass (figures are not asserted here)."""
+
+import pytest
+
+from proof import bench, load
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_bench_reports_every_figure_and_both_laptops_converge(tmp_path):
+    figures = bench.run(200, tmp_path, progress=lambda *a: None)
+    assert {"n", "ceiling_insert_per_s", "push_per_s", "pull_per_s", "incremental_s", "bytes_per_record",
+            "push_ratio", "pull_ratio"} <= set(figures)
+    assert figures["converged"]
+    assert figures["pull_records"] >= 2 * 200  # every visit and its vitals reached the fresh laptop
+    assert 650 <= figures["record_json_bytes"] <= 760
+
+
+def test_a_short_load_run_converges_with_nothing_lost_or_doubled(tmp_path):
+    figures = load.run(laptops=6, duration=6, interval=2, seed=3, workdir=tmp_path, progress=lambda *a: None)
+    assert figures["problems"] == []
+    assert figures["errors"] == 0
+    assert figures["syncs"] >= 6 and figures["changes_made"] > 0
