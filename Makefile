@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 DB ?= var/hemsync.db
 
-.PHONY: run test venv clean demo
+.PHONY: run test venv clean demo bench load faults fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,25 @@ run: $(STAMP)
 # Three laptops go offline, conflict in every way, come back and agree with the server.
 demo: $(STAMP)
 	PYTHONPATH=. $(BIN)/python scripts/demo.py
+
+# The proof (issue 6): figures and trials anyone can re-run; see README "Performance and robustness".
+N ?= 20000
+LAPTOPS ?= 50
+DURATION ?= 120
+REQUESTS ?= 10000
+
+bench: $(STAMP)
+	$(BIN)/python -m proof.bench --n $(N)
+
+load: $(STAMP)
+	$(BIN)/python -m proof.load --laptops $(LAPTOPS) --duration $(DURATION)
+
+# TRIALS= trials (default 200); SEED= reruns from that seed (one trial unless TRIALS= is given).
+faults: $(STAMP)
+	$(BIN)/python -m proof.faults $(if $(TRIALS),--trials $(TRIALS)) $(if $(SEED),--seed $(SEED))
+
+fuzz: $(STAMP)
+	$(BIN)/python -m proof.fuzz --requests $(REQUESTS) $(if $(SEED),--seed $(SEED))
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis
