@@ -1,56 +1,120 @@
-"""Admin acts that are not sync merges: correcting a patient's personnummer.
+"""Admin acts that are not sync merges: correcting a personnummer, merging duplicate patients.
 
 A personnummer is fixed at creation and no pushed change may alter it
-(``immutable_field``). When it was wrong, an admin corrects it here: the old
-value goes to the record's history, the new one is written by the admin, the
-record reaches every device through the feed, and the act is audited.
+(``immutable_field``); two patient records with the same personnummer raise a
+duplicate-patient conflict for an admin. Both acts run here as the server on
+the admin's behalf (``Actor(admin_id, SYSTEM.role)``), through the same merge
+and push path as every change, so every value is kept in history, every
+device gets the result through the feed, and each act is audited with its reason.
 """
 
 import datetime as dt
 import uuid
 
-from schema.clock import HybridClock
+from schema import records
 from schema.errors import InvalidRecord
 from schema.identity import normalize_personnummer
-from schema.state import competitor
+from schema.merge import SYSTEM
+from schema.records.patient import resolve_duplicate
 
 from . import audit
 from .errors import NotFound, RoleForbidden
-from .push import flag_duplicates
+from .push import Merger, flag_duplicates
 
-__all__ = ["correct_personnummer", "ADMIN_DEVICE"]
+__all__ = ["correct_personnummer", "merge_patients", "ADMIN_DEVICE", "AdminActFailed"]
 
 #: The device id written on changes made by server-side admin commands.
 ADMIN_DEVICE = "server-admin"
 
 
-def correct_personnummer(store, patient_id, personnummer, reason, admin_id):
+class AdminActFailed(RuntimeError):
+    """The merge refused a change an admin act made: a bug, rolled back whole."""
+
+
+def correct_personnummer(store, settings, patient_id, personnummer, reason, admin_id):
     """Correct a patient's personnummer as admin ``admin_id``; return the new patient state."""
-    admin = store.get_user(admin_id)
-    if admin is None or admin["role"] != "admin":
-        raise RoleForbidden("only an admin may correct a personnummer: pass an admin's user id with --by")
-    if not (reason or "").strip():
-        raise InvalidRecord("say why the personnummer is corrected (--reason)", details={"reason": ["required"]})
+    admin, reason = _admin(store, admin_id, reason, "correct a personnummer")
     new = normalize_personnummer(personnummer)
     with store.transaction():
-        stored = store.get_record("patient", patient_id)
-        if stored is None:
-            raise NotFound(f"no patient {patient_id}")
-        state = stored.state
-        old = state["fields"]["personnummer"]
-        if old["value"] == new:
-            return state
-        clock = HybridClock(store.clock() or "0000000000000000-000000")
-        version = str(uuid.uuid4())
-        state["history"].append({"field": "personnummer", **competitor(old)})
-        state["fields"]["personnummer"] = {"value": new, "version": version, "hlc": str(clock.now()),
-                                           "device_id": ADMIN_DEVICE, "by": admin_id, "parents": [old["version"]]}
-        state["rev"] += 1
-        state["changes"] = sorted([*state["changes"], version])
-        store.save_clock(str(clock.last))
-        store.put_record(state, version)
-        store.audit([audit.admin("correct_personnummer", {
-            "reason": reason.strip(), "change_id": version, "at": dt.datetime.now(dt.timezone.utc).isoformat(),
-        }, patient_id=patient_id, user=admin)])
-        flag_duplicates(store, state)
+        stored = _patient(store, patient_id)
+        if stored.state["fields"]["personnummer"]["value"] != new:
+            merger = _merger(store, settings, admin)
+            _change(merger, stored, {"personnummer": new})
+            merger.finish()
+            store.audit([audit.admin("correct_personnummer", {"reason": reason}, patient_id=patient_id,
+                                     user=admin)])
+            flag_duplicates(store, store.get_record("patient", patient_id).state)
     return store.get_record("patient", patient_id).state
+
+
+def merge_patients(store, settings, kept_id, duplicate_id, reason, admin_id):
+    """Merge a duplicate patient record into the one kept; return ``{"moved": n, "conflict": id}``.
+
+    Every record of the duplicate is moved to the kept patient (``patient_id``),
+    the duplicate is marked entered in error ("merged into ..."), never deleted,
+    and the duplicate-patient conflict is resolved on both records.
+    """
+    admin, reason = _admin(store, admin_id, reason, "merge duplicate patients")
+    with store.transaction():
+        kept, duplicate = _patient(store, kept_id), _patient(store, duplicate_id)
+        conflict = next((c for c in kept.state["conflicts"] if c.get("kind") == "duplicate_patient"
+                         and duplicate_id in c["patients"]), None)
+        if conflict is None:
+            raise InvalidRecord(f"patients {kept_id} and {duplicate_id} are not flagged as duplicates: "
+                                "only records sharing a personnummer are merged",
+                                details={"duplicate": [duplicate_id]})
+        merger = _merger(store, settings, admin)
+        moved = 0
+        for name in records.names():
+            if records.get(name).patient_field != "patient_id":
+                continue
+            for stored in store.records_of_patients(name, [duplicate_id]):
+                _change(merger, stored, {"patient_id": kept_id})
+                moved += 1
+        _change(merger, duplicate, {"entered_in_error": True,
+                                    "entered_in_error_reason": f"merged into patient {kept_id}: {reason}"})
+        merger.finish()
+        for patient_id in (kept_id, duplicate_id):
+            state = resolve_duplicate(store.get_record("patient", patient_id).state, conflict["id"], kept_id,
+                                      admin_id)
+            store.put_record(state, conflict["id"])
+        store.audit([audit.admin("merge_patients", {"reason": reason, "kept": kept_id, "duplicate": duplicate_id,
+                                                    "moved_records": moved}, patient_id=patient_id, user=admin)
+                     for patient_id in (kept_id, duplicate_id)])
+    return {"moved": moved, "conflict": conflict["id"]}
+
+
+def _admin(store, admin_id, reason, act):
+    admin = store.get_user(admin_id)
+    if admin is None or admin["role"] != "admin":
+        raise RoleForbidden(f"only an admin may {act}: pass an admin's user id with --by")
+    if not (reason or "").strip():
+        raise InvalidRecord(f"say why you {act} (--reason)", details={"reason": ["required"]})
+    return admin, reason.strip()
+
+
+def _patient(store, patient_id):
+    stored = store.get_record("patient", patient_id)
+    if stored is None:
+        raise NotFound(f"no patient {patient_id}", details={"patient_id": [patient_id]})
+    return stored
+
+
+def _merger(store, settings, admin):
+    """A merger acting as the server on the admin's behalf: the writes name the admin."""
+    return Merger(store, settings, {"id": ADMIN_DEVICE}, {"id": admin["id"], "role": SYSTEM.role},
+                  dt.datetime.now(dt.timezone.utc))
+
+
+def _change(merger, stored, fields):
+    """Merge one server-side change on top of the record's current state; raise if refused."""
+    result = merger.merge({
+        "change_id": str(uuid.uuid4()), "record_type": stored.type, "record_id": stored.id, "op": None,
+        "hlc": str(merger.clock.now()),
+        "base": {path: write["version"] for path, write in stored.state["fields"].items()},
+        "fields": fields,
+    })
+    if result["result"] == "rejected":
+        raise AdminActFailed(f"the merge refused {sorted(fields)} on {stored.type} {stored.id}: "
+                             f"{result['error']['message']}")
+    return result

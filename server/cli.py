@@ -320,9 +320,33 @@ def correct_personnummer(ctx, patient_id, personnummer, reason, admin_id, as_jso
         hemsync-server correct-personnummer --patient 5c7a... --personnummer 19121212-1212 \\
             --reason "typo at registration" --by ADMIN_USER_ID
     """
-    state = admin.correct_personnummer(ctx.store, patient_id, personnummer, reason, admin_id)
+    state = admin.correct_personnummer(ctx.store, ctx.settings, patient_id, personnummer, reason, admin_id)
     value = state["fields"]["personnummer"]["value"]
     emit(as_json, {"patient_id": patient_id, "personnummer": value}, f"patient {patient_id}: personnummer {value}")
+
+
+@main.command("merge-patients")
+@click.option("--keep", "kept_id", required=True, help="The patient record to keep.")
+@click.option("--duplicate", "duplicate_id", required=True, help="The duplicate record, merged into the kept one.")
+@click.option("--reason", required=True, help="Why they are the same person (kept in the audit log).")
+@click.option("--by", "admin_id", required=True, help="The user id of the admin merging them.")
+@json_option
+@pass_context
+@library_errors
+def merge_patients(ctx, kept_id, duplicate_id, reason, admin_id, as_json):
+    """Merge two patient records flagged as duplicates (same personnummer, created apart).
+
+    The duplicate's records move to the kept patient; the duplicate is marked
+    entered in error, never deleted; the duplicate-patient conflict is resolved.
+
+    \b
+    Example:
+        hemsync-server merge-patients --keep 5c7a... --duplicate 9e01... \\
+            --reason "same person, registered twice offline" --by ADMIN_USER_ID
+    """
+    result = admin.merge_patients(ctx.store, ctx.settings, kept_id, duplicate_id, reason, admin_id)
+    emit(as_json, result, f"patient {duplicate_id} merged into {kept_id}: {result['moved']} record(s) moved, "
+                          f"conflict {result['conflict']} resolved")
 
 
 @main.command()

@@ -4,6 +4,7 @@ The personnummer is fixed at creation (an admin corrects it, never a merge);
 two patients with the same personnummer are a duplicate the server reports.
 """
 
+import copy
 import uuid
 
 from marshmallow import fields, validate
@@ -64,6 +65,15 @@ def duplicate_conflict(states):
         "resolved_by": None,
         "patients": ids,
     }
+
+
+def resolve_duplicate(state, conflict_id, kept_id, admin_id):
+    """The patient state with its duplicate-patient conflict resolved: ``kept_id`` is the record kept."""
+    resolved = copy.deepcopy(state)
+    for conflict in resolved["conflicts"]:
+        if conflict["id"] == conflict_id and conflict["status"] == "open":
+            conflict.update(status="resolved", resolution=kept_id, resolved_by=admin_id)
+    return resolved
 
 
 RECORD = register(RecordType(

@@ -109,6 +109,38 @@ def test_an_admin_corrects_a_personnummer_keeping_the_old_one_and_flagging_a_dup
     store.close()
 
 
+def test_an_admin_merges_duplicate_patients_moving_their_records_and_deleting_nothing(run, tmp_path):
+    from server.store import SqliteStore
+
+    run("seed-demo")
+    store = SqliteStore(tmp_path / "cli.db")
+    patients = {r.state["fields"]["personnummer"]["value"]: r for r in _all(store, "patient")}
+    kept = patients["191212121212"]
+    duplicate = next(r for r in _all(store, "patient") if r.id != kept.id and store.records_of_patients(
+        "visit_request", [r.id]))
+    moved = [(r.type, r.id) for name in ("visit_request", "observation", "warning")
+             for r in store.records_of_patients(name, [duplicate.id])]
+    admin = demo_users()["admin-per"]
+    assert run("merge-patients", "--keep", kept.id, "--duplicate", duplicate.id, "--reason", "x",
+               "--by", admin)[0] == 1  # not flagged as duplicates: refused
+    run("correct-personnummer", "--patient", duplicate.id, "--personnummer", "19121212-1212",
+        "--reason", "fel vid registrering", "--by", admin)
+    code, output = run("merge-patients", "--keep", kept.id, "--duplicate", duplicate.id,
+                       "--reason", "samma person", "--by", admin, "--json")
+    assert code == 0, output
+    assert json.loads(output)["moved"] >= len(moved) > 0
+    for record_type, record_id in moved:
+        assert store.get_record(record_type, record_id).state["fields"]["patient_id"]["value"] == kept.id
+    gone = store.get_record("patient", duplicate.id).state
+    assert gone["fields"]["entered_in_error"]["value"] is True
+    assert gone["fields"]["entered_in_error"]["by"] == admin
+    for patient_id in (kept.id, duplicate.id):
+        [conflict] = [c for c in store.get_record("patient", patient_id).state["conflicts"] if c.get("patients")]
+        assert (conflict["status"], conflict["resolution"], conflict["resolved_by"]) == ("resolved", kept.id, admin)
+    assert any(e["details"].get("action") == "merge_patients" for e in store.audit_log(duplicate.id, limit=1000))
+    store.close()
+
+
 def _all(store, record_type):
     from server.store import ScopeKeys
 
