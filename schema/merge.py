@@ -37,7 +37,7 @@ from .errors import Forbidden, InvalidRecord
 from .recordtype import flatten, unflatten
 from .roles import check_change, check_role
 from .rules import write_key
-from .state import competitor, expand_resolves, conflict_id, field_writes, new_state, settle
+from .state import competitor, conflict_id, expand_resolves, field_writes, new_state, settle
 from .validation import CLINICAL_FUTURE_LIMIT, load_fields
 
 __all__ = [
