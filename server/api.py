@@ -195,4 +195,8 @@ def _paging(default_after=0):
         limit = min(max(int(request.args.get("limit", 100)), 1), 1000)
     except ValueError:
         raise InvalidRequest("after and limit must be whole numbers", details=dict(request.args)) from None
+    # Beyond SQLite's INTEGER the query raised (a 500, found by the fuzzing of issue 6).
+    if after is not None and not -2 ** 63 <= after < 2 ** 63:
+        raise InvalidRequest("after is out of range: send an entry id the server gave out",
+                             details={"after": [request.args.get("after", "")[:40]]})
     return after, limit
