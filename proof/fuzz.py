@@ -8,7 +8,9 @@ Two fuzzers, both seeded:
    so they reach the real handlers, a few keep what was generated. Every answer
    must be below 500, and every error must have the one JSON shape
    ``{"error": {"code", "message", "details"}}``.
-2. hypothesis builds malformed change batches (wrong types, unknown fields and
+2. hypothesis forges pull cursors (well-formed base64 of any numbers): a clean
+   4xx or a page, never a 5xx;
+3. hypothesis builds malformed change batches (wrong types, unknown fields and
    record types, invalid personnummer, far-future clinical times, huge strings,
    SQL-looking text, duplicate change ids in one batch, missing keys) mixed with
    valid changes, and pushes them. A batch refused whole must leave the
@@ -48,7 +50,7 @@ from schema.identity import make_test_personnummer
 
 from .server_process import ServerProcess
 
-__all__ = ["main", "run", "schemathesis_fuzz", "batch_fuzz", "error_shape_problem", "snapshot"]
+__all__ = ["main", "run", "schemathesis_fuzz", "batch_fuzz", "cursor_fuzz", "error_shape_problem", "snapshot"]
 
 MUNICIPALITY = "Fuzzby"
 #: Share of each fuzzer's requests per operation (schemathesis) and of the whole budget.
@@ -349,6 +351,38 @@ def batch_fuzz(setup, examples, run_seed, failures, statuses):
     return sent[0]
 
 
+def cursor_fuzz(setup, examples, run_seed, failures, statuses):
+    """Pull with forged cursors (well-formed base64 of any numbers): a clean 4xx or a page, never a 5xx."""
+    import base64
+
+    session = requests.Session()
+    sent = [0]
+
+    number = st.integers(-2 ** 70, 2 ** 70) | st.integers(0, 50)
+    # seq, scope, catching, after: the scope ids a server gave out are small, so most forgeries name 0 or 1.
+    small = st.sampled_from((0, 0, 1, 2 ** 64))
+
+    @seed(run_seed)
+    @settings(max_examples=examples, database=None, deadline=None, suppress_health_check=list(HealthCheck),
+              phases=(Phase.generate,))
+    @given(numbers=st.tuples(number, small, small, number).map(list) | st.lists(number, min_size=3, max_size=6),
+           version=st.sampled_from(("1", "1", "1", "2", "")))
+    def fuzz(numbers, version):
+        text = ".".join([version, *map(str, numbers)])
+        cursor = base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+        response = session.get(setup.server.url + "/v1/pull", params={"cursor": cursor}, headers=setup.headers(),
+                               timeout=30)
+        sent[0] += 1
+        statuses["GET /v1/pull (forged cursors)"][response.status_code] += 1
+        if response.status_code >= 500:
+            failures.append(f"pull with a forged cursor {text!r}: {response.status_code} {response.text[:200]}")
+        elif response.status_code >= 400 and error_shape_problem(response):
+            failures.append(f"pull with a forged cursor {text!r}: {error_shape_problem(response)}")
+
+    fuzz()
+    return sent[0]
+
+
 def run(requests_wanted=10000, run_seed=1, workdir=None, progress=print):
     """Both fuzzers, about ``requests_wanted`` requests in all; return the figures (``ok`` when nothing failed)."""
     workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="hemsync-fuzz-"))
@@ -358,7 +392,8 @@ def run(requests_wanted=10000, run_seed=1, workdir=None, progress=print):
     try:
         progress(f"fuzz: schemathesis against {setup.server.url}/openapi.json (seed {run_seed}) ...")
         sent = schemathesis_fuzz(setup, int(requests_wanted * SCHEMATHESIS_SHARE), run_seed, failures, statuses)
-        progress(f"fuzz: {sent} schemathesis requests; malformed change batches ...")
+        progress(f"fuzz: {sent} schemathesis requests; forged cursors, malformed change batches ...")
+        sent += cursor_fuzz(setup, max(100, requests_wanted // 50), run_seed, failures, statuses)
         sent += batch_fuzz(setup, max(10, requests_wanted - sent), run_seed, failures, statuses)
     finally:
         setup.server.stop()
