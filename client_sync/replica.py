@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import secrets
 import sqlite3
 import uuid
 
@@ -101,6 +102,17 @@ def _lookup_indexes(db):
     # replaying one record's outbox must not scan the whole file.
     db["records"].create_index(["patient_id"])
     db["outbox"].create_index(["record_type", "record_id"])
+
+
+def change_id(device_id, op):
+    """A change's id: the device's id, its operation number and a random salt.
+
+    Unique because device ids are and a device numbers its changes; the salt
+    keeps it unique even when a laptop restored from a backup numbers again.
+    Unlike a UUID4 it compresses: the ids of a batch share their prefix, which
+    is most of what a change id costs on the wire (measured with make bench).
+    """
+    return f"{device_id}.{op}.{secrets.token_hex(4)}"
 
 
 @dataclasses.dataclass
@@ -391,7 +403,7 @@ class Replica:
             state = local.state if local else None
             clock, op = self._clock(), self.setting("op", 0) + 1
             change = {
-                "change_id": str(uuid.uuid4()),
+                "change_id": change_id(device_id, op),
                 "record_type": record_type,
                 "record_id": record_id,
                 "device_id": device_id,
