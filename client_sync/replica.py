@@ -528,13 +528,15 @@ class Replica:
         decoded = [(w, decode_state(w)) for w in wires]  # a malformed record fails the page before any write
         with self.transaction():
             latest = None
+            acked = self.conn.execute("SELECT 1 FROM outbox WHERE acked = 1 LIMIT 1").fetchone() is not None
             for wire, state in decoded:
                 self._store(wire, state)
                 for write in state["fields"].values():
                     latest = max(latest or write["hlc"], write["hlc"])
-                # The server's state now holds these changes: the view needs them no more.
-                self.conn.executemany(
-                    "DELETE FROM outbox WHERE acked = 1 AND change_id = ?", [(c,) for c in state["changes"]])
+                if acked:
+                    # The server's state now holds these changes: the view needs them no more.
+                    self.conn.executemany("DELETE FROM outbox WHERE acked = 1 AND change_id = ?",
+                                          [(c,) for c in state["changes"]])
             for marker in purge:
                 self.conn.execute("DELETE FROM records WHERE type = ? AND id = ?", (marker["type"], marker["id"]))
                 self.conn.execute("DELETE FROM outbox WHERE acked = 1 AND record_type = ? AND record_id = ?",

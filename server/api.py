@@ -95,8 +95,8 @@ def push_changes():
 @v1.get("/pull")
 def pull_records():
     """One page of record states and purge markers since the cursor."""
-    return jsonify(pull(_store(), _settings(), g.device, g.user, request.args.get("cursor"),
-                        request.args.get("limit")))
+    page = pull(_store(), _settings(), g.device, g.user, request.args.get("cursor"), request.args.get("limit"))
+    return current_app.response_class(page.to_json(), mimetype="application/json")
 
 
 @v1.post("/access-log")

@@ -29,7 +29,7 @@ from . import audit, scope
 from .errors import InvalidRequest
 from .store import ScopeKeys
 
-__all__ = ["Cursor", "pull"]
+__all__ = ["Cursor", "Page", "pull"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,12 +100,23 @@ def pull(store, settings, device, user, cursor_text=None, limit_text=None):
         store.release(device["id"], purge)
         store.audit(audit.pulled(user, device, handed, cursor_text))
         store.update_device(device["id"], {"last_sync_at": _now()})
-    return {
-        "records": [json.loads(r.wire) for r in handed],
-        "purge": [{"type": t, "id": i} for t, i in purge],
-        "cursor": next_cursor.encode(),
-        "more": more,
-    }
+    return Page([r.wire for r in handed], [{"type": t, "id": i} for t, i in purge], next_cursor.encode(), more)
+
+
+@dataclasses.dataclass(frozen=True)
+class Page:
+    """One pull page: the records as the JSON text they are stored as, purge markers, the cursor."""
+
+    wires: list
+    purge: list
+    cursor: str
+    more: bool
+
+    def to_json(self):
+        """The page's JSON text; stored record states go out as they are, never parsed again."""
+        rest = json.dumps({"purge": self.purge, "cursor": self.cursor, "more": self.more}, separators=(",", ":"))
+        return '{"records":[' + ",".join(self.wires) + "]," + rest[1:]
+
 
 
 def _scope(store, scope_id, empty):
