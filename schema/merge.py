@@ -93,7 +93,8 @@ class MergeContext:
     """What the record type's hooks see while one change merges.
 
     ``base`` is the versions the change's device had seen, by field (a copy:
-    naming a conflict in ``resolves`` widens it to every competing version).
+    naming a conflict in ``resolves`` widens it to every competing version);
+    ``memo`` lets hooks compute something once per change.
     """
 
     rtype: object
@@ -109,6 +110,7 @@ class MergeContext:
     derived: list = dataclasses.field(default_factory=list)
     conflicts: list = dataclasses.field(default_factory=list)
     skip: set = dataclasses.field(default_factory=set)
+    memo: dict = dataclasses.field(default_factory=dict)
 
     def write(self, value):
         """A write of ``value`` by this change."""

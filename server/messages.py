@@ -57,9 +57,11 @@ class ChangeSchema(Strict):
                         validate=validate.Range(min=-SQLITE_MAX - 1, max=SQLITE_MAX))
     hlc = fields.String(required=True, metadata={"example": "0001764079200000-000000"})
     # A version string per field, or the list of competing versions a resolution saw.
-    base = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True), load_default=dict)
-    fields_ = fields.Dict(data_key="fields", attribute="fields", keys=fields.String(), values=fields.Raw(allow_none=True),
-                          required=True)
+    # Only the objects' shape is checked here (JSON keys are always strings); the record type's
+    # schema checks every field value when the change merges. Checking each value here as
+    # well was a fifth of a push's time (make bench profile).
+    base = fields.Dict(load_default=dict)
+    fields_ = fields.Dict(data_key="fields", attribute="fields", required=True)
     resolves = fields.List(fields.String(), load_default=list)
 
 

@@ -116,6 +116,8 @@ class Merger:
         return stamp
 
     def _check_dependencies(self, change):
+        if not self.device.get("rejected_count") and not self.rejected:
+            return  # nothing of this device was ever rejected: nothing to depend on
         versions = set()
         for seen in (change.get("base") or {}).values():
             versions.update(v for v in (seen if isinstance(seen, list) else [seen]) if isinstance(v, str))

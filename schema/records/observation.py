@@ -29,6 +29,13 @@ class ObservationSchema(RecordSchema):
     news2_partial = StrictBool(allow_none=True)
 
 
+def _news2(ctx):
+    """NEWS2 of the observation being created, scored once for both fields that store it."""
+    if "news2" not in ctx.memo:
+        ctx.memo["news2"] = score_fields(ctx.values)
+    return ctx.memo["news2"]
+
+
 RECORD = register(RecordType(
     name="observation",
     creators=frozenset({"doctor", "nurse"}),
@@ -45,7 +52,7 @@ RECORD = register(RecordType(
     guards=(append_only,),
     on_create={
         "measured_by": lambda ctx: ctx.actor.user_id,
-        "news2": lambda ctx: score_fields(ctx.values)["news2"],
-        "news2_partial": lambda ctx: score_fields(ctx.values)["news2_partial"],
+        "news2": lambda ctx: _news2(ctx)["news2"],
+        "news2_partial": lambda ctx: _news2(ctx)["news2_partial"],
     },
 ))
