@@ -204,25 +204,31 @@ def concurrent_changes(ctx, field, pivot):
 
 
 def expand_resolves(ctx):
-    """A change naming an open conflict is made on top of every competing value in it.
+    """A change naming a conflict is made on top of every competing value the device saw in it.
 
-    The laptop names the conflict it saw (or lists the competing versions in
-    ``base`` itself). A name the record does not hold — a conflict that changed
-    before the device saw it — is refused, so nobody resolves values they have
-    not seen.
+    The laptop names the conflict and lists its competing versions in ``base``.
+    When the record still holds that conflict, the merge takes its versions from
+    there; when a concurrent edit has widened it meanwhile (its id changed), the
+    versions the device listed stand, and the new edit stays in conflict with
+    the resolution — two concurrent edits, nothing refused, nothing lost. A name
+    that matches neither is refused.
     """
     for cid in ctx.change.get("resolves") or ():
         conflict = next((c for c in ctx.state["conflicts"] if c["id"] == cid), None)
-        if conflict is None or conflict["field"] not in ctx.values:
+        if conflict is not None and conflict["field"] in ctx.values:
+            # A conflict someone else resolved meanwhile is still expanded: two
+            # concurrent resolutions are two concurrent edits of the field.
+            if conflict["kind"] in (CONCURRENT_EDIT, "resolution"):
+                ctx.base[conflict["field"]] = sorted(v["version"] for v in conflict["values"])
+            continue
+        listed = [path for path, seen in ctx.base.items() if path in ctx.values and isinstance(seen, list)
+                  and conflict_id(ctx.rtype.name, ctx.state["id"], path, seen) == cid]
+        if not listed:
             raise UnknownConflict(
-                f"conflict {cid} is not a conflict on a field this change sets: it may have changed "
-                "since you last synced; sync and resolve it again",
+                f"conflict {cid} is not a conflict on a field this change sets: list its competing "
+                "versions in base (hemsync resolve does), or sync and resolve it again",
                 details={"resolves": [cid]},
             )
-        # A conflict someone else resolved meanwhile is still expanded: two
-        # concurrent resolutions are two concurrent edits of the field.
-        if conflict["kind"] in (CONCURRENT_EDIT, "resolution"):
-            ctx.base[conflict["field"]] = sorted(v["version"] for v in conflict["values"])
 
 
 def refuse_while_open(ctx, what):

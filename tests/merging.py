@@ -59,6 +59,10 @@ class Laptop:
         }
         if resolves:
             change["resolves"] = list(resolves)
+            # As the laptop client does: a resolution lists every competing version it saw.
+            for conflict in view["conflicts"] if view else ():
+                if conflict["id"] in resolves:
+                    change["base"][conflict["field"]] = sorted(v["version"] for v in conflict["values"])
         if local:
             self.views[record_id] = apply_change(view, change, self.actor, NOW).state
         return change

@@ -187,6 +187,23 @@ def test_two_concurrent_resolutions_are_two_concurrent_edits_of_the_field(doctor
     assert [c["status"] for c in final["conflicts"] if c["id"] == cid] == ["resolved"]
 
 
+def test_a_resolution_of_a_conflict_widened_meanwhile_stays_in_conflict_with_the_new_edit(doctor, doctor_a2):
+    visit = create(doctor, "visit", visit_fields(plan="start"), [doctor_a2])
+    third = Laptop("dev-doc-a3", "doc-a", "doctor", wall_ms=1_764_064_800_900)
+    third.see(visit)
+    a = doctor.change("visit", visit["id"], {"plan": "x"})
+    b = doctor_a2.change("visit", visit["id"], {"plan": "y"})
+    merged = both_orders(visit, a, b, [doctor, doctor_a2])
+    doctor.see(merged)
+    seen = open_conflict(merged, "plan")
+    fix = doctor.change("visit", visit["id"], {"plan": "x och y"}, resolves=[seen["id"]])
+    widened = apply_change(merged, third.change("visit", visit["id"], {"plan": "z"}), third.actor, NOW).state
+    assert open_conflict(widened, "plan")["id"] != seen["id"]
+    final = apply_change(widened, fix, doctor.actor, NOW).state
+    assert sorted(v["value"] for v in open_conflict(final, "plan")["values"]) == ["x och y", "z"]
+    assert [c["status"] for c in final["conflicts"] if c["id"] == seen["id"]] == ["resolved"]
+
+
 def test_naming_a_conflict_that_is_not_on_the_changed_field_is_rejected(doctor):
     visit = create(doctor, "visit", visit_fields(plan="start"))
     bad = doctor.change("visit", visit["id"], {"plan": "x"}, resolves=["no-such-conflict"], local=False)
