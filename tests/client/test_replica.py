@@ -197,8 +197,9 @@ def test_an_old_replica_upgrades_itself_and_keeps_its_data(tmp_path):
     with Replica(path) as replica:
         assert replica.setting("cursor") == "42"
         names = [m.name for m in MIGRATIONS.applied(replica.db)]
-        assert names == ["0001_initial", "0002_lookup_indexes"]
+        assert names == ["0001_initial", "0002_lookup_indexes", "0003_unsent_index"]
         assert "idx_records_patient_id" in {i.name for i in replica.db["records"].indexes}
+        assert "idx_outbox_acked_op" in {i.name for i in replica.db["outbox"].indexes}
 
 
 def test_two_connections_never_half_see_a_write(doctor):
