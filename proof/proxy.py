@@ -17,7 +17,7 @@ import re
 import socket
 import threading
 
-__all__ = ["LoopbackProxy", "Cut", "Flow", "message_length"]
+__all__ = ["LoopbackProxy", "Cut", "Flow", "message_length", "hang_up"]
 
 REQUEST_LINE = re.compile(rb"^(GET|POST|PUT|DELETE|PATCH|HEAD|OPTIONS) (/[^ ?]*)\S* HTTP/1\.[01]\r\n")
 
@@ -96,7 +96,7 @@ class LoopbackProxy:
                 upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
                 upstream.settimeout(None)
             except OSError:
-                _hang_up((client,))  # the server is down: the client sees a refused/closed line
+                hang_up((client,))  # the server is down: the client sees a refused/closed line
                 continue
             with self._lock:
                 number = self.connections
@@ -135,7 +135,7 @@ class LoopbackProxy:
                         sink.sendall(data[:keep])
                         with self._lock:
                             self._count(flow.direction, keep)
-                        _hang_up(pair)
+                        hang_up(pair)
                         return
                 limit = flow.limit
                 if limit is not None and flow.sent + len(data) > limit:
@@ -145,14 +145,14 @@ class LoopbackProxy:
                         self._count(flow.direction, keep)
                         self.cuts.append(Cut(flow.direction, limit, flow.request, limit - flow.request_start))
                     flow.sent += keep
-                    _hang_up(pair)  # the line goes dead both ways
+                    hang_up(pair)  # the line goes dead both ways
                     return
                 sink.sendall(data)
                 flow.sent += len(data)
                 with self._lock:
                     self._count(flow.direction, len(data))
         except OSError:
-            _hang_up(pair)
+            hang_up(pair)
 
     def _count(self, direction, n):
         if direction == "up":
@@ -192,7 +192,8 @@ def _aim(flow, up, target, data):
         flow.limit = flow.sent + max(1, min(total - 1, int(fraction * total)))
 
 
-def _hang_up(ends):
+def hang_up(ends):
+    """Drop a connection both ways, so both peers see the line go dead at once."""
     # shutdown() first: close() alone waits for the other pump's blocked recv and sends no FIN.
     for end in ends:
         try:

@@ -8,6 +8,7 @@ import requests
 from client_sync import __version__
 from client_sync.http import SyncClient
 from client_sync.replica import Replica
+from proof import laptops as harness
 from tests.live_server import start_live_server
 
 PERSONNUMMER = "19121212-1212"  # Skatteverket's published test personnummer ("Tolvan Tolvansson")
@@ -75,18 +76,7 @@ def new_patient(replica, name="Tolvan Tolvansson", municipality="Umeå"):
 
 def server_wires(live, replica):
     """Every record state the server would hand this replica's device now (a fresh full pull)."""
-    client = SyncClient(replica.setting("server_url"), replica.setting("token"))
-    wires, cursor = {}, None
-    while True:
-        page = client.pull(cursor)
-        wires.update({f"{w['type']}/{w['id']}": w for w in page["records"]})
-        if not page["more"]:
-            return wires
-        cursor = page["cursor"]
+    return harness.server_wires(SyncClient(replica.setting("server_url"), replica.setting("token")))
 
 
-def replica_wires(replica):
-    """Every server state the replica holds, as stored."""
-    import json
-
-    return {f"{t}/{i}": json.loads(w) for t, i, w in replica.conn.execute("SELECT type, id, wire FROM records")}
+replica_wires = harness.replica_wires

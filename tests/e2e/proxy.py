@@ -9,6 +9,8 @@ back (an answer cut mid-body, after the server did the work). Only the first
 import socket
 import threading
 
+from proof.proxy import hang_up
+
 __all__ = ["CuttingProxy"]
 
 
@@ -57,19 +59,10 @@ class CuttingProxy:
                     sink.sendall(data[: limit - sent])
                     with self._lock:
                         self.cut += 1
-                    _hang_up(pair)  # the line goes dead both ways
+                    hang_up(pair)  # the line goes dead both ways
                     return
                 sink.sendall(data)
                 sent += len(data)
         except OSError:
-            _hang_up(pair)
+            hang_up(pair)
 
-
-def _hang_up(pair):
-    # shutdown() first: close() alone waits for the other pump's blocked recv and sends no FIN.
-    for end in pair:
-        try:
-            end.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        end.close()
