@@ -34,7 +34,6 @@ import random
 import select
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile

@@ -31,6 +31,7 @@ __all__ = [
     "open_conflict",
     "field_writes",
     "heads",
+    "shown_head",
     "settle",
     "seen_write",
     "saw",
@@ -95,6 +96,14 @@ def heads(writes):
     return sorted((w for w in writes if w["version"] not in superseded), key=write_key)
 
 
+def shown_head(rule, tops):
+    """The head a field shows: the rule's pick among its heads (in last-writer-wins order)."""
+    shown = tops[-1]
+    for write in tops[:-1]:
+        shown = rule.decide(shown, write).winner
+    return shown
+
+
 def settle(ctx, path, writes, extra=(), rule_name=None):
     """Show, conflict and archive a field's writes by its rule; ``extra`` joins the conflict.
 
@@ -107,9 +116,7 @@ def settle(ctx, path, writes, extra=(), rule_name=None):
         state["fields"][path] = competitor(writes[0])
         return writes[0]
     tops = heads(writes)
-    shown = tops[-1]
-    for write in tops[:-1]:
-        shown = rule.decide(shown, write).winner
+    shown = shown_head(rule, tops)
     clash = bool(extra) or any(rule.decide(shown, w).conflict for w in tops if w is not shown)
     competing = {w["version"] for w in tops} if clash else set()
     state["fields"][path] = competitor(shown)

@@ -11,7 +11,7 @@ from ..errors import Forbidden
 from ..guards import require_reason
 from ..recordtype import FieldSpec, RecordType
 from ..rules import AddWins
-from ..state import competitor, concurrent_changes, field_writes, heads, settle
+from ..state import competitor, concurrent_changes, field_writes, heads, settle, shown_head
 from ..validation import RecordRef, RecordSchema, StrictBool, Text
 from . import register
 
@@ -37,10 +37,7 @@ def only_doctors_deactivate(ctx):
 def deactivation_keeps_it_active(ctx):
     """A deactivation concurrent with an edit loses: the warning stays active, a conflict opens."""
     writes = field_writes(ctx.state, "active")
-    tops = heads(writes)
-    shown = tops[-1]
-    for write in tops[:-1]:
-        shown = RULE.decide(shown, write).winner
+    shown = shown_head(RULE, heads(writes))
     edits = [{**e, "value": True} for e in concurrent_changes(ctx, "active", shown)] if shown["value"] is False else []
     settle(ctx, "active", writes, extra=edits, rule_name="add_wins")
     if not edits:

@@ -5,7 +5,6 @@ import pathlib
 import re
 import uuid
 
-import pytest
 
 from client_sync import cli as cli_module
 from client_sync.cli import cli

@@ -5,7 +5,6 @@ import pathlib
 import signal
 import subprocess
 import sys
-import uuid
 
 import pytest
 

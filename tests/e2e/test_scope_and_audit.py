@@ -1,6 +1,5 @@
 """Scope, audit, revocation and clock skew against the real server."""
 
-import uuid
 
 import pytest
 

@@ -27,7 +27,7 @@ def test_every_command_says_what_it_does_with_an_example(run):
     for name, command in main.commands.items():
         code, output = run(name, "--help")
         assert code == 0, name
-        assert "Example" in output and f"hemsync-server" in output, name
+        assert "Example" in output and "hemsync-server" in output, name
         assert command.help.split("\n")[0].strip(), name
 
 
