@@ -1,8 +1,8 @@
 """Realistic records for the trials: home visits with a Swedish assessment, and their vitals.
 
-The words come, drawn with a seeded generator, from the shared vocabulary of
-clinical word forms (``<repo>/../shared/data/vocabulary-sv.txt``, or the file
-named by ``HEMSYNC_VOCABULARY``). A visit and its vitals are together about
+The words come, drawn with a seeded generator, from the benchmark vocabulary of
+clinical word forms kept in the repository (``proof/data/vocabulary-sv.txt``, or
+the file named by ``HEMSYNC_VOCABULARY``). A visit and its vitals are together about
 650-750 bytes of JSON, the size the issue's targets speak of.
 """
 
@@ -19,12 +19,12 @@ from schema.identity import make_test_personnummer
 __all__ = ["vocabulary", "Workload", "Editor", "shared_records", "VOCABULARY_ENV", "record_json", "as_one_row"]
 
 VOCABULARY_ENV = "HEMSYNC_VOCABULARY"
-DEFAULT_VOCABULARY = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "vocabulary-sv.txt"
+DEFAULT_VOCABULARY = pathlib.Path(__file__).resolve().parent / "data" / "vocabulary-sv.txt"
 
 
 @functools.cache
 def vocabulary(path=None):
-    """The word forms, one a line (``HEMSYNC_VOCABULARY`` or ../shared/data/vocabulary-sv.txt)."""
+    """The word forms, one a line (``HEMSYNC_VOCABULARY``, else proof/data/vocabulary-sv.txt)."""
     path = pathlib.Path(path or os.environ.get(VOCABULARY_ENV) or DEFAULT_VOCABULARY)
     if not path.exists():
         raise SystemExit(f"no vocabulary at {path}: set {VOCABULARY_ENV} to the vocabulary-sv.txt file")
