@@ -5,6 +5,7 @@ clones the repository by itself: data the proofs need, and every document the
 README and docs/ link, must be inside it.
 """
 
+import os
 import pathlib
 import re
 
@@ -13,20 +14,24 @@ from proof import workload
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 #: A path that reaches past the repository into the sibling checkout of the team's shared files.
 OUTSIDE = re.compile(r"\.\.[/\\]shared\b|/\s*[\"']shared[\"']\s*/")
-SKIPPED = {".git", ".venv", "var", "__pycache__", ".pytest_cache", ".hypothesis", "build", "data"}
+SKIPPED = {".git", ".venv", "var", "__pycache__", ".pytest_cache", ".hypothesis", "build"}
+BINARY = (".db", ".db-wal", ".db-shm", ".png", ".gz")
 #: A markdown link's target: [text](target).
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 
 
 def repository_text_files():
-    """Every text file of the repository (code, Makefile, CI, docs), skipping environments and data."""
-    for path in ROOT.rglob("*"):
-        if not path.is_file() or SKIPPED & set(path.relative_to(ROOT).parts[:-1]) or ".egg-info" in str(path):
-            continue
-        try:
-            yield path, path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            continue
+    """Every text file of the repository (code, Makefile, CI, docs, data), skipping environments and databases."""
+    for folder, subfolders, files in os.walk(ROOT):
+        subfolders[:] = [s for s in subfolders if s not in SKIPPED and not s.endswith(".egg-info")]
+        for name in files:
+            path = pathlib.Path(folder) / name
+            if name.endswith(BINARY):
+                continue
+            try:
+                yield path, path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                continue
 
 
 def test_the_benchmark_vocabulary_is_part_of_the_repository(monkeypatch):
