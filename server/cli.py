@@ -353,39 +353,49 @@ def merge_patients(ctx, kept_id, duplicate_id, reason, admin_id, as_json):
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
 @click.option("--threads", default=8, show_default=True, type=int, help="Worker threads.")
+@click.option("--certfile", default=None, type=click.Path(dir_okay=False),
+              help="PEM certificate (chain): serve HTTPS (env HEMSYNC_TLS_CERTFILE).")
+@click.option("--keyfile", default=None, type=click.Path(dir_okay=False),
+              help="PEM private key of --certfile (env HEMSYNC_TLS_KEYFILE).")
 @click.option("--demo", is_flag=True,
               help="Seed the demo region into an empty database and print fresh demo device tokens first.")
 @pass_context
 @library_errors
-def serve(ctx, host, port, threads, demo):
-    """Serve the sync server with waitress (a production WSGI server), and run its jobs.
+def serve(ctx, host, port, threads, certfile, keyfile, demo):
+    """Serve the sync server with cheroot (HTTPS with --certfile/--keyfile), and run its jobs.
 
     The escalation job runs every HEMSYNC_ESCALATION_INTERVAL seconds (0: not in this process).
+    Without a certificate it speaks plain HTTP: put a TLS proxy in front (docs/deploy.md).
 
     \b
     Example:
-        hemsync-server --db var/hemsync.db serve --host 0.0.0.0 --port 5000
+        hemsync-server --db var/hemsync.db serve --host 0.0.0.0 --port 5443 \\
+            --certfile /etc/hemsync/tls.crt --keyfile /etc/hemsync/tls.key
         hemsync-server serve --demo     # what `make run` does
     """
-    import waitress
-
     from . import create_app
+    from .wsgi import make_server
 
-    if demo:
-        _demo_start(ctx, host, port)
+    certfile = certfile or ctx.settings["HEMSYNC_TLS_CERTFILE"] or None
+    keyfile = keyfile or ctx.settings["HEMSYNC_TLS_KEYFILE"] or None
     app = create_app({"HEMSYNC_DB": ctx.db, "STORE": ctx.store})
+    # Built first: a certificate that does not load stops `serve` before anything is seeded or enrolled.
+    server = make_server(app, host=host, port=port, threads=threads, certfile=certfile, keyfile=keyfile)
+    scheme = "https" if server.ssl_adapter else "http"
+    if demo:
+        _demo_start(ctx, f"{scheme}://{host}:{port}")
     scheduler = jobs.scheduler(ctx.store, app.config["HEMSYNC"])
     scheduler.start()
     interval = app.config["HEMSYNC"]["HEMSYNC_ESCALATION_INTERVAL"]
-    click.echo(f"hemsync-server: serving {ctx.db} on http://{host}:{port} (waitress, {threads} threads); "
+    click.echo(f"hemsync-server: serving {ctx.db} on {scheme}://{host}:{port} (cheroot, {threads} threads); "
                + (f"escalation job every {interval} s" if interval > 0 else "no jobs in this process"))
     try:
-        waitress.serve(app, host=host, port=port, threads=threads, ident="hemsync")
+        server.safe_start()
     finally:
         scheduler.shutdown(wait=False)
 
 
-def _demo_start(ctx, host, port):
+def _demo_start(ctx, server):
     """Seed an empty database and enroll fresh demo devices: earlier tokens cannot be shown again."""
     if not ctx.store.users():
         click.echo("seeding the demo region of Halland ...")
@@ -402,6 +412,5 @@ def _demo_start(ctx, host, port):
         first = first or token
         role = next(role for k, _, role, *_ in STAFF if k == key)
         click.echo(f"  {role:10} {user['name']:12} {', '.join(user['municipalities']) or '-':28} token {token}")
-    server = f"http://{host}:{port}"
     click.echo(f"\nnext, in another terminal:\n  .venv/bin/hemsync login --server {server} --token {first}\n"
                f"  .venv/bin/hemsync sync\n  curl {server}/healthz\n")

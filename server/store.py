@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import pathlib
 import sqlite3
 import threading
@@ -566,7 +567,7 @@ class SqliteStore(Store):
     def __init__(self, path):
         self.path = str(path)
         if self.path != ":memory:":
-            pathlib.Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            _owner_only(pathlib.Path(self.path))
         self._local = threading.local()
         self._connections = []
         self._lock = threading.Lock()
@@ -809,6 +810,22 @@ class SqliteStore(Store):
         params = {"after": after, "limit": limit, "municipality": municipality}
         rows = self._rows(SELECT_ESCALATIONS_NEWEST if after is None else SELECT_ESCALATIONS_AFTER, params)
         return [{**r, "details": json.loads(r["details"])} for r in rows]
+
+
+def _owner_only(path):
+    """Create the database file (and its directory, when missing) readable by its owner only.
+
+    SQLite gives the -wal and -shm files the database file's mode, so making the
+    file 0600 before SQLite opens it keeps the patient data in all three private.
+    A database left readable by others by an older version is tightened too.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    if os.name == "posix":
+        for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if name.exists() and name.stat().st_mode & 0o077:
+                os.chmod(name, 0o600)
 
 
 def _now_text(conn):
