@@ -37,6 +37,8 @@ from .errors import StoreError
 __all__ = ["Store", "SqliteStore", "StoredRecord", "ScopeKeys", "index_columns", "MIGRATIONS"]
 
 MIGRATIONS = Migrations("hemsync-server")
+#: The only record type ``ScopeKeys.requests`` matches.
+REQUEST_TYPE = "visit_request"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +65,9 @@ class ScopeKeys:
     ``full``: patients whose every record is in scope; ``lite``: patients of
     whom only ``lite_types`` are (a dispatcher's); ``municipalities``: records
     without a patient (rounds) by their municipality; ``requests``: single
-    visit requests by id (a dispatcher's open requests).
+    visit requests by id (a dispatcher's open requests), matched against
+    records of type ``visit_request`` only: ids are made on laptops, so a record
+    of another type may carry an open request's id.
     """
 
     full: frozenset = frozenset()
@@ -94,10 +98,11 @@ class ScopeKeys:
 
     def covers(self, record_type, record_id, patient_id, municipality):
         """True when a record with these index columns is in this scope."""
+        if record_type == REQUEST_TYPE and record_id in self.requests:
+            return True
         if patient_id is not None:
-            return patient_id in self.full or (record_type in self.lite_types and patient_id in self.lite) \
-                or record_id in self.requests
-        return municipality in self.municipalities or record_id in self.requests
+            return patient_id in self.full or (record_type in self.lite_types and patient_id in self.lite)
+        return municipality in self.municipalities
 
     def to_json(self):
         """A canonical JSON text (sorted), so equal scopes have equal digests."""
@@ -409,13 +414,13 @@ VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 
 # A record is in scope when its patient is a "full" one, or a "lite" one and its
 # type is a lite type, or it has no patient and its municipality is in scope, or
-# it is one of the single requests in scope. The key sets are bound as JSON arrays.
+# it is one of the single visit requests in scope. The key sets are bound as JSON arrays.
 SCOPE_CONDITION = """(
      patient_id IN (SELECT value FROM json_each(:full))
   OR (patient_id IN (SELECT value FROM json_each(:lite))
       AND type IN (SELECT value FROM json_each(:lite_types)))
   OR (patient_id IS NULL AND municipality IN (SELECT value FROM json_each(:municipalities)))
-  OR id IN (SELECT value FROM json_each(:requests))
+  OR (type = 'visit_request' AND id IN (SELECT value FROM json_each(:requests)))
 )"""
 
 # The unary + keeps SQLite from answering the scope through the patient index (every record in
@@ -426,7 +431,7 @@ SELECT type, id, seq, patient_id, municipality, state
 FROM records
 WHERE seq > :after
   AND seq <= :upto
-  AND {SCOPE_CONDITION.replace("patient_id IN", "+patient_id IN").replace("OR id IN", "OR +id IN")}
+  AND {SCOPE_CONDITION.replace("patient_id IN", "+patient_id IN").replace("AND id IN", "AND +id IN")}
 ORDER BY seq
 LIMIT :limit
 """

@@ -135,3 +135,18 @@ def test_a_doctor_and_a_nurse_get_the_rounds_of_their_municipalities(region):
     laholm_nurse.sync()
     assert ("round", round_["record_id"]) in nurse.records
     assert laholm_nurse.records == {}
+
+
+def test_a_dispatcher_does_not_receive_a_record_of_another_type_that_shares_an_open_requests_id(region):
+    nurse, laholm_nurse, dispatcher = region.nurse, region.laholm_nurse, region.dispatcher
+    patient = new_patient(nurse)
+    request = new_request(nurse, patient["record_id"])
+    laholm_patient = new_patient(laholm_nurse, municipality="Laholm", personnummer=PERSONNUMMER[1])
+    # A Laholm care plan whose id was made equal to the Halmstad request's id.
+    same_id = laholm_nurse.change("care_plan", record_id=request["record_id"],
+                                  patient_id=laholm_patient["record_id"], kind="sip", content="hemlig plan")
+    assert {r["result"] for r in nurse.push(patient, request)["results"]} == {"applied"}
+    assert {r["result"] for r in laholm_nurse.push(laholm_patient, same_id)["results"]} == {"applied"}
+    dispatcher.sync()
+    assert ("visit_request", request["record_id"]) in dispatcher.records
+    assert ("care_plan", request["record_id"]) not in dispatcher.records
