@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import pathlib
+import secrets
 import sqlite3
 import threading
 
@@ -288,6 +289,11 @@ class Store(abc.ABC):
     def audit_log(self, patient_id=None, after=0, limit=100):
         """Audit entries after an entry id, oldest first, optionally of one patient."""
 
+    # the server's own secret
+    @abc.abstractmethod
+    def server_secret(self):
+        """The server's random secret (bytes) for signing pull cursors; made when the store was created."""
+
     # the escalation feed (append only)
     @abc.abstractmethod
     def add_escalation(self, entry):
@@ -369,6 +375,14 @@ def m002_escalations(db):
     db["escalations"].create_index(["municipality", "id"])
     for statement in ESCALATION_TRIGGERS:
         db.execute(statement)
+
+
+
+@MIGRATIONS()
+def m004_server_secret(db):
+    """The server's random secret, made once per database: pull cursors are signed with it."""
+    db["secrets"].create({"name": str, "value": str}, pk="name")
+    db["secrets"].insert({"name": "cursor", "value": secrets.token_hex(32)})
 
 
 ESCALATION_TRIGGERS = (
@@ -803,6 +817,15 @@ class SqliteStore(Store):
         rows = self._rows(SELECT_AUDIT, {"patient_id": patient_id, "after": after, "limit": limit})
         return [{**r, "details": json.loads(r["details"])} for r in rows]
 
+
+    def server_secret(self):
+        secret = getattr(self, "_secret", None)
+        if secret is None:
+            row = self._conn().execute("SELECT value FROM secrets WHERE name = 'cursor'").fetchone()
+            if row is None:
+                raise StoreError(f"{self.path} has no server secret: run `hemsync-server init` to upgrade it")
+            secret = self._secret = bytes.fromhex(row[0])
+        return secret
 
     # escalation feed
     def add_escalation(self, entry):
