@@ -278,7 +278,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def quarantined(self, after=0, limit=100):
-        """Quarantined changes after an entry id, oldest first."""
+        """Quarantined changes after an entry id, oldest first, each with the ``patient_id`` it is about."""
 
     # the audit log (append only)
     @abc.abstractmethod
@@ -534,6 +534,20 @@ WHERE device_id = :device_id
 INSERT_QUARANTINE = """
 INSERT INTO quarantine (change_id, device_id, user_id, record_type, record_id, code, message, change, error, at)
 VALUES (:change_id, :device_id, :user_id, :record_type, :record_id, :code, :message, :change, :error, :at)
+"""
+
+# The patient a quarantined change is about: its record's, else the patient it created or named.
+SELECT_QUARANTINED = """
+SELECT quarantine.*,
+       COALESCE(records.patient_id,
+                CASE WHEN quarantine.record_type = 'patient' THEN quarantine.record_id END,
+                CASE WHEN json_type(quarantine.change, '$.fields.patient_id') = 'text'
+                     THEN json_extract(quarantine.change, '$.fields.patient_id') END) AS patient_id
+FROM quarantine
+LEFT JOIN records ON records.type = quarantine.record_type AND records.id = quarantine.record_id
+WHERE quarantine.id > ?
+ORDER BY quarantine.id
+LIMIT ?
 """
 
 INSERT_AUDIT = """
@@ -796,7 +810,7 @@ class SqliteStore(Store):
             self._conn().execute(INSERT_QUARANTINE, {**row, "at": row.get("at") or _now_text(self._conn())})
 
     def quarantined(self, after=0, limit=100):
-        rows = self._rows("SELECT * FROM quarantine WHERE id > ? ORDER BY id LIMIT ?", (after, limit))
+        rows = self._rows(SELECT_QUARANTINED, (after, limit))
         return [{**r, "change": json.loads(r["change"]), "error": json.loads(r["error"])} for r in rows]
 
     # audit
