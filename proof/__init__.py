@@ -5,7 +5,7 @@
 ``python -m proof.faults`` seeded fault trials: cut lines, killed clients and servers (``make faults``)
 ``python -m proof.fuzz``   schemathesis and malformed change batches (``make fuzz``)
 
-Every harness drives the real server as ``make run`` serves it (waitress, in a
+Every harness drives the real server as ``make run`` serves it (cheroot, in a
 subprocess, on a free loopback port) and real laptop replicas, over real HTTP.
 Nothing here is imported by the server or the client.
 """

@@ -6,7 +6,7 @@ taken, ~740 bytes of JSON; proof/workload.py), in one run:
 - ceiling: the same rows, ``json.dumps`` + ``executemany`` into SQLite in one
   transaction (WAL, synchronous=FULL like the server): this machine's bound;
 - push: from a laptop replica's outbox into the server over real HTTP
-  (waitress in a subprocess, as ``make run`` serves), through validation,
+  (cheroot in a subprocess, as ``make run`` serves), through validation,
   merge, audit and the change feed: a visit and its observation are two changes;
 - pull: a fresh laptop's initial sync, applied into its replica;
 - incremental: after 1 % of the visits changed on another laptop, the sync

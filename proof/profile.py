@@ -1,6 +1,6 @@
 """Where sync time goes: cProfile of the server's push and pull, replayed in-process, summed by area.
 
-The bench's server runs in a subprocess under waitress, whose worker threads
+The bench's server runs in a subprocess under cheroot, whose worker threads
 cProfile cannot see; here the same app (``create_app``) answers the same
 gzip'd batches and pull pages through Flask's test client, so the profile
 holds the server's own work without the sockets. ``python -m proof.profile``

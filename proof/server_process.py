@@ -1,4 +1,4 @@
-"""The real sync server in a subprocess, served as ``make run`` serves it (waitress), on a free port.
+"""The real sync server in a subprocess, served as ``make run`` serves it (cheroot), on a free port.
 
 Users and devices are set up in the database before the server starts (or
 while it runs: SQLite in WAL mode lets both write). ``kill()`` is a SIGKILL,

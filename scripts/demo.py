@@ -1,6 +1,6 @@
 """`make demo`: three laptops go offline, conflict in every way DOMAIN.md names, come back and agree.
 
-Starts the real server (waitress, a free loopback port) on a temporary database
+Starts the real server (cheroot, as `serve` runs it, on a free loopback port) on a temporary database
 with the demo region, gives Anna Berg and Sara Holm (doctors) and Maria Ek
 (nurse, Halmstad) a laptop each, and tells what each merge rule did.
 """
@@ -11,8 +11,6 @@ import tempfile
 import threading
 import uuid
 
-import waitress.server
-
 from client_sync.errors import ClientError
 from client_sync.http import SyncClient
 from client_sync.replica import Replica
@@ -20,6 +18,7 @@ from client_sync.sync import sync
 from schema.errors import HemsyncError
 from server import auth, create_app
 from server.seed import demo_users, seed_demo
+from server.wsgi import make_server
 
 
 def say(text=""):
@@ -28,13 +27,14 @@ def say(text=""):
 
 
 def start_server(directory):
-    """The real app under waitress on 127.0.0.1, with the demo region seeded."""
+    """The real app as `hemsync-server serve` serves it, on 127.0.0.1, with the demo region seeded."""
     app = create_app({"HEMSYNC_DB": f"{directory}/server.db"})
     store = app.extensions["hemsync.store"]
     seed_demo(store, app.config["HEMSYNC"])
-    wsgi = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=4)
-    threading.Thread(target=wsgi.run, daemon=True).start()
-    return store, wsgi, f"http://127.0.0.1:{wsgi.effective_port}"
+    wsgi = make_server(app, host="127.0.0.1", port=0, threads=4)
+    wsgi.prepare()
+    threading.Thread(target=wsgi.serve, daemon=True).start()
+    return store, wsgi, f"http://127.0.0.1:{wsgi.bind_addr[1]}"
 
 
 def laptop(store, url, directory, user_id, label):
@@ -160,7 +160,7 @@ def main():
                 f"{replica.unsent_count()} change(s) waiting")
         for replica in (anna, sara, maria):
             replica.close()
-        wsgi.close()
+        wsgi.stop()
         store.close()
         say("All replicas agree." if agree else "The replicas do not agree.")
         raise SystemExit(0 if agree else 1)

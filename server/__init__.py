@@ -5,6 +5,7 @@ is its command line. The wire protocol is docs/protocol.md.
 """
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import errors, settings
 from .api import public, v1
@@ -37,4 +38,8 @@ def create_app(test_config=None):
     app.register_blueprint(openapi)
     app.register_blueprint(v1)
     app.after_request(compress_response)
+    hops = values["HEMSYNC_PROXY_HOPS"]
+    if hops:
+        # Behind a TLS proxy (docs/deploy.md) the client's address is what the proxy saw.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=0, x_prefix=0)
     return app

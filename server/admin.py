@@ -17,8 +17,8 @@ from schema.identity import normalize_personnummer
 from schema.merge import SYSTEM
 from schema.records.patient import resolve_duplicate
 
-from . import audit
-from .errors import NotFound, RoleForbidden
+from . import audit, auth
+from .errors import NotFound
 from .push import Merger, flag_duplicates
 
 __all__ = ["correct_personnummer", "merge_patients", "ADMIN_DEVICE", "AdminActFailed"]
@@ -85,9 +85,7 @@ def merge_patients(store, settings, kept_id, duplicate_id, reason, admin_id):
 
 
 def _admin(store, admin_id, reason, act):
-    admin = store.get_user(admin_id)
-    if admin is None or admin["role"] != "admin":
-        raise RoleForbidden(f"only an admin may {act}: pass an admin's user id with --by")
+    admin = auth.acting_admin(store, admin_id, act)
     if not (reason or "").strip():
         raise InvalidRecord(f"say why you {act} (--reason)", details={"reason": ["required"]})
     return admin, reason.strip()

@@ -29,6 +29,13 @@ _ACCESS_LOG = AccessLogRequestSchema()
 HEALTH_COLUMNS = ("id", "label", "user_id", "user_name", "user_role", "created_at", "revoked_at", "last_sync_at",
                   "last_seen_at", "client_version", "pending", "reported_rejected", "rejected_count", "last_op",
                   "clock_offset_ms", "clock_flagged_at", "op_gaps")
+THROTTLE = "hemsync.auth_throttle"
+
+
+@v1.record_once
+def _throttle(state):
+    """One throttle of failed authentications per app (per process)."""
+    state.app.extensions[THROTTLE] = auth.AuthThrottle.from_settings(state.app.config["HEMSYNC"])
 
 
 def _store():
@@ -52,9 +59,21 @@ def healthz():
 
 @v1.before_request
 def authenticate():
-    """Who is calling: token -> device -> user; revoked devices and old clients stop here."""
+    """Who is calling: token -> device -> user; revoked devices, old clients and locked-out addresses stop here.
+
+    A missing, unknown or revoked token is written to the audit log and counted
+    against the client's address; past HEMSYNC_AUTH_FAILURES the address waits.
+    """
     store, settings = _store(), _settings()
-    g.device, g.user = auth.authenticate(store, request.headers.get("Authorization"))
+    throttle, address = current_app.extensions[THROTTLE], request.remote_addr or "unknown"
+    throttle.check(address)
+
+    def failed(reason, token_hash, device):
+        locked = throttle.failed(address)
+        store.audit([audit.auth_failed(reason, address, f"{request.method} {request.path}", token_hash, device,
+                                       locked_out=locked)])
+
+    g.device, g.user = auth.authenticate(store, request.headers.get("Authorization"), on_failure=failed)
     version = request.headers.get(auth.CLIENT_HEADER)
     try:
         auth.check_client_version(version, settings["HEMSYNC_MIN_CLIENT_VERSION"])
@@ -103,8 +122,39 @@ def pull_records():
 def access_log():
     """Openings of patient records logged on the laptop, offline too; de-duplicated by id."""
     body = load(_ACCESS_LOG, json_body(_settings()["HEMSYNC_MAX_BODY_BYTES"]), "access log")
-    added = _store().audit(audit.accesses(g.user, g.device, body["entries"]))
-    return jsonify({"accepted": added})
+    store, now = _store(), dt.datetime.now(dt.timezone.utc)
+    keys = scope.keys_for(store, g.user)
+    taken, refused = [], []
+    for entry in body["entries"]:
+        reason = audit.access_problem(entry, now) or _access_out_of_scope(store, keys, entry)
+        if reason:
+            refused.append((entry, reason))
+        else:
+            taken.append(entry)
+    added = store.audit(audit.accesses(g.user, g.device, taken)) if taken else 0
+    store.audit([audit.access_refused(g.user, g.device, entry, reason) for entry, reason in refused])
+    return jsonify({"accepted": added, "refused": [{"id": e["id"], "reason": r} for e, r in refused]})
+
+
+def _access_out_of_scope(store, keys, entry):
+    """Why this device could not have opened the entry's patient, or None.
+
+    The patient must be in the device's scope now or held by it (opened before it
+    was purged). A patient the server does not know yet is taken: one created
+    offline is opened on the laptop before its first push, and naming it shows
+    nobody else's patient.
+    """
+    patient_id = entry["patient_id"]
+    if patient_id in keys.full or patient_id in keys.lite:
+        return None
+    if store.holds(g.device["id"], "patient", patient_id):
+        return None
+    if entry.get("record_type") and entry.get("record_id") and \
+            store.holds(g.device["id"], entry["record_type"], entry["record_id"]):
+        return None
+    if store.get_record("patient", patient_id) is None:
+        return None
+    return "the patient is neither in this device's scope nor held by it"
 
 
 @v1.get("/digest")
@@ -163,7 +213,9 @@ def admin_audit():
     """The audit log, oldest first, optionally for one patient (admin)."""
     auth.require_role(g.user, "admin")
     after, limit = _paging()
-    entries = _store().audit_log(patient_id=request.args.get("patient_id"), after=after, limit=limit)
+    patient_id = request.args.get("patient_id")
+    entries = _store().audit_log(patient_id=patient_id, after=after, limit=limit)
+    _store().audit(audit.audit_log_read(g.user, g.device, entries, "GET /v1/admin/audit", patient_id))
     return jsonify({"entries": entries, "next": entries[-1]["id"] if entries else after})
 
 
@@ -180,6 +232,7 @@ def admin_quarantine():
     auth.require_role(g.user, "admin")
     after, limit = _paging()
     entries = _store().quarantined(after=after, limit=limit)
+    _store().audit(audit.quarantine_read(g.user, g.device, entries, "GET /v1/admin/quarantine"))
     return jsonify({"entries": entries, "next": entries[-1]["id"] if entries else after})
 
 

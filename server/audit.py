@@ -9,14 +9,26 @@ Append only (the store refuses updates and deletes). Kinds:
 - ``decision``: a merge rule chose something (which rule, what it chose);
 - ``rejected``: a change was rejected (it is also in the quarantine);
 - ``access``: a laptop opened a patient's records, logged offline and pushed later;
-- ``admin``: enrolment, revocation, a personnummer correction;
+- ``access_refused``: an access entry a laptop pushed that the server refused (not
+  UUID-shaped, a time in the future, an unknown record type, or a patient the device
+  neither has in scope nor holds); kept, with the patient it named in ``details``
+  only, so a laptop cannot write accesses into another patient's log;
+- ``admin``: an admin's act (a user added, a device enrolled or revoked, a
+  personnummer corrected, patients merged), with the admin as ``user_id``;
+- ``admin_read``: an admin read the quarantine (clinical text) or the audit log;
+  one entry per patient shown (or one without a patient when none was);
+- ``auth_failed``: a call with a missing, unknown or revoked token (never the token:
+  the first 12 hex digits of its SHA-256 at most), and the client address;
 - ``escalation``: the escalation job marked a request (or flagged it for the on-call service).
 """
 
-from schema import records
+import datetime as dt
 
-__all__ = ["patients_of", "pulled", "shown", "accepted", "decisions", "rejected", "accesses", "admin",
-           "escalated"]
+from schema import records
+from schema.validation import CLINICAL_FUTURE_LIMIT, is_uuid
+
+__all__ = ["patients_of", "pulled", "shown", "accepted", "decisions", "rejected", "accesses", "access_problem", "access_refused",
+           "admin", "quarantine_read", "audit_log_read", "auth_failed", "escalated"]
 
 
 def patients_of(stored):
@@ -87,10 +99,87 @@ def accesses(user, device, entries):
              "details": {"opened_at": e["opened_at"], "entry_id": e["id"]}} for e in entries]
 
 
-def admin(action, details, patient_id=None, user=None):
-    """An ``admin`` entry: an enrolment, a revocation, a correction."""
-    return {"kind": "admin", "user_id": user["id"] if user else None, "patient_id": patient_id,
-            "details": {"action": action, **details}}
+def access_refused(user, device, entry, reason):
+    """The ``access_refused`` entry of an access a laptop logged that the server does not take as true.
+
+    The patient it names goes to ``details`` only: the patient's own log never
+    shows an access the server could not check.
+    """
+    return {"kind": "access_refused", **_who(user, device), "patient_id": None,
+            "key": f"access/{device['id']}/{entry.get('id')}",
+            "details": {"reason": reason, "entry": {k: entry.get(k) for k in _ACCESS_FIELDS}}}
+
+
+_ACCESS_FIELDS = ("id", "patient_id", "record_type", "record_id", "opened_at")
+
+
+def admin(action, details, patient_id=None, user=None, device_id=None):
+    """An ``admin`` entry: the act, and the admin who did it as its ``user_id``."""
+    return {"kind": "admin", "user_id": user["id"] if user else None, "device_id": device_id,
+            "patient_id": patient_id, "details": {"action": action, **details}}
+
+
+def quarantine_read(user, device, entries, via):
+    """The ``admin_read`` entries of an admin reading quarantined changes (which hold clinical text).
+
+    ``entries`` are the quarantine entries shown (with their ``patient_id``);
+    ``via`` is the endpoint or command.
+    """
+    shown_ids = {}
+    for entry in entries:
+        shown_ids.setdefault(entry.get("patient_id"), []).append(entry["id"])
+    return _admin_read(user, device, "quarantine", via, shown_ids, {})
+
+
+def audit_log_read(user, device, entries, via, patient_filter=None):
+    """The ``admin_read`` entries of an admin reading the audit log (optionally one patient's)."""
+    shown_ids = {}
+    for entry in entries:
+        shown_ids.setdefault(entry.get("patient_id"), []).append(entry["id"])
+    return _admin_read(user, device, "audit", via, shown_ids, {"patient_id": patient_filter})
+
+
+def _admin_read(user, device, what, via, shown_ids, query):
+    # The read itself is logged even when it showed nothing; entries of no patient go together.
+    groups = shown_ids or {None: []}
+    return [{"kind": "admin_read", **_who(user, device), "patient_id": patient_id,
+             "details": {"read": what, "via": via, "query": query, "entries": sorted(groups[patient_id])}}
+            for patient_id in sorted(groups, key=lambda p: (p is not None, p or ""))]
+
+
+def auth_failed(reason, address, endpoint, token_hash=None, device=None, locked_out=False):
+    """The ``auth_failed`` entry of a call refused for its token (``reason``: missing, unknown, revoked).
+
+    ``locked_out`` says this failure made the address wait (429) from now on.
+    """
+    return {"kind": "auth_failed", "user_id": device["user_id"] if device else None,
+            "device_id": device["id"] if device else None, "patient_id": None,
+            "details": {"reason": reason, "address": address, "endpoint": endpoint, "locked_out": locked_out,
+                        "token_sha256_prefix": token_hash[:12] if token_hash else None}}
+
+
+def access_problem(entry, now):
+    """Why a laptop's access entry cannot be taken as true (its shape and time), or None.
+
+    ``now`` is the server's time; an opening logged more than a day ahead of it
+    (the bound on clinical times) did not happen.
+    """
+    for name in ("id", "patient_id"):
+        if not is_uuid(entry.get(name)):
+            return f"{name} is not a UUID"
+    if entry.get("record_id") is not None and not is_uuid(entry["record_id"]):
+        return "record_id is not a UUID"
+    if entry.get("record_type") is not None and entry["record_type"] not in records.names():
+        return f"record_type {entry['record_type']!r} is not a record type"
+    try:
+        opened = dt.datetime.fromisoformat(entry.get("opened_at") or "")
+    except (TypeError, ValueError):
+        return "opened_at is not an ISO 8601 time"
+    if opened.tzinfo is None:
+        return "opened_at has no UTC offset"
+    if opened > now + CLINICAL_FUTURE_LIMIT:
+        return "opened_at is more than a day in the future"
+    return None
 
 
 def escalated(entry):

@@ -3,22 +3,31 @@
 A device is enrolled to one user and gets a random token, shown once: the store
 keeps only its SHA-256, so a copied database cannot be used to sync. A revoked
 device is answered ``device_revoked`` with ``wipe: true`` on every call.
+Failed authentications are counted per client address (:class:`AuthThrottle`):
+past a few, the address is answered 429 for a while. Admin acts name their admin
+(:func:`acting_admin`).
 """
 
+import collections
 import datetime as dt
 import hashlib
+import math
 import re
 import secrets
+import threading
+import time
 import uuid
 
 from schema.errors import InvalidRecord
 from schema.identity import validate_hsa_id
 from schema.roles import ROLES
 
-from .errors import ClientTooOld, DeviceRevoked, NotFound, RoleForbidden, Unauthorized
+from .errors import ClientTooOld, DeviceRevoked, NotFound, RoleForbidden, TooManyRequests, Unauthorized
 
 __all__ = [
     "CLIENT_HEADER",
+    "AuthThrottle",
+    "acting_admin",
     "hash_token",
     "add_user",
     "enroll",
@@ -94,19 +103,101 @@ def revoke(store, device_id):
     return store.get_device(device_id)
 
 
-def authenticate(store, authorization):
-    """The ``(device, user)`` of an ``Authorization: Bearer`` header; raise Unauthorized or DeviceRevoked."""
+def authenticate(store, authorization, on_failure=None):
+    """The ``(device, user)`` of an ``Authorization: Bearer`` header; raise Unauthorized or DeviceRevoked.
+
+    ``on_failure(reason, token_hash, device)`` is called before either is raised
+    (``reason``: ``missing``, ``unknown`` or ``revoked``), for the audit log.
+    """
+    def fail(reason, error, token_hash=None, device=None):
+        if on_failure is not None:
+            on_failure(reason, token_hash, device)
+        raise error
+
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("send the device's token as 'Authorization: Bearer <token>' (enroll a device to get one)")
-    device = store.device_by_token_hash(hash_token(token.strip()))
+        fail("missing", Unauthorized(
+            "send the device's token as 'Authorization: Bearer <token>' (enroll a device to get one)"))
+    token_hash = hash_token(token.strip())
+    device = store.device_by_token_hash(token_hash)
     if device is None:
-        raise Unauthorized("this token is not known to the server: log in again with a token from an admin")
+        fail("unknown", Unauthorized("this token is not known to the server: log in again with a token from an admin"),
+             token_hash)
     if device["revoked_at"]:
-        raise DeviceRevoked("this device is revoked: its replica must be wiped; ask an admin to enroll it again",
-                            details={"wipe": True, "revoked_at": device["revoked_at"]})
+        fail("revoked", DeviceRevoked(
+            "this device is revoked: its replica must be wiped; ask an admin to enroll it again",
+            details={"wipe": True, "revoked_at": device["revoked_at"]}), token_hash, device)
     user = store.get_user(device["user_id"])
     return device, user
+
+
+def acting_admin(store, admin_id, act):
+    """The admin user ``admin_id`` (``--by``) doing ``act``; raise RoleForbidden for an unknown or non-admin id."""
+    admin = store.get_user(admin_id) if admin_id else None
+    if admin is None or admin["role"] != "admin":
+        shown = "no user id was given" if not admin_id else (
+            f"{admin_id} is no user" if admin is None else f"{admin_id} is a {admin['role']}")
+        raise RoleForbidden(f"only an admin may {act}: {shown}; pass an admin's user id with --by",
+                            details={"by": [admin_id]})
+    return admin
+
+
+class AuthThrottle:
+    """Failed authentications per client address, in this process, in bounded memory.
+
+    Failures of an address count until ``10 × lockout_seconds`` pass without one.
+    From the ``max_failures``-th on, each failure locks the address out for
+    ``lockout_seconds``, doubled for every failure past the limit (at most an
+    hour): a locked address is answered 429 with Retry-After, whatever its token,
+    so guessing tokens costs time. At most ``max_addresses`` addresses are
+    remembered, the least recently failing forgotten first. ``max_failures`` 0
+    switches it off. One process each: several server processes each keep their own.
+    """
+
+    MAX_LOCKOUT = 3600
+
+    def __init__(self, max_failures, lockout_seconds, max_addresses=10_000, clock=time.monotonic):
+        self.max_failures, self.lockout = max_failures, lockout_seconds
+        self.max_addresses, self.clock = max_addresses, clock
+        self._failures = collections.OrderedDict()  # address -> [count, last failure, locked until]
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings):
+        """The throttle configured by HEMSYNC_AUTH_FAILURES and HEMSYNC_AUTH_LOCKOUT_SECONDS."""
+        return cls(settings["HEMSYNC_AUTH_FAILURES"], settings["HEMSYNC_AUTH_LOCKOUT_SECONDS"])
+
+    def __len__(self):
+        return len(self._failures)
+
+    def check(self, address):
+        """Raise TooManyRequests while ``address`` is locked out."""
+        with self._lock:
+            entry = self._failures.get(address)
+            wait = entry[2] - self.clock() if entry else 0
+        if wait > 0:
+            raise TooManyRequests(f"too many failed authentications from {address}: wait {math.ceil(wait)} s, "
+                                  "then check the device's token (log in again with a token from an admin)",
+                                  retry_after=math.ceil(wait))
+
+    def failed(self, address):
+        """Count a failed authentication from ``address``; return True when it locks the address out."""
+        if not self.max_failures:
+            return False
+        now = self.clock()
+        with self._lock:
+            entry = self._failures.pop(address, None)
+            if entry is None or now - entry[1] > 10 * self.lockout:
+                entry = [0, now, 0.0]
+            entry[0] += 1
+            entry[1] = now
+            over = entry[0] - self.max_failures
+            if over >= 0:
+                entry[2] = now + min(self.lockout * 2 ** min(over, 12), self.MAX_LOCKOUT)
+            self._failures[address] = entry
+            while len(self._failures) > self.max_addresses:
+                self._failures.popitem(last=False)
+            return over >= 0
 
 
 def parse_version(text):

@@ -62,6 +62,12 @@ def library_errors(command):
     return wrapper
 
 
+def by_option(command):
+    """Add ``--by ADMIN_ID``: the admin doing this, named in the audit log (checked: an admin)."""
+    return click.option("--by", "admin_id", default=None, metavar="ADMIN_ID",
+                        help="The user id of the admin doing this (kept in the audit log).")(command)
+
+
 def emit(as_json, data, text):
     """Print ``data`` as JSON, or ``text`` for people."""
     click.echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else text)
@@ -104,55 +110,67 @@ def init(ctx, as_json):
 @click.option("--role", required=True, type=click.Choice(["doctor", "nurse", "dispatcher", "admin"]))
 @click.option("--municipality", "municipalities", multiple=True, help="A municipality (repeat for more).")
 @click.option("--hsa-id", default=None, help="The person's HSA-id, e.g. SE2321000131-E000000000001.")
+@by_option
 @json_option
 @pass_context
 @library_errors
-def add_user(ctx, name, role, municipalities, hsa_id, as_json):
-    """Add a user and print the user's id.
+def add_user(ctx, name, role, municipalities, hsa_id, admin_id, as_json):
+    """Add a user and print the user's id (--by an admin; the first admin of a new database needs none).
 
     \b
     Example:
-        hemsync-server add-user --name "Maria Ek" --role nurse --municipality Halmstad --municipality Laholm
+        hemsync-server add-user --name "Per Nyström" --role admin      # the first admin
+        hemsync-server add-user --name "Maria Ek" --role nurse --municipality Halmstad --by ADMIN_ID
     """
-    user = auth.add_user(ctx.store, name, role, municipalities, hsa_id=hsa_id)
+    first_admin = admin_id is None and role == "admin" and not any(u["role"] == "admin" for u in ctx.store.users())
+    by = None if first_admin else auth.acting_admin(ctx.store, admin_id, "add a user")
+    with ctx.store.transaction():
+        user = auth.add_user(ctx.store, name, role, municipalities, hsa_id=hsa_id)
+        ctx.store.audit([audit.admin("add_user", {"added": user["id"], "role": role, "first_admin": first_admin},
+                                     user=by or user)])
     emit(as_json, user, user["id"])
 
 
 @main.command()
 @click.option("--user", "user_id", required=True, help="The id of the user the device belongs to.")
 @click.option("--label", default=None, help="A name for the device, e.g. \"Anna's laptop\".")
+@by_option
 @json_option
 @pass_context
 @library_errors
-def enroll(ctx, user_id, label, as_json):
+def enroll(ctx, user_id, label, admin_id, as_json):
     """Enroll a device for a user; print its id and token (shown once, never again).
 
     \b
     Example:
-        hemsync-server enroll --user 3f2c... --label "Anna's laptop"
+        hemsync-server enroll --user 3f2c... --label "Anna's laptop" --by ADMIN_ID
     """
-    device, token = auth.enroll(ctx.store, user_id, label)
-    ctx.store.audit([{"kind": "admin", "user_id": user_id, "device_id": device["id"],
-                      "details": {"action": "enroll", "label": device["label"]}}])
+    by = auth.acting_admin(ctx.store, admin_id, "enroll a device")
+    with ctx.store.transaction():
+        device, token = auth.enroll(ctx.store, user_id, label)
+        ctx.store.audit([audit.admin("enroll", {"for_user": user_id, "label": device["label"]}, user=by,
+                                     device_id=device["id"])])
     emit(as_json, {"device_id": device["id"], "token": token, "label": device["label"]},
          f"device {device['id']}\ntoken  {token}\n(the token is shown once: give it to the device now)")
 
 
 @main.command()
 @click.option("--device", "device_id", required=True, help="The id of the device to revoke.")
+@by_option
 @json_option
 @pass_context
 @library_errors
-def revoke(ctx, device_id, as_json):
+def revoke(ctx, device_id, admin_id, as_json):
     """Revoke a lost or retired device: it is told to wipe its replica and gets nothing more.
 
     \b
     Example:
-        hemsync-server revoke --device 9b1e...
+        hemsync-server revoke --device 9b1e... --by ADMIN_ID
     """
-    device = auth.revoke(ctx.store, device_id)
-    ctx.store.audit([{"kind": "admin", "user_id": device["user_id"], "device_id": device_id,
-                      "details": {"action": "revoke"}}])
+    by = auth.acting_admin(ctx.store, admin_id, "revoke a device")
+    with ctx.store.transaction():
+        device = auth.revoke(ctx.store, device_id)
+        ctx.store.audit([audit.admin("revoke", {"for_user": device["user_id"]}, user=by, device_id=device_id)])
     emit(as_json, {"device_id": device_id, "revoked_at": device["revoked_at"]},
          f"device {device_id} revoked at {device['revoked_at']}")
 
@@ -185,17 +203,20 @@ def devices(ctx, as_json):
 @click.option("--patient", "patient_id", default=None, help="Only this patient's entries.")
 @click.option("--after", default=0, type=int, help="Only entries after this id.")
 @click.option("--limit", default=100, type=int, show_default=True)
+@by_option
 @json_option
 @pass_context
 @library_errors
-def audit_log(ctx, patient_id, after, limit, as_json):
-    """The audit log: records handed out, changes accepted, merge decisions, openings on laptops.
+def audit_log(ctx, patient_id, after, limit, admin_id, as_json):
+    """The audit log: records handed out, changes accepted, merge decisions, openings on laptops (audited).
 
     \b
     Example:
-        hemsync-server audit --patient 5c7a... --limit 20
+        hemsync-server audit --patient 5c7a... --limit 20 --by ADMIN_ID
     """
+    by = auth.acting_admin(ctx.store, admin_id, "read the audit log")
     entries = ctx.store.audit_log(patient_id=patient_id, after=after, limit=limit)
+    ctx.store.audit(audit.audit_log_read(by, None, entries, "hemsync-server audit", patient_id))
     lines = [f"{e['id']:>6} {e['at']} {e['kind']:9} user={e['user_id']} device={e['device_id']} "
              f"patient={e['patient_id']} {json.dumps(e['details'], ensure_ascii=False)[:120]}" for e in entries]
     emit(as_json, entries, "\n".join(lines) or "no entries")
@@ -204,17 +225,20 @@ def audit_log(ctx, patient_id, after, limit, as_json):
 @main.command()
 @click.option("--after", default=0, type=int, help="Only entries after this id.")
 @click.option("--limit", default=100, type=int, show_default=True)
+@by_option
 @json_option
 @pass_context
 @library_errors
-def quarantine(ctx, after, limit, as_json):
-    """Rejected changes, with the device, the user and the reason.
+def quarantine(ctx, after, limit, admin_id, as_json):
+    """Rejected changes, with the device, the user and the reason (they hold clinical text: audited).
 
     \b
     Example:
-        hemsync-server quarantine --json
+        hemsync-server quarantine --json --by ADMIN_ID
     """
+    by = auth.acting_admin(ctx.store, admin_id, "read the quarantine")
     entries = ctx.store.quarantined(after=after, limit=limit)
+    ctx.store.audit(audit.quarantine_read(by, None, entries, "hemsync-server quarantine"))
     lines = [f"{e['id']:>6} {e['at']} {e['code']:20} {e['record_type']}/{e['record_id']} device={e['device_id']}: "
              f"{e['message']}" for e in entries]
     emit(as_json, entries, "\n".join(lines) or "quarantine is empty")
@@ -308,7 +332,7 @@ def seed_demo_command(ctx, as_json):
 @click.option("--patient", "patient_id", required=True, help="The patient's record id.")
 @click.option("--personnummer", required=True, help="The correct personnummer.")
 @click.option("--reason", required=True, help="Why it is corrected (kept in the audit log).")
-@click.option("--by", "admin_id", required=True, help="The user id of the admin making the correction.")
+@by_option
 @json_option
 @pass_context
 @library_errors
@@ -329,7 +353,7 @@ def correct_personnummer(ctx, patient_id, personnummer, reason, admin_id, as_jso
 @click.option("--keep", "kept_id", required=True, help="The patient record to keep.")
 @click.option("--duplicate", "duplicate_id", required=True, help="The duplicate record, merged into the kept one.")
 @click.option("--reason", required=True, help="Why they are the same person (kept in the audit log).")
-@click.option("--by", "admin_id", required=True, help="The user id of the admin merging them.")
+@by_option
 @json_option
 @pass_context
 @library_errors
@@ -353,39 +377,49 @@ def merge_patients(ctx, kept_id, duplicate_id, reason, admin_id, as_json):
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
 @click.option("--threads", default=8, show_default=True, type=int, help="Worker threads.")
+@click.option("--certfile", default=None, type=click.Path(dir_okay=False),
+              help="PEM certificate (chain): serve HTTPS (env HEMSYNC_TLS_CERTFILE).")
+@click.option("--keyfile", default=None, type=click.Path(dir_okay=False),
+              help="PEM private key of --certfile (env HEMSYNC_TLS_KEYFILE).")
 @click.option("--demo", is_flag=True,
               help="Seed the demo region into an empty database and print fresh demo device tokens first.")
 @pass_context
 @library_errors
-def serve(ctx, host, port, threads, demo):
-    """Serve the sync server with waitress (a production WSGI server), and run its jobs.
+def serve(ctx, host, port, threads, certfile, keyfile, demo):
+    """Serve the sync server with cheroot (HTTPS with --certfile/--keyfile), and run its jobs.
 
     The escalation job runs every HEMSYNC_ESCALATION_INTERVAL seconds (0: not in this process).
+    Without a certificate it speaks plain HTTP: put a TLS proxy in front (docs/deploy.md).
 
     \b
     Example:
-        hemsync-server --db var/hemsync.db serve --host 0.0.0.0 --port 5000
+        hemsync-server --db var/hemsync.db serve --host 0.0.0.0 --port 5443 \\
+            --certfile /etc/hemsync/tls.crt --keyfile /etc/hemsync/tls.key
         hemsync-server serve --demo     # what `make run` does
     """
-    import waitress
-
     from . import create_app
+    from .wsgi import make_server
 
-    if demo:
-        _demo_start(ctx, host, port)
+    certfile = certfile or ctx.settings["HEMSYNC_TLS_CERTFILE"] or None
+    keyfile = keyfile or ctx.settings["HEMSYNC_TLS_KEYFILE"] or None
     app = create_app({"HEMSYNC_DB": ctx.db, "STORE": ctx.store})
+    # Built first: a certificate that does not load stops `serve` before anything is seeded or enrolled.
+    server = make_server(app, host=host, port=port, threads=threads, certfile=certfile, keyfile=keyfile)
+    scheme = "https" if server.ssl_adapter else "http"
+    if demo:
+        _demo_start(ctx, f"{scheme}://{host}:{port}")
     scheduler = jobs.scheduler(ctx.store, app.config["HEMSYNC"])
     scheduler.start()
     interval = app.config["HEMSYNC"]["HEMSYNC_ESCALATION_INTERVAL"]
-    click.echo(f"hemsync-server: serving {ctx.db} on http://{host}:{port} (waitress, {threads} threads); "
+    click.echo(f"hemsync-server: serving {ctx.db} on {scheme}://{host}:{port} (cheroot, {threads} threads); "
                + (f"escalation job every {interval} s" if interval > 0 else "no jobs in this process"))
     try:
-        waitress.serve(app, host=host, port=port, threads=threads, ident="hemsync")
+        server.safe_start()
     finally:
         scheduler.shutdown(wait=False)
 
 
-def _demo_start(ctx, host, port):
+def _demo_start(ctx, server):
     """Seed an empty database and enroll fresh demo devices: earlier tokens cannot be shown again."""
     if not ctx.store.users():
         click.echo("seeding the demo region of Halland ...")
@@ -402,6 +436,5 @@ def _demo_start(ctx, host, port):
         first = first or token
         role = next(role for k, _, role, *_ in STAFF if k == key)
         click.echo(f"  {role:10} {user['name']:12} {', '.join(user['municipalities']) or '-':28} token {token}")
-    server = f"http://{host}:{port}"
     click.echo(f"\nnext, in another terminal:\n  .venv/bin/hemsync login --server {server} --token {first}\n"
                f"  .venv/bin/hemsync sync\n  curl {server}/healthz\n")

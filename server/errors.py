@@ -16,8 +16,10 @@ of :mod:`schema.errors`; whole-request problems are these:
     │   ├── MethodNotAllowed     405 method_not_allowed
     │   ├── PayloadTooLarge      413 payload_too_large
     │   ├── ClientTooOld         426 client_too_old
+    │   ├── TooManyRequests      429 too_many_requests (with Retry-After)
     │   └── InternalError        500 internal_error
     ├── StoreError               (a storage problem; wraps the driver's error as __cause__)
+    ├── ServeError               (the server cannot start serving: a TLS certificate that does not load)
     └── EscalationFailed         (the escalation job could not mark a request: a bug, rolled back)
 """
 
@@ -41,8 +43,10 @@ __all__ = [
     "MethodNotAllowed",
     "PayloadTooLarge",
     "ClientTooOld",
+    "TooManyRequests",
     "InternalError",
     "StoreError",
+    "ServeError",
     "EscalationFailed",
     "ERROR_STATUS",
     "error_body",
@@ -132,6 +136,16 @@ class ClientTooOld(ApiError):
     status, code = 426, "client_too_old"
 
 
+class TooManyRequests(ApiError):
+    """Too many failed authentications from this client address: wait ``retry_after`` seconds."""
+
+    status, code = 429, "too_many_requests"
+
+    def __init__(self, message, *, retry_after, details=None):
+        super().__init__(message, details={"retry_after": retry_after, **(details or {})})
+        self.retry_after = retry_after
+
+
 class InternalError(ApiError):
     """A bug: nothing of the request was applied."""
 
@@ -142,6 +156,10 @@ class StoreError(ServerError):
     """The store could not do what was asked (the driver's error is the cause)."""
 
 
+class ServeError(ServerError):
+    """The server cannot start serving as asked (a TLS certificate or key that does not load)."""
+
+
 class EscalationFailed(ServerError):
     """The merge refused the escalation job's own change; nothing of the run was kept."""
 
@@ -149,7 +167,7 @@ class EscalationFailed(ServerError):
 #: Every whole-request code and its status: the table docs/protocol.md documents.
 ERROR_STATUS = {cls.code: cls.status for cls in (
     MalformedJson, InvalidBatch, InvalidRequest, Unauthorized, DeviceRevoked, RoleForbidden, NotFound,
-    MethodNotAllowed, PayloadTooLarge, ClientTooOld, InternalError,
+    MethodNotAllowed, PayloadTooLarge, ClientTooOld, TooManyRequests, InternalError,
 )}
 
 _HTTP = {404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge}
@@ -163,6 +181,8 @@ def error_body(code, message, details=None):
 def _respond(error):
     response = jsonify({"error": error.to_dict()})
     response.status_code = error.status
+    if isinstance(error, TooManyRequests):
+        response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 

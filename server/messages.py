@@ -24,6 +24,9 @@ __all__ = [
     "DeviceHealthSchema",
     "AuditEntrySchema",
     "QuarantineEntrySchema",
+    "AuditLogResponseSchema",
+    "QuarantineResponseSchema",
+    "DevicesResponseSchema",
     "StaffSchema",
     "RecordStateSchema",
     "FetchRequestSchema",
@@ -153,19 +156,32 @@ class HandshakeResponseSchema(Schema):
 
 
 class AccessEntrySchema(Strict):
+    """One opening of a patient's records on a laptop (ids UUIDs, ``opened_at`` ISO 8601 with offset).
+
+    Only the shape is checked here; an entry whose ids, time, record type or patient
+    the server cannot take as true is kept as refused (server.audit.access_problem).
+    """
+
     id = fields.String(required=True, validate=validate.Length(1, 100))
-    patient_id = fields.String(required=True)
-    record_type = fields.String(allow_none=True)
-    record_id = fields.String(allow_none=True)
-    opened_at = fields.String(required=True)
+    patient_id = fields.String(required=True, validate=validate.Length(max=100))
+    record_type = fields.String(allow_none=True, validate=validate.Length(max=100))
+    record_id = fields.String(allow_none=True, validate=validate.Length(max=100))
+    opened_at = fields.String(required=True, validate=validate.Length(max=100))
 
 
 class AccessLogRequestSchema(Strict):
     entries = fields.List(fields.Nested(AccessEntrySchema), required=True)
 
 
+class RefusedAccessSchema(Schema):
+    id = fields.String(required=True)
+    reason = fields.String(required=True)
+
+
 class AccessLogResponseSchema(Schema):
     accepted = fields.Integer(required=True, metadata={"description": "entries new to the server"})
+    refused = fields.List(fields.Nested(RefusedAccessSchema), required=True, metadata={
+        "description": "entries the server does not take as true: kept in the audit log as refused, never dropped"})
 
 
 class HealthSchema(Schema):
@@ -178,10 +194,13 @@ class DeviceHealthSchema(Schema):
     user_id = fields.String()
     user_name = fields.String()
     user_role = fields.String()
+    created_at = fields.String(allow_none=True)
     revoked_at = fields.String(allow_none=True)
     last_sync_at = fields.String(allow_none=True)
+    last_seen_at = fields.String(allow_none=True)
     client_version = fields.String(allow_none=True)
     pending = fields.Integer(allow_none=True)
+    reported_rejected = fields.Integer(allow_none=True, metadata={"description": "rejected changes the laptop reported"})
     rejected_count = fields.Integer(allow_none=True)
     last_op = fields.Integer(allow_none=True)
     clock_offset_ms = fields.Integer(allow_none=True)
@@ -200,6 +219,7 @@ class AuditEntrySchema(Schema):
     record_id = fields.String(allow_none=True)
     change_id = fields.String(allow_none=True)
     details = fields.Dict()
+    key = fields.String(allow_none=True, metadata={"description": "what an entry is de-duplicated by"})
 
 
 class QuarantineEntrySchema(Schema):
@@ -209,11 +229,26 @@ class QuarantineEntrySchema(Schema):
     user_id = fields.String()
     record_type = fields.String(allow_none=True)
     record_id = fields.String(allow_none=True)
+    patient_id = fields.String(allow_none=True, metadata={"description": "the patient the change is about"})
     code = fields.String()
     message = fields.String()
     change = fields.Dict()
     error = fields.Nested(ErrorBodySchema)
     at = fields.String()
+
+
+class AuditLogResponseSchema(Schema):
+    entries = fields.List(fields.Nested(AuditEntrySchema), required=True)
+    next = fields.Integer(allow_none=True, metadata={"description": "send back as ?after= for the next page"})
+
+
+class QuarantineResponseSchema(Schema):
+    entries = fields.List(fields.Nested(QuarantineEntrySchema), required=True)
+    next = fields.Integer(allow_none=True, metadata={"description": "send back as ?after= for the next page"})
+
+
+class DevicesResponseSchema(Schema):
+    devices = fields.List(fields.Nested(DeviceHealthSchema), required=True)
 
 
 class FetchRequestSchema(Strict):

@@ -70,18 +70,13 @@ def build_spec(version):
     spec.path(path="/v1/access-log", operations={"post": _operation(
         "openings of patient records logged on the laptop", "AccessLogResponse", "AccessLogRequest")})
     spec.path(path="/v1/admin/audit", operations={"get": _operation(
-        "the audit log (admin)", {"type": "object", "properties": {
-            "entries": {"type": "array", "items": {"$ref": "#/components/schemas/AuditEntry"}},
-            "next": {"type": "integer"}}},
+        "the audit log (admin; the read is audited)", "AuditLogResponse",
         parameters=(_query("patient_id", "only this patient's entries"), _query("after", "entry id", "integer"),
                     _query("limit", "most entries", "integer")))})
     spec.path(path="/v1/admin/devices", operations={"get": _operation(
-        "device health (admin)", {"type": "object", "properties": {
-            "devices": {"type": "array", "items": {"$ref": "#/components/schemas/DeviceHealth"}}}})})
+        "device health (admin)", "DevicesResponse")})
     spec.path(path="/v1/admin/quarantine", operations={"get": _operation(
-        "rejected changes and why (admin)", {"type": "object", "properties": {
-            "entries": {"type": "array", "items": {"$ref": "#/components/schemas/QuarantineEntry"}},
-            "next": {"type": "integer"}}},
+        "rejected changes and why (admin; the read is audited, it holds clinical text)", "QuarantineResponse",
         parameters=(_query("after", "entry id", "integer"), _query("limit", "most entries", "integer")))})
     spec.path(path="/v1/digest", operations={"get": _operation(
         "digests of every record in the device's scope, as pull would ship it now", "DigestResponse")})

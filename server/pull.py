@@ -23,6 +23,8 @@ import base64
 import binascii
 import dataclasses
 import datetime as dt
+import hashlib
+import hmac
 import json
 
 from . import audit, scope
@@ -32,45 +34,81 @@ from .store import ScopeKeys
 __all__ = ["Cursor", "Page", "pull"]
 
 
+#: Bytes of the HMAC-SHA256 a cursor carries: 128 bits cannot be guessed.
+SIGNATURE_BYTES = 16
+
+
 @dataclasses.dataclass(frozen=True)
 class Cursor:
-    """A position in a device's pull: feed seq, held scope, and catch-up in progress."""
+    """A position in a device's pull: feed seq, held scope, and catch-up in progress.
+
+    On the wire it is signed for one device (HMAC-SHA256 with the server's
+    secret): its scope ids name what the server handed that device, so a cursor
+    forged, altered or taken from another device would list records of other
+    municipalities as purge markers.
+    """
 
     seq: int = 0
     scope: int = 0
     catching: int = 0
     after: int = 0
 
-    def encode(self):
-        """The opaque text a client sends back."""
-        text = f"1.{self.seq}.{self.scope}.{self.catching}.{self.after}"
+    VERSION = "2"
+
+    def encode(self, secret, device_id):
+        """The opaque text this device sends back."""
+        payload = f"{self.VERSION}.{self.seq}.{self.scope}.{self.catching}.{self.after}"
+        text = f"{payload}.{_signature(secret, device_id, payload)}"
         return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
     @classmethod
-    def parse(cls, text):
-        """Read a cursor; an absent one starts from the beginning. Raise InvalidRequest if unreadable."""
+    def parse(cls, text, secret, device_id):
+        """Read this device's cursor; an absent one starts from the beginning.
+
+        Raise InvalidRequest, telling the laptop to pull again without a cursor, for
+        a cursor that is unreadable, altered, another device's, or unsigned (version 1,
+        from before cursors were signed).
+        """
         if not text:
             return cls()
         try:
             decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-            version, *numbers = decoded.split(".")
-            if version != "1" or len(numbers) != 4:
-                raise ValueError(decoded)
-            values = [int(n) for n in numbers]
-            # A forged number beyond SQLite's INTEGER made the query raise (a 500, found by make fuzz).
-            if not all(0 <= v < 2 ** 63 for v in values):
-                raise ValueError(decoded)
-            return cls(*values)
         except (ValueError, binascii.Error, UnicodeDecodeError):
-            raise InvalidRequest("this cursor is not one the server gave out: pull again without a cursor "
-                                 "(a full resync)", details={"cursor": [text[:100]]}) from None
+            raise _refused(text, "this cursor is not one the server gave out") from None
+        version, *rest = decoded.split(".")
+        if version == "1":
+            raise _refused(text, "this cursor is from an older server, before cursors were signed")
+        if version != cls.VERSION or len(rest) != 5:
+            raise _refused(text, "this cursor is not one the server gave out")
+        payload, signature = decoded.rsplit(".", 1)
+        if not hmac.compare_digest(signature.encode(), _signature(secret, device_id, payload).encode()):
+            raise _refused(text, "this cursor was not given to this device, or it was altered")
+        try:
+            values = [int(n) for n in rest[:4]]
+        except ValueError:
+            raise _refused(text, "this cursor is not one the server gave out") from None
+        # A number beyond SQLite's INTEGER made the query raise (a 500, found by make fuzz).
+        if not all(0 <= v < 2 ** 63 for v in values):
+            raise _refused(text, "this cursor is not one the server gave out")
+        return cls(*values)
+
+
+def _signature(secret, device_id, payload):
+    mac = hmac.new(secret, f"{device_id}\n{payload}".encode(), hashlib.sha256).digest()[:SIGNATURE_BYTES]
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def _refused(text, why):
+    return InvalidRequest(f"{why}: pull again without a cursor (a full resync)",
+                          details={"cursor": [text[:100]], "resync": True})
 
 
 def pull(store, settings, device, user, cursor_text=None, limit_text=None):
     """Answer ``GET /v1/pull``: one page of record states and purge markers, and the next cursor."""
     page_size = settings["HEMSYNC_PAGE_SIZE"]
     limit = _limit(limit_text, page_size)
-    cursor = Cursor.parse(cursor_text)
+    secret = store.server_secret()
+    cursor = Cursor.parse(cursor_text, secret, device["id"])
     empty = ScopeKeys(lite_types=scope.LITE_TYPES)
     with store.transaction():
         keys = scope.keys_for(store, user)
@@ -100,7 +138,7 @@ def pull(store, settings, device, user, cursor_text=None, limit_text=None):
         store.release(device["id"], purge)
         store.audit(audit.pulled(user, device, handed, cursor_text))
         store.update_device(device["id"], {"last_sync_at": _now()})
-    return Page([r.wire for r in handed], [{"type": t, "id": i} for t, i in purge], next_cursor.encode(), more)
+    return Page([r.wire for r in handed], [{"type": t, "id": i} for t, i in purge], next_cursor.encode(secret, device["id"]), more)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,8 +162,8 @@ def _scope(store, scope_id, empty):
         return empty
     found = store.get_scope(scope_id)
     if found is None:
-        raise InvalidRequest("this cursor is not one the server gave out: pull again without a cursor",
-                             details={"cursor": ["unknown scope"]})
+        raise InvalidRequest("this cursor is not one the server gave out: pull again without a cursor "
+                             "(a full resync)", details={"cursor": ["unknown scope"], "resync": True})
     return found
 
 

@@ -62,6 +62,16 @@ SETTINGS = (
             "Minutes before its effective deadline an unaccepted request is escalated.", int),
     Setting("HEMSYNC_ESCALATION_INTERVAL", 60,
             "Seconds between runs of the escalation job that `serve` starts (0: this process runs no jobs).", int),
+    Setting("HEMSYNC_TLS_CERTFILE", "",
+            "PEM certificate (chain) `serve` speaks HTTPS with (with HEMSYNC_TLS_KEYFILE); empty: plain HTTP."),
+    Setting("HEMSYNC_TLS_KEYFILE", "", "PEM private key of HEMSYNC_TLS_CERTFILE (readable by the server only)."),
+    Setting("HEMSYNC_PROXY_HOPS", 0,
+            "Reverse proxies in front of the server whose X-Forwarded-For is trusted for the client address "
+            "(1 behind one nginx; 0: the peer address).", int),
+    Setting("HEMSYNC_AUTH_FAILURES", 5,
+            "Failed authentications from one client address before it is answered 429 for a while.", int),
+    Setting("HEMSYNC_AUTH_LOCKOUT_SECONDS", 60,
+            "Seconds a client address past HEMSYNC_AUTH_FAILURES waits (doubling while it goes on failing).", int),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

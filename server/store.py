@@ -21,7 +21,9 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import pathlib
+import secrets
 import sqlite3
 import threading
 
@@ -36,6 +38,8 @@ from .errors import StoreError
 __all__ = ["Store", "SqliteStore", "StoredRecord", "ScopeKeys", "index_columns", "MIGRATIONS"]
 
 MIGRATIONS = Migrations("hemsync-server")
+#: The only record type ``ScopeKeys.requests`` matches.
+REQUEST_TYPE = "visit_request"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +66,9 @@ class ScopeKeys:
     ``full``: patients whose every record is in scope; ``lite``: patients of
     whom only ``lite_types`` are (a dispatcher's); ``municipalities``: records
     without a patient (rounds) by their municipality; ``requests``: single
-    visit requests by id (a dispatcher's open requests).
+    visit requests by id (a dispatcher's open requests), matched against
+    records of type ``visit_request`` only: ids are made on laptops, so a record
+    of another type may carry an open request's id.
     """
 
     full: frozenset = frozenset()
@@ -93,10 +99,11 @@ class ScopeKeys:
 
     def covers(self, record_type, record_id, patient_id, municipality):
         """True when a record with these index columns is in this scope."""
+        if record_type == REQUEST_TYPE and record_id in self.requests:
+            return True
         if patient_id is not None:
-            return patient_id in self.full or (record_type in self.lite_types and patient_id in self.lite) \
-                or record_id in self.requests
-        return municipality in self.municipalities or record_id in self.requests
+            return patient_id in self.full or (record_type in self.lite_types and patient_id in self.lite)
+        return municipality in self.municipalities
 
     def to_json(self):
         """A canonical JSON text (sorted), so equal scopes have equal digests."""
@@ -271,7 +278,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def quarantined(self, after=0, limit=100):
-        """Quarantined changes after an entry id, oldest first."""
+        """Quarantined changes after an entry id, oldest first, each with the ``patient_id`` it is about."""
 
     # the audit log (append only)
     @abc.abstractmethod
@@ -281,6 +288,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def audit_log(self, patient_id=None, after=0, limit=100):
         """Audit entries after an entry id, oldest first, optionally of one patient."""
+
+    # the server's own secret
+    @abc.abstractmethod
+    def server_secret(self):
+        """The server's random secret (bytes) for signing pull cursors; made when the store was created."""
 
     # the escalation feed (append only)
     @abc.abstractmethod
@@ -365,6 +377,14 @@ def m002_escalations(db):
         db.execute(statement)
 
 
+
+@MIGRATIONS()
+def m004_server_secret(db):
+    """The server's random secret, made once per database: pull cursors are signed with it."""
+    db["secrets"].create({"name": str, "value": str}, pk="name")
+    db["secrets"].insert({"name": "cursor", "value": secrets.token_hex(32)})
+
+
 ESCALATION_TRIGGERS = (
     """CREATE TRIGGER escalations_append_only_update BEFORE UPDATE ON escalations
 BEGIN SELECT RAISE(ABORT, 'the escalation feed is append only'); END""",
@@ -408,13 +428,13 @@ VALUES (?, ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 
 # A record is in scope when its patient is a "full" one, or a "lite" one and its
 # type is a lite type, or it has no patient and its municipality is in scope, or
-# it is one of the single requests in scope. The key sets are bound as JSON arrays.
+# it is one of the single visit requests in scope. The key sets are bound as JSON arrays.
 SCOPE_CONDITION = """(
      patient_id IN (SELECT value FROM json_each(:full))
   OR (patient_id IN (SELECT value FROM json_each(:lite))
       AND type IN (SELECT value FROM json_each(:lite_types)))
   OR (patient_id IS NULL AND municipality IN (SELECT value FROM json_each(:municipalities)))
-  OR id IN (SELECT value FROM json_each(:requests))
+  OR (type = 'visit_request' AND id IN (SELECT value FROM json_each(:requests)))
 )"""
 
 # The unary + keeps SQLite from answering the scope through the patient index (every record in
@@ -425,7 +445,7 @@ SELECT type, id, seq, patient_id, municipality, state
 FROM records
 WHERE seq > :after
   AND seq <= :upto
-  AND {SCOPE_CONDITION.replace("patient_id IN", "+patient_id IN").replace("OR id IN", "OR +id IN")}
+  AND {SCOPE_CONDITION.replace("patient_id IN", "+patient_id IN").replace("AND id IN", "AND +id IN")}
 ORDER BY seq
 LIMIT :limit
 """
@@ -516,6 +536,20 @@ INSERT INTO quarantine (change_id, device_id, user_id, record_type, record_id, c
 VALUES (:change_id, :device_id, :user_id, :record_type, :record_id, :code, :message, :change, :error, :at)
 """
 
+# The patient a quarantined change is about: its record's, else the patient it created or named.
+SELECT_QUARANTINED = """
+SELECT quarantine.*,
+       COALESCE(records.patient_id,
+                CASE WHEN quarantine.record_type = 'patient' THEN quarantine.record_id END,
+                CASE WHEN json_type(quarantine.change, '$.fields.patient_id') = 'text'
+                     THEN json_extract(quarantine.change, '$.fields.patient_id') END) AS patient_id
+FROM quarantine
+LEFT JOIN records ON records.type = quarantine.record_type AND records.id = quarantine.record_id
+WHERE quarantine.id > ?
+ORDER BY quarantine.id
+LIMIT ?
+"""
+
 INSERT_AUDIT = """
 INSERT OR IGNORE INTO audit (at, kind, user_id, device_id, patient_id, record_type, record_id, change_id,
                              details, key)
@@ -566,7 +600,7 @@ class SqliteStore(Store):
     def __init__(self, path):
         self.path = str(path)
         if self.path != ":memory:":
-            pathlib.Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            _owner_only(pathlib.Path(self.path))
         self._local = threading.local()
         self._connections = []
         self._lock = threading.Lock()
@@ -776,7 +810,7 @@ class SqliteStore(Store):
             self._conn().execute(INSERT_QUARANTINE, {**row, "at": row.get("at") or _now_text(self._conn())})
 
     def quarantined(self, after=0, limit=100):
-        rows = self._rows("SELECT * FROM quarantine WHERE id > ? ORDER BY id LIMIT ?", (after, limit))
+        rows = self._rows(SELECT_QUARANTINED, (after, limit))
         return [{**r, "change": json.loads(r["change"]), "error": json.loads(r["error"])} for r in rows]
 
     # audit
@@ -798,6 +832,15 @@ class SqliteStore(Store):
         return [{**r, "details": json.loads(r["details"])} for r in rows]
 
 
+    def server_secret(self):
+        secret = getattr(self, "_secret", None)
+        if secret is None:
+            row = self._conn().execute("SELECT value FROM secrets WHERE name = 'cursor'").fetchone()
+            if row is None:
+                raise StoreError(f"{self.path} has no server secret: run `hemsync-server init` to upgrade it")
+            secret = self._secret = bytes.fromhex(row[0])
+        return secret
+
     # escalation feed
     def add_escalation(self, entry):
         row = {"patient_id": None, "municipality": None, **entry, "details": json.dumps(entry.get("details") or {})}
@@ -809,6 +852,22 @@ class SqliteStore(Store):
         params = {"after": after, "limit": limit, "municipality": municipality}
         rows = self._rows(SELECT_ESCALATIONS_NEWEST if after is None else SELECT_ESCALATIONS_AFTER, params)
         return [{**r, "details": json.loads(r["details"])} for r in rows]
+
+
+def _owner_only(path):
+    """Create the database file (and its directory, when missing) readable by its owner only.
+
+    SQLite gives the -wal and -shm files the database file's mode, so making the
+    file 0600 before SQLite opens it keeps the patient data in all three private.
+    A database left readable by others by an older version is tightened too.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    if os.name == "posix":
+        for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if name.exists() and name.stat().st_mode & 0o077:
+                os.chmod(name, 0o600)
 
 
 def _now_text(conn):

@@ -15,17 +15,18 @@ Usage (the API other test suites rely on; keep it small and stable)::
 
 ``server.url`` has no trailing slash; ``server.db_path`` is the SQLite file;
 ``server.store`` and ``server.app`` give direct access for setup and checks.
-It is the production app under waitress, run in a background thread of the
-test process. The ``live_server`` fixture (tests/server/conftest.py) wraps it.
+It is the production app served as ``hemsync-server serve`` serves it
+(server.wsgi: cheroot, the body limit in the HTTP server), in a background
+thread of the test process; with ``certfile=`` and ``keyfile=`` it speaks HTTPS
+and ``server.url`` starts with ``https://``. The ``live_server`` fixture
+(tests/server/conftest.py) wraps it.
 """
 
 import pathlib
 import threading
 
-import waitress.server
-
-from server import create_app
-from server import auth
+from server import auth, create_app
+from server.wsgi import make_server
 
 __all__ = ["LiveServer", "start_live_server"]
 
@@ -39,7 +40,8 @@ class LiveServer:
         self.db_path = db_path
         self._server = wsgi_server
         self._thread = thread
-        self.url = f"http://127.0.0.1:{wsgi_server.effective_port}"
+        scheme = "https" if wsgi_server.ssl_adapter else "http"
+        self.url = f"{scheme}://127.0.0.1:{wsgi_server.bind_addr[1]}"
 
     def add_user(self, name, role, municipalities, hsa_id=None):
         """Create a user; return the user's id."""
@@ -56,19 +58,8 @@ class LiveServer:
 
     def stop(self):
         """Stop serving and close the database."""
-        def close_all():
-            # Runs in the serving thread (closing sockets under its select() would break it);
-            # with every channel closed its loop ends.
-            for channel in list(self._server._map.values()):
-                channel.close()
-
-        if self._thread.is_alive():
-            try:
-                self._server.trigger.pull_trigger(close_all)
-            except OSError:
-                pass  # the loop already ended and closed its trigger: nothing left to stop
-            self._thread.join(timeout=10)
-        self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+        self._server.stop()
+        self._thread.join(timeout=10)
         self.store.close()
 
     def __enter__(self):
@@ -78,14 +69,16 @@ class LiveServer:
         self.stop()
 
 
-def start_live_server(tmp_path, **settings):
+def start_live_server(tmp_path, certfile=None, keyfile=None, **settings):
     """Start the server on ``tmp_path / "hemsync.db"`` on a free 127.0.0.1 port; return a :class:`LiveServer`.
 
-    ``settings`` override HEMSYNC_* settings by short name (``max_batch=2``) or full name.
+    ``settings`` override HEMSYNC_* settings by short name (``max_batch=2``) or full name;
+    ``certfile`` and ``keyfile`` (PEM) make it serve HTTPS.
     """
     db_path = pathlib.Path(tmp_path) / "hemsync.db"
     app = create_app({"HEMSYNC_DB": str(db_path), **settings})
-    wsgi_server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=4, ident="hemsync-test")
-    thread = threading.Thread(target=wsgi_server.run, name="hemsync-live-server", daemon=True)
+    wsgi_server = make_server(app, host="127.0.0.1", port=0, threads=4, certfile=certfile, keyfile=keyfile)
+    wsgi_server.prepare()  # binds the port: the URL is known before the thread starts
+    thread = threading.Thread(target=wsgi_server.serve, name="hemsync-live-server", daemon=True)
     thread.start()
     return LiveServer(app, wsgi_server, thread, db_path)

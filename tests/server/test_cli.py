@@ -37,30 +37,60 @@ def test_every_command_that_prints_takes_json(run):
             assert any(p.name == "as_json" for p in command.params), name
 
 
+def _first_admin(run):
+    code, output = run("add-user", "--name", "Per Nyström", "--role", "admin", "--json")
+    assert code == 0, output
+    return json.loads(output)["id"]
+
+
 def test_users_devices_and_revocation_from_the_command_line(run):
-    code, output = run("add-user", "--name", "Maria Ek", "--role", "nurse", "--municipality", "Halmstad", "--json")
+    admin = _first_admin(run)
+    code, output = run("add-user", "--name", "Maria Ek", "--role", "nurse", "--municipality", "Halmstad",
+                       "--by", admin, "--json")
     assert code == 0
     user = json.loads(output)
     assert (user["role"], user["municipalities"]) == ("nurse", ["Halmstad"])
-    code, output = run("enroll", "--user", user["id"], "--label", "Marias laptop", "--json")
+    code, output = run("enroll", "--user", user["id"], "--label", "Marias laptop", "--by", admin, "--json")
     device = json.loads(output)
     assert device["token"] and device["label"] == "Marias laptop"
     code, output = run("devices", "--json")
     [health] = json.loads(output)
     assert health["id"] == device["device_id"] and "token_hash" not in health
-    assert run("revoke", "--device", device["device_id"])[0] == 0
+    assert run("revoke", "--device", device["device_id"], "--by", admin)[0] == 0
     code, output = run("devices")
     assert "REVOKED" in output
-    code, output = run("audit", "--json")
-    assert [e["details"]["action"] for e in json.loads(output)] == ["enroll", "revoke"]
+    code, output = run("audit", "--by", admin, "--json")
+    assert [(e["details"]["action"], e["user_id"]) for e in json.loads(output)] == [
+        ("add_user", admin), ("add_user", admin), ("enroll", admin), ("revoke", admin)]
+
+
+def test_admin_acts_name_the_admin_and_refuse_an_unknown_or_non_admin_by(run):
+    admin = _first_admin(run)
+    code, output = run("add-user", "--name", "Anna Berg", "--role", "doctor", "--municipality", "Halmstad",
+                       "--by", admin, "--json")
+    doctor = json.loads(output)["id"]
+    for by in ((), ("--by", "nobody"), ("--by", doctor)):
+        for act in (("add-user", "--name", "X", "--role", "nurse", "--municipality", "Halmstad"),
+                    ("add-user", "--name", "Second admin", "--role", "admin"),
+                    ("enroll", "--user", doctor), ("revoke", "--device", "any"),
+                    ("audit",), ("quarantine",)):
+            code, output = run(*act, *by)
+            assert code == 1 and "only an admin may" in output and "--by" in output, (act, by, output)
+    code, output = run("enroll", "--user", doctor, "--by", admin, "--json")
+    device = json.loads(output)["device_id"]
+    entries = json.loads(run("audit", "--by", admin, "--json")[1])
+    enrolled = [e for e in entries if e["details"].get("action") == "enroll"]
+    assert [(e["user_id"], e["device_id"], e["details"]["for_user"]) for e in enrolled] == [(admin, device, doctor)]
 
 
 def test_library_errors_become_messages_not_tracebacks(run):
-    code, output = run("add-user", "--name", "X", "--role", "nurse")
+    admin = _first_admin(run)
+    code, output = run("add-user", "--name", "X", "--role", "nurse", "--by", admin)
     assert code == 1 and "municipality" in output and "Traceback" not in output
-    code, output = run("enroll", "--user", "nobody")
+    code, output = run("enroll", "--user", "nobody", "--by", admin)
     assert code == 1 and "no user nobody" in output
-    code, output = run("add-user", "--name", "X", "--role", "doctor", "--municipality", "Halmstad", "--hsa-id", "bad")
+    code, output = run("add-user", "--name", "X", "--role", "doctor", "--municipality", "Halmstad", "--hsa-id", "bad",
+                       "--by", admin)
     assert code == 1 and "HSA-id" in output
 
 

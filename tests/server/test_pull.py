@@ -135,3 +135,62 @@ def test_a_doctor_and_a_nurse_get_the_rounds_of_their_municipalities(region):
     laholm_nurse.sync()
     assert ("round", round_["record_id"]) in nurse.records
     assert laholm_nurse.records == {}
+
+
+def test_a_dispatcher_does_not_receive_a_record_of_another_type_that_shares_an_open_requests_id(region):
+    nurse, laholm_nurse, dispatcher = region.nurse, region.laholm_nurse, region.dispatcher
+    patient = new_patient(nurse)
+    request = new_request(nurse, patient["record_id"])
+    laholm_patient = new_patient(laholm_nurse, municipality="Laholm", personnummer=PERSONNUMMER[1])
+    # A Laholm care plan whose id was made equal to the Halmstad request's id.
+    same_id = laholm_nurse.change("care_plan", record_id=request["record_id"],
+                                  patient_id=laholm_patient["record_id"], kind="sip", content="hemlig plan")
+    assert {r["result"] for r in nurse.push(patient, request)["results"]} == {"applied"}
+    assert {r["result"] for r in laholm_nurse.push(laholm_patient, same_id)["results"]} == {"applied"}
+    dispatcher.sync()
+    assert ("visit_request", request["record_id"]) in dispatcher.records
+    assert ("care_plan", request["record_id"]) not in dispatcher.records
+
+
+def _pull_status(laptop, cursor):
+    response = laptop.session.get(laptop.server.url + "/v1/pull", params={"cursor": cursor})
+    return response.status_code, response.json()
+
+
+def test_a_cursor_given_to_another_device_is_refused_with_a_resync_message(region):
+    _patients(region.nurse, 2)
+    cursor = region.nurse.pull_page()["cursor"]
+    status, body = _pull_status(region.laholm_nurse, cursor)
+    assert (status, body["error"]["code"]) == (400, "invalid_request")
+    assert "pull again without a cursor" in body["error"]["message"]
+    assert body["error"]["details"]["resync"] is True
+    assert "records" not in body and "purge" not in body
+    assert _pull_status(region.nurse, cursor)[0] == 200
+
+
+def test_an_altered_cursor_is_refused_and_lists_no_records(region):
+    import base64
+
+    _patients(region.nurse, 2)
+    laholm = region.laholm_nurse
+    laholm.sync()
+    nurse_scope = base64.urlsafe_b64decode(region.nurse.pull_page()["cursor"] + "==").decode().split(".")[2]
+    # The Laholm nurse's own cursor with its held scope swapped for the Halmstad nurse's scope id.
+    text = base64.urlsafe_b64decode(laholm.cursor + "==").decode()
+    version, seq, _, catching, after, signature = text.split(".")
+    forged = ".".join((version, seq, nurse_scope, catching, after, signature))
+    status, body = _pull_status(laholm, base64.urlsafe_b64encode(forged.encode()).decode().rstrip("="))
+    assert (status, body["error"]["code"]) == (400, "invalid_request")
+    assert "altered" in body["error"]["message"]
+
+
+def test_an_unsigned_cursor_of_an_older_server_gets_a_clean_full_resync_message(region):
+    import base64
+
+    _patients(region.nurse, 1)
+    old = base64.urlsafe_b64encode(b"1.7.1.0.0").decode().rstrip("=")
+    status, body = _pull_status(region.nurse, old)
+    assert (status, body["error"]["code"]) == (400, "invalid_request")
+    assert "older server" in body["error"]["message"] and "full resync" in body["error"]["message"]
+    assert body["error"]["details"]["resync"] is True
+    assert _pull_status(region.nurse, None)[0] == 200

@@ -66,8 +66,20 @@ def test_scope_keys_select_records_by_patient_type_municipality_and_id(store):
     assert store.patients_in(["Laholm"]) == ["p2"]
     lite = ScopeKeys(lite=frozenset({"p2"}), lite_types=("warning",))
     assert store.records_since(0, lite, 10) == []
-    assert [r.id for r in store.records_since(0, ScopeKeys(requests=frozenset({"p1"})), 10)] == ["p1"]
     assert store.records_in(ScopeKeys(full=frozenset({"p2"}))) == [("patient", "p2", "p2", "Laholm")]
+
+
+def test_request_keys_match_visit_requests_only_even_when_another_record_has_the_same_id(store):
+    store.put_record(_patient("same-id"), "c1")
+    request = {"change_id": "c2", "record_type": "visit_request", "record_id": "same-id", "device_id": "d1",
+               "op": 2, "hlc": f"{1_900_000_000_001:016d}-000000", "base": {},
+               "fields": {"patient_id": "other-patient", "reason": "feber", "urgency": "acute"}}
+    store.put_record(apply_change(None, request, NURSE, NOW).state, "c2")
+    keys = ScopeKeys(requests=frozenset({"same-id"}))
+    assert [(r.type, r.id) for r in store.records_since(0, keys, 10)] == [("visit_request", "same-id")]
+    assert [row[:2] for row in store.records_in(keys)] == [("visit_request", "same-id")]
+    assert keys.covers("visit_request", "same-id", "other-patient", None)
+    assert not keys.covers("patient", "same-id", "same-id", "Halmstad")
 
 
 def test_records_are_found_by_ids_and_by_their_patients(store):
