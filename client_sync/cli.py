@@ -39,11 +39,13 @@ class Group(click.Group):
             return super().invoke(ctx)
         except DeviceRevoked as exc:
             wiped = exc.wiped
-            detail = (f": deleted {wiped.records} records and {wiped.unsent_changes} unsent changes"
-                      if wiped else "")
+            if wiped is None:  # e.g. a revoked token at login: nothing here belonged to it
+                raise click.ClickException(
+                    "this device's token is revoked: nothing on this laptop was wiped or changed. "
+                    "Ask your administrator to enrol this laptop again.") from exc
             raise click.ClickException(
-                f"this laptop's access was revoked, so its patient data was wiped{detail}. "
-                "Contact your administrator.") from exc
+                f"this laptop's access was revoked, so its patient data was wiped: deleted {wiped.records} "
+                f"records and {wiped.unsent_changes} unsent changes. Contact your administrator.") from exc
         except ClientTooOld as exc:
             raise click.ClickException(
                 f"the server no longer accepts hemsync {__version__}: upgrade hemsync. "
@@ -100,20 +102,38 @@ def main():
 
 @cli.command()
 @click.option("--server", "server_url", required=True, help="The sync server, e.g. https://hemsync.region.se")
-@click.option("--token", required=True, help="This device's token from enrolment.")
 @json_option
 @pass_context
-def login(obj, server_url, token, as_json):
+def login(obj, server_url, as_json):
     """Store the server and this device's token; learn who you are from the server.
 
-    Example: hemsync login --server http://127.0.0.1:5000 --token 3f9a...
+    The token is asked for at a prompt that does not show it, or read from
+    stdin when that is not a terminal, so it never lands in shell history.
+
+    Example: hemsync login --server https://hemsync.region.se
     """
     replica = obj.replica
-    answer = SyncClient(server_url, token).handshake(replica.unsent_count(), replica.rejected_count())
-    replica.login(server_url, token, answer)
+    token = _read_token()
+    client = SyncClient(server_url, token)
+    answer = client.handshake(replica.unsent_count(), replica.rejected_count())
+    replica.login(client.base_url, token, answer)
     user, device = answer["user"], answer["device"]
-    _emit(as_json, {"server": server_url, "user": user, "device": device},
+    _emit(as_json, {"server": client.base_url, "user": user, "device": device},
           f"logged in as {user['name']} ({user['role']}) on device {device.get('label') or device['id']}")
+
+
+def _read_token():
+    """The device token: from a hidden prompt at a terminal, else the first line of stdin."""
+    stdin = click.get_text_stream("stdin")
+    if stdin.isatty():
+        token = click.prompt("device token (not shown)", hide_input=True, err=True)
+    else:
+        token = stdin.readline()
+    token = token.strip()
+    if not token:
+        raise click.UsageError("no token given: type it at the prompt, or pipe it in "
+                               "(e.g. `hemsync login --server URL < token.txt`)")
+    return token
 
 
 @cli.command()

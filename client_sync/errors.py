@@ -10,6 +10,7 @@ when a local write breaks a rule); only the CLI turns them into messages.
     │   ├── ConflictNotFound         no such open conflict in this replica
     │   ├── OtherUser                login as someone else while changes wait
     │   └── SyncBusy                 another sync holds the replica's lock
+    ├── BadServerUrl                 a server address that is malformed or not encrypted
     └── TransportError               talking to the server failed (.response, if any)
         ├── ConnectionLost           no answer after every retry (network, time-out)
         ├── ProtocolError            an answer that does not follow docs/protocol.md
@@ -29,6 +30,7 @@ __all__ = [
     "ConflictNotFound",
     "OtherUser",
     "SyncBusy",
+    "BadServerUrl",
     "TransportError",
     "ConnectionLost",
     "ProtocolError",
@@ -67,6 +69,10 @@ class OtherUser(ReplicaError):
 
 class SyncBusy(ReplicaError):
     """Another sync (in this or another process) holds the replica's sync lock."""
+
+
+class BadServerUrl(ClientError):
+    """A server address without a scheme or host, or plain http:// to a server that is not this computer."""
 
 
 class TransportError(ClientError):

@@ -283,7 +283,7 @@ class Replica:
         """Who writes on this laptop, as the merge needs it; NotLoggedIn before a login."""
         user = self.setting("user")
         if user is None or self.setting("device") is None:
-            raise NotLoggedIn("this replica has no login: run `hemsync login --server URL --token TOKEN`")
+            raise NotLoggedIn("this replica has no login: run `hemsync login --server URL`")
         return Actor(user["id"], user["role"])
 
     def device_id(self):

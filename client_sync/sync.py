@@ -78,7 +78,7 @@ def client_for(replica, **options):
     """The SyncClient for a replica's stored login; NotLoggedIn when there is none."""
     url, token = replica.setting("server_url"), replica.setting("token")
     if not url or not token:
-        raise NotLoggedIn("this replica has no login: run `hemsync login --server URL --token TOKEN`")
+        raise NotLoggedIn("this replica has no login: run `hemsync login --server URL`")
     return SyncClient(url, token, **options)
 
 

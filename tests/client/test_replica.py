@@ -182,7 +182,7 @@ def test_logging_in_as_someone_else_is_refused_while_changes_wait(doctor, server
     new_patient(replica)
     _, token = server.enroll("u-dr-bo")
     with pytest.raises(OtherUser):
-        replica.login("http://hemsync.test", token, server.handshake_for(token))
+        replica.login("http://127.0.0.1:5000", token, server.handshake_for(token))
     assert replica.setting("user")["id"] == "u-dr-anna"
 
 
