@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import sqlite3
 import uuid
 
 import click
@@ -21,7 +22,8 @@ from . import __version__
 from .background import run_background
 from .errors import ClientError, ClientTooOld, DeviceRevoked
 from .http import SyncClient
-from .replica import Replica
+from .files import private_directory
+from .replica import Replica, damaged
 from .sync import sync as run_sync
 from .sync import verify as run_verify
 
@@ -52,6 +54,10 @@ class Group(click.Group):
                 "Your unsent changes are kept on this laptop and go out after the upgrade.") from exc
         except (ClientError, HemsyncError) as exc:
             raise click.ClickException(str(exc)) from exc
+        except sqlite3.OperationalError:
+            raise
+        except sqlite3.DatabaseError as exc:  # damage found after the replica opened fine
+            raise click.ClickException(str(damaged(getattr(ctx.obj, "path", ""), exc))) from exc
 
 
 class Context:
@@ -60,11 +66,14 @@ class Context:
     def __init__(self, path):
         self.path = os.path.expanduser(path)
         self._replica = None
+        self._default = path == DEFAULT_REPLICA
 
     @property
     def replica(self):
         """The replica, opened (and migrated) on first use."""
         if self._replica is None:
+            if self._default:  # ~/.hemsync is ours: one made by an older version is tightened too
+                private_directory(os.path.dirname(self.path), tighten_existing=True)
             self._replica = Replica(self.path)
         return self._replica
 

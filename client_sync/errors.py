@@ -9,6 +9,7 @@ when a local write breaks a rule); only the CLI turns them into messages.
     │   ├── RecordNotFound           no such record in this replica
     │   ├── ConflictNotFound         no such open conflict in this replica
     │   ├── OtherUser                login as someone else while changes wait
+    │   ├── ReplicaDamaged           the replica file cannot be read (corrupt, not a replica)
     │   └── SyncBusy                 another sync holds the replica's lock
     ├── BadServerUrl                 a server address that is malformed or not encrypted
     └── TransportError               talking to the server failed (.response, if any)
@@ -29,6 +30,7 @@ __all__ = [
     "RecordNotFound",
     "ConflictNotFound",
     "OtherUser",
+    "ReplicaDamaged",
     "SyncBusy",
     "BadServerUrl",
     "TransportError",
@@ -65,6 +67,10 @@ class ConflictNotFound(ReplicaError):
 
 class OtherUser(ReplicaError):
     """A login as another user or device while local changes still wait to be sent."""
+
+
+class ReplicaDamaged(ReplicaError):
+    """The replica file is damaged or is not a replica: SQLite cannot read it."""
 
 
 class SyncBusy(ReplicaError):

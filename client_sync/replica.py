@@ -34,16 +34,27 @@ from schema.errors import HemsyncError
 from schema.merge import Actor, apply_change, view
 from schema.wire import decode_state, record_digest
 
-from .errors import ConflictNotFound, NotLoggedIn, OtherUser, RecordNotFound
+from .errors import ConflictNotFound, NotLoggedIn, OtherUser, RecordNotFound, ReplicaDamaged
+from .files import connect_private, private_directory
 
 __all__ = [
     "Replica",
+    "damaged",
     "LocalRecord",
     "WipeReport",
     "MIGRATIONS",
 ]
 
 MIGRATIONS = Migrations("hemsync_replica")
+
+SETUP = (
+    "PRAGMA journal_mode=WAL",
+    # FULL: a committed clinical note survives a power cut, not only a crash.
+    "PRAGMA synchronous=FULL",
+    # Deleted rows are overwritten with zeros, in the file and in the WAL, so a purge or
+    # a wipe leaves no patient text in free pages.
+    "PRAGMA secure_delete=ON",
+)
 
 SELECT_PENDING = """
 SELECT op, change, acked
@@ -109,6 +120,14 @@ def _unsent_index(db):
     # Accepted changes stay in the outbox until a pull brings them back: without this
     # index every batch of a long push scanned past all those already sent (make bench).
     db["outbox"].create_index(["acked", "op"])
+
+
+def damaged(path, error):
+    """The ReplicaDamaged error for a replica file SQLite cannot read (``error``: SQLite's)."""
+    return ReplicaDamaged(
+        f"the replica {path} is damaged and cannot be read ({error}): move it aside and keep it for your "
+        "administrator (its unsent changes may be recoverable), then run `hemsync login --server URL` "
+        "to start a fresh replica")
 
 
 def change_id(device_id, op):
@@ -179,23 +198,28 @@ class Replica:
 
     def __init__(self, path, *, wall_ms=None):
         self.path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(directory, exist_ok=True)
+        private_directory(os.path.dirname(os.path.abspath(self.path)))
         # isolation_level=None: no implicit transactions; every grouped write says
         # BEGIN IMMEDIATE itself (see transaction()), so two processes never
         # deadlock upgrading a read lock.
-        self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        # FULL: a committed clinical note survives a power cut, not only a crash.
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.db = sqlite_utils.Database(self.conn)
+        self.conn = None
+        try:
+            self.conn = connect_private(self.path, SETUP, timeout=30, isolation_level=None)
+            self.db = sqlite_utils.Database(self.conn)
+            with self.transaction():
+                MIGRATIONS.apply(self.db)
+        except sqlite3.OperationalError:
+            self.close()
+            raise  # locked or unreachable, not damaged
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise damaged(self.path, exc) from exc
         self._wall_ms = wall_ms
-        with self.transaction():
-            MIGRATIONS.apply(self.db)
 
     def close(self):
         """Close the SQLite connection."""
-        self.conn.close()
+        if self.conn is not None:
+            self.conn.close()
 
     def __enter__(self):
         return self

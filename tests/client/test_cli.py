@@ -237,3 +237,22 @@ def test_python_dash_m_runs_the_same_cli():
     result = subprocess.run([sys.executable, "-m", "client_sync", "--help"], capture_output=True, text=True,
                             cwd=pathlib.Path(__file__).parents[2])
     assert result.returncode == 0 and "hemsync" in result.stdout
+
+
+def test_a_damaged_replica_is_a_clear_message_naming_the_file_and_what_to_do(runner, tmp_path):
+    path = tmp_path / "broken.db"
+    path.write_bytes(b"this is not an SQLite file at all " * 200)
+    result = runner.invoke(cli, ["--replica", str(path), "status"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"the replica {path} is damaged" in result.output and "move it aside" in result.output
+    assert "hemsync login" in result.output
+
+
+def test_the_default_replica_directory_is_made_owner_only(runner, tmp_path, monkeypatch):
+    monkeypatch.delenv("HEMSYNC_REPLICA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".hemsync").mkdir(mode=0o755)
+    result = runner.invoke(cli, ["status", "--json"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / ".hemsync").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / ".hemsync" / "replica.db").stat().st_mode & 0o777 == 0o600

@@ -1,12 +1,15 @@
 """The replica on real SQLite files: local writes, the outbox, pulled pages, wipe, migrations."""
 
 import json
+import os
 import sqlite3
+import stat
 import uuid
 
 import pytest
 
 from client_sync.errors import NotLoggedIn, OtherUser, RecordNotFound
+from client_sync.lock import sync_lock
 from client_sync.replica import MIGRATIONS, Replica
 from schema.wire import record_digest
 from schema.clock import Hlc
@@ -210,3 +213,32 @@ def test_two_connections_never_half_see_a_write(doctor):
         assert other.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
     assert other.execute("SELECT count(*) FROM outbox").fetchone()[0] == 1
     other.close()
+
+
+def _mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_every_file_the_laptop_creates_is_owner_only(tmp_path, server):
+    path = tmp_path / "new" / "replica.db"
+    with Replica(path) as replica:
+        _, token = server.enroll("u-dr-anna")
+        replica.login("http://127.0.0.1:5000", token, server.handshake_for(token))
+        new_patient(replica)
+        with sync_lock(replica.path):
+            made = sorted(p.name for p in path.parent.iterdir())
+            modes = {name: _mode(path.parent / name) for name in made}
+    assert made == ["replica.db", "replica.db-shm", "replica.db-wal", "replica.db.sync-lock",
+                    "replica.db.sync-lock-journal"]
+    assert modes == dict.fromkeys(made, 0o600)
+    assert _mode(path.parent) == 0o700
+
+
+def test_a_replica_left_readable_by_others_is_made_owner_only_when_opened(tmp_path):
+    path = tmp_path / "old.db"
+    with Replica(path) as replica:
+        replica.set_setting("token", "secret")
+        for name in (path, f"{path}-wal", f"{path}-shm"):
+            os.chmod(name, 0o644)
+        with Replica(path):
+            assert {_mode(n) for n in (path, f"{path}-wal", f"{path}-shm")} == {0o600}
