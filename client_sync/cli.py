@@ -31,6 +31,9 @@ __all__ = ["cli", "main", "DEFAULT_REPLICA"]
 
 DEFAULT_REPLICA = os.path.join("~", ".hemsync", "replica.db")
 REQUEST_STEPS = ("en_route", "on_site", "completed")
+SCRUB_PENDING_NOTE = ("Another program holds the replica open, so old copies of the deleted data stay in its "
+                      "write-ahead log until it closes: close it (e.g. stop `hemsync run`); the next hemsync "
+                      "command then finishes the wipe.")
 
 
 class Group(click.Group):
@@ -47,7 +50,8 @@ class Group(click.Group):
                     "Ask your administrator to enrol this laptop again.") from exc
             raise click.ClickException(
                 f"this laptop's access was revoked, so its patient data was wiped: deleted {wiped.records} "
-                f"records and {wiped.unsent_changes} unsent changes. Contact your administrator.") from exc
+                f"records and {wiped.unsent_changes} unsent changes. Contact your administrator."
+                + ("" if wiped.scrubbed else f" {SCRUB_PENDING_NOTE}")) from exc
         except ClientTooOld as exc:
             raise click.ClickException(
                 f"the server no longer accepts hemsync {__version__}: upgrade hemsync. "
@@ -125,7 +129,9 @@ def login(obj, server_url, as_json):
     token = _read_token()
     client = SyncClient(server_url, token)
     answer = client.handshake(replica.unsent_count(), replica.rejected_count())
-    replica.login(client.base_url, token, answer)
+    wiped = replica.login(client.base_url, token, answer)
+    if wiped is not None and not wiped.scrubbed:
+        click.echo(f"the previous user's data was deleted. {SCRUB_PENDING_NOTE}", err=True)
     user, device = answer["user"], answer["device"]
     _emit(as_json, {"server": client.base_url, "user": user, "device": device},
           f"logged in as {user['name']} ({user['role']}) on device {device.get('label') or device['id']}")
@@ -323,6 +329,7 @@ def status(obj, as_json):
         "cursor": settings.get("cursor"),
         "clock_offset_ms": settings.get("clock_offset_ms"),
         "wiped_at": settings.get("wiped_at"),
+        "wipe_unfinished": bool(settings.get("scrub_pending")),
         "client_version": __version__,
     }
     if as_json:
@@ -344,6 +351,8 @@ def status(obj, as_json):
         lines.append(f"clock:       this laptop is {data['clock_offset_ms'] / 1000:+.0f} s off the server's time")
     if data["wiped_at"]:
         lines.append(f"wiped:       {data['wiped_at']}")
+    if data["wipe_unfinished"]:
+        lines.append(f"wipe:        unfinished. {SCRUB_PENDING_NOTE}")
     click.echo("\n".join(lines))
 
 

@@ -56,6 +56,16 @@ SETUP = (
     "PRAGMA secure_delete=ON",
 )
 
+#: Set while a wipe's deleted data may still have copies in the WAL; cleared by scrub().
+SCRUB_PENDING = "scrub_pending"
+#: Seconds a wipe waits for other connections to leave the WAL (see Replica.scrub).
+SCRUB_WAIT = 30.0
+#: Seconds an opening waits to finish a pending scrub: a command must not hang on it.
+OPEN_SCRUB_WAIT = 1.0
+BUSY_TIMEOUT_MS = 30_000
+#: Every table that holds patient data or names people: what a wipe empties.
+PATIENT_TABLES = ("records", "outbox", "rejected", "access_log", "staff")
+
 SELECT_PENDING = """
 SELECT op, change, acked
 FROM outbox
@@ -185,12 +195,13 @@ class LocalRecord:
 
 @dataclasses.dataclass(frozen=True)
 class WipeReport:
-    """What a wipe deleted."""
+    """What a wipe deleted; ``scrubbed`` False while another connection keeps old copies in the WAL."""
 
     records: int
     unsent_changes: int
     rejected: int
     access_log: int
+    scrubbed: bool = True
 
 
 class Replica:
@@ -204,7 +215,7 @@ class Replica:
         # deadlock upgrading a read lock.
         self.conn = None
         try:
-            self.conn = connect_private(self.path, SETUP, timeout=30, isolation_level=None)
+            self.conn = connect_private(self.path, SETUP, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             self.db = sqlite_utils.Database(self.conn)
             with self.transaction():
                 MIGRATIONS.apply(self.db)
@@ -215,6 +226,8 @@ class Replica:
             self.close()
             raise damaged(self.path, exc) from exc
         self._wall_ms = wall_ms
+        if self.setting(SCRUB_PENDING):
+            self.scrub(wait=OPEN_SCRUB_WAIT)  # a wipe another program blocked: finish it now if it let go
 
     def close(self):
         """Close the SQLite connection."""
@@ -261,13 +274,15 @@ class Replica:
         """Every stored setting, as a dict."""
         return {k: json.loads(v) for k, v in self.conn.execute("SELECT key, value FROM settings")}
 
-    def login(self, server_url, token, handshake):
-        """Store the server, the token and who the handshake says this device is.
+    def login(self, server_url, token, handshake, *, wait=SCRUB_WAIT):
+        """Store the server, the token and who the handshake says this device is; return the WipeReport or None.
 
         A different user or device than before starts from an empty replica (it
-        held another person's scope), which is refused while changes wait.
+        held another person's scope), wiped like a revoked one (see wipe());
+        that is refused while changes wait.
         """
         user, device = handshake["user"], handshake["device"]
+        report = None
         with self.transaction():
             known_user, known_device = self.setting("user"), self.setting("device")
             switching = known_user is not None and (
@@ -278,12 +293,15 @@ class Replica:
                     raise OtherUser(
                         f"{waiting} change(s) of {known_user['name']} have not reached the server: "
                         "sync as them before logging in as someone else")
-                self._delete_patient_data()
+                report = self._delete_patient_data()
                 for key in ("cursor", "op"):
                     self.conn.execute("DELETE FROM settings WHERE key = ?", (key,))
             self.set_setting("server_url", server_url.rstrip("/"))
             self.set_setting("token", token)
             self.apply_handshake(handshake)
+        if report is not None:
+            report = dataclasses.replace(report, scrubbed=self.scrub(wait))
+        return report
 
     def apply_handshake(self, answer):
         """Store what a handshake said: who this is, the staff directory, the server's clock."""
@@ -604,28 +622,63 @@ class Replica:
         """Server states held."""
         return self.conn.execute("SELECT count(*) FROM records").fetchone()[0]
 
-    def wipe(self):
-        """Delete every patient record, change and log of this replica (a revoked device); keep nothing clinical."""
+    def wipe(self, *, wait=SCRUB_WAIT):
+        """Delete every patient record, change and log of this replica (a revoked device); keep nothing clinical.
+
+        The rows go in one transaction; then :meth:`scrub` removes every other copy
+        of them from the file and its WAL (waiting up to ``wait`` seconds for
+        other connections). The report says whether that succeeded.
+        """
         with self.transaction():
-            report = WipeReport(
-                records=self.record_count(),
-                unsent_changes=self.conn.execute("SELECT count(*) FROM outbox").fetchone()[0],
-                rejected=self.rejected_count(),
-                access_log=self.access_count(),
-            )
-            self._delete_patient_data()
+            report = self._delete_patient_data()
             for key in ("token", "cursor"):
                 self.conn.execute("DELETE FROM settings WHERE key = ?", (key,))
             self.set_setting("wiped_at", _utcnow().isoformat())
-        # Deleted rows linger in free pages until VACUUM: a lost laptop must not hold them.
-        self.conn.execute("VACUUM")
-        # ... and the write-ahead log still holds old pages until it is checkpointed and emptied.
-        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return report
+        return dataclasses.replace(report, scrubbed=self.scrub(wait))
+
+    def scrub(self, wait=SCRUB_WAIT):
+        """Leave no copy of deleted rows in the file or its WAL; return whether that succeeded.
+
+        Deleted rows are zeroed in place (secure_delete), but the WAL still holds
+        the frames written before, and free pages linger until VACUUM. Emptying
+        the WAL (checkpoint TRUNCATE) must wait until no other connection reads
+        from it: SQLite keeps the frames an open read transaction's snapshot
+        needs, and nothing can safely overwrite them under it. So this waits up
+        to ``wait`` seconds for such readers (another `hemsync` process is done
+        within a sync's step); when one holds on longer (a stuck process, another
+        program), it returns False and leaves SCRUB_PENDING set, and every later
+        opening of the replica tries again.
+        """
+        self.conn.execute(f"PRAGMA busy_timeout = {max(int(wait * 1000), 0)}")
+        try:
+            self.conn.execute("VACUUM")
+            if self._checkpoint_truncate():
+                with self.transaction():
+                    self.conn.execute("DELETE FROM settings WHERE key = ?", (SCRUB_PENDING,))
+                return self._checkpoint_truncate()  # the clearing write, too, leaves the WAL empty
+            return False
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            return False
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+    def _checkpoint_truncate(self):
+        busy, _, _ = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return not busy
 
     def _delete_patient_data(self):
-        for table in ("records", "outbox", "rejected", "access_log", "staff"):
+        report = WipeReport(
+            records=self.record_count(),
+            unsent_changes=self.conn.execute("SELECT count(*) FROM outbox").fetchone()[0],
+            rejected=self.rejected_count(),
+            access_log=self.access_count(),
+        )
+        for table in PATIENT_TABLES:
             self.conn.execute(f"DELETE FROM [{table}]")
+        self.set_setting(SCRUB_PENDING, True)  # in the same transaction: a crash before the scrub is caught up
+        return report
 
     def _store(self, wire, state):
         rtype = records.get(state["type"])

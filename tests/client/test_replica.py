@@ -1,9 +1,13 @@
 """The replica on real SQLite files: local writes, the outbox, pulled pages, wipe, migrations."""
 
+import contextlib
 import json
 import os
 import sqlite3
 import stat
+import subprocess
+import sys
+import threading
 import uuid
 
 import pytest
@@ -242,3 +246,94 @@ def test_a_replica_left_readable_by_others_is_made_owner_only_when_opened(tmp_pa
             os.chmod(name, 0o644)
         with Replica(path):
             assert {_mode(n) for n in (path, f"{path}-wal", f"{path}-shm")} == {0o600}
+
+
+PATIENT_NAME = b"Zebulon Quackenbush"  # distinctive: found in the bytes only if a copy survived
+HOLDER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN")
+conn.execute("SELECT count(*) FROM records").fetchall()
+print("reading", flush=True)
+sys.stdin.readline()           # hold the read transaction until told
+conn.execute("COMMIT")
+print("idle", flush=True)
+sys.stdin.readline()           # keep the connection open, idle, until told
+"""
+
+
+@contextlib.contextmanager
+def another_process_reading(path):
+    """A second process with the replica open in a read transaction; ``.release()`` ends the transaction."""
+    process = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline() == "reading\n"
+
+    def release():
+        process.stdin.write("\n")
+        process.stdin.flush()
+        assert process.stdout.readline() == "idle\n"
+
+    process.release = release
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def copies_of_the_name(path):
+    """How often the patient's name appears in the replica file, its WAL and its shared-memory file."""
+    found = {}
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        if os.path.exists(f"{path}{suffix}"):
+            with open(f"{path}{suffix}", "rb") as file:
+                found[suffix or "db"] = file.read().count(PATIENT_NAME)
+    return found
+
+
+def with_patients(replica, count=20):
+    for _ in range(count):
+        replica.write("patient", str(uuid.uuid4()), {"personnummer": PERSONNUMMER, "name": PATIENT_NAME.decode(),
+                                                     "municipality": "Umeå"})
+    state = server_state([{"personnummer": PERSONNUMMER, "name": PATIENT_NAME.decode(), "municipality": "Umeå"}])
+    replica.apply_page([encode_state(state)], [], "1")
+    assert sum(copies_of_the_name(replica.path).values()) > 0
+
+
+def test_a_wipe_leaves_no_patient_text_in_the_file_while_another_process_holds_it_open(doctor):
+    replica, _ = doctor
+    with_patients(replica)
+    with another_process_reading(replica.path) as other:
+        threading.Timer(1.0, other.release).start()  # the other process finishes its read a second later
+        report = replica.wipe(wait=20)
+        assert report.scrubbed
+        assert copies_of_the_name(replica.path) == {"db": 0, "-wal": 0, "-shm": 0}
+    assert replica.setting("scrub_pending") is None
+
+
+def test_a_wipe_another_process_blocks_says_so_and_the_next_opening_finishes_it(doctor):
+    replica, _ = doctor
+    with_patients(replica)
+    with another_process_reading(replica.path):
+        report = replica.wipe(wait=0.2)
+        assert not report.scrubbed and replica.setting("scrub_pending") is True
+        assert replica.record_count() == 0  # the rows are gone at once; old copies wait in the WAL
+    replica.close()
+    with Replica(replica.path) as reopened:
+        assert reopened.setting("scrub_pending") is None
+        assert set(copies_of_the_name(reopened.path).values()) == {0}
+
+
+def test_logging_in_as_someone_else_wipes_like_a_revoked_laptop(doctor, server):
+    replica, _ = doctor
+    with_patients(replica)
+    replica.settle([{"change_id": c["change"]["change_id"], "result": "applied"} for c in replica.outbox()])
+    replica.finish_pull()
+    with another_process_reading(replica.path) as other:
+        threading.Timer(1.0, other.release).start()
+        _, token = server.enroll("u-dr-bo")
+        report = replica.login("http://127.0.0.1:5000", token, server.handshake_for(token), wait=20)
+        assert report.scrubbed and report.records == 1
+        assert copies_of_the_name(replica.path) == {"db": 0, "-wal": 0, "-shm": 0}
+    assert replica.setting("user")["id"] == "u-dr-bo"
