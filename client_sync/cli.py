@@ -264,23 +264,59 @@ def resolve(obj, conflict_id, value, as_json):
 
 
 @cli.command()
+@click.option("--archived", is_flag=True, help="The rejected changes already fixed or discarded.")
 @json_option
 @pass_context
-def rejected(obj, as_json):
-    """The local changes the server rejected, with its reasons.
+def rejected(obj, archived, as_json):
+    """The local changes the server rejected, with its reasons and the way out (fix or discard).
 
-    Example: hemsync rejected
+    Example: hemsync rejected --archived
     """
-    found = obj.replica.rejected()
+    found = obj.replica.rejected(archived=archived)
     if as_json:
         click.echo(json.dumps(found, indent=2, ensure_ascii=False))
         return
     for item in found:
         change, error = item["change"], item["error"]
-        click.echo(f"{change['record_type']} {change['record_id']} op {change['op']}: "
-                   f"{json.dumps(change['fields'], ensure_ascii=False)}\n"
+        click.echo(f"{item['change_id']}: {change['record_type']} {change['record_id']}\n"
+                   f"    {json.dumps(change['fields'], ensure_ascii=False)}\n"
                    f"    rejected ({error.get('code')}): {error.get('message')}")
-    click.echo(f"{len(found)} rejected change(s)")
+        if archived:
+            replaced = f" by {item['replaced_by']}" if item["replaced_by"] else ""
+            click.echo(f"    {item['outcome']}{replaced} at {item['archived_at']}")
+    if found and not archived:
+        click.echo("correct and resend one: hemsync fix CHANGE_ID --data '{\"field\": value}'; "
+                   "give one up: hemsync discard CHANGE_ID")
+    click.echo(f"{len(found)} {'archived' if archived else 'rejected'} change(s)")
+
+
+@cli.command()
+@click.argument("change_id")
+@click.option("--data", default="{}", help="Corrected fields as a JSON object, over the rejected change's own.")
+@json_option
+@pass_context
+def fix(obj, change_id, data, as_json):
+    """Correct a rejected change and send it again: a new change of its fields with --data on top.
+
+    It is made on top of what this laptop shows now; a rejected creation is made again.
+    The rejected change is archived (`hemsync rejected --archived`).
+
+    Example: hemsync fix d-7f3a.12.9c1e --data '{"municipality": "Halmstad"}'
+    """
+    record = obj.replica.fix(change_id, _json_object(data, "--data"))
+    _print_record(obj.replica, record, as_json)
+
+
+@cli.command()
+@click.argument("change_id")
+@pass_context
+def discard(obj, change_id):
+    """Give up a rejected change: it is archived, not deleted (`hemsync rejected --archived`).
+
+    Example: hemsync discard d-7f3a.12.9c1e
+    """
+    obj.replica.discard(change_id)
+    click.echo(f"discarded {change_id}: kept in the archive (hemsync rejected --archived)")
 
 
 @cli.command()
@@ -583,9 +619,12 @@ def _write(obj, as_json, record_type, record_id, fields, resolves=None):
 
 
 def _record_json(record):
-    """A record for scripts: its fields plus _conflicts, _version and _pending."""
-    return {**record.fields, "_conflicts": record.open_conflicts, "_version": record.version,
-            "_pending": record.pending}
+    """A record for scripts: its fields plus _conflicts, _version, _pending and, when there are any, _rejected."""
+    shown = {**record.fields, "_conflicts": record.open_conflicts, "_version": record.version,
+             "_pending": record.pending}
+    if record.rejected:
+        shown["_rejected"] = record.rejected
+    return shown
 
 
 def _print_record(replica, record, as_json):
@@ -602,6 +641,10 @@ def _print_record(replica, record, as_json):
         _print_conflict(replica, conflict)
     for refused in record.refused:
         click.echo(f"  ! a local change no longer fits the server's record: {refused['error']['message']}")
+    for item in record.rejected:
+        click.echo(f"  ! change {item['change_id']} was rejected by the server ({item['error'].get('code')}): "
+                   f"{item['error'].get('message')}\n"
+                   f"    fix it: hemsync fix {item['change_id']} --data '{{...}}', or: hemsync discard {item['change_id']}")
 
 
 def _print_conflict(replica, conflict):

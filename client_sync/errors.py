@@ -8,6 +8,7 @@ when a local write breaks a rule); only the CLI turns them into messages.
     │   ├── NotLoggedIn              no server, token or user stored yet
     │   ├── RecordNotFound           no such record in this replica
     │   ├── ConflictNotFound         no such open conflict in this replica
+    │   ├── RejectedNotFound         no such rejected change waiting in this replica
     │   ├── OtherUser                login as someone else while changes wait
     │   ├── ReplicaDamaged           the replica file cannot be read (corrupt, not a replica)
     │   └── SyncBusy                 another sync holds the replica's lock
@@ -29,6 +30,7 @@ __all__ = [
     "NotLoggedIn",
     "RecordNotFound",
     "ConflictNotFound",
+    "RejectedNotFound",
     "OtherUser",
     "ReplicaDamaged",
     "SyncBusy",
@@ -63,6 +65,10 @@ class RecordNotFound(ReplicaError):
 
 class ConflictNotFound(ReplicaError):
     """There is no open conflict with that id in this replica."""
+
+
+class RejectedNotFound(ReplicaError):
+    """There is no rejected change with that id waiting (fixed, discarded, or never rejected)."""
 
 
 class OtherUser(ReplicaError):

@@ -96,7 +96,9 @@ def test_every_opening_of_patient_records_is_logged_locally(doctor):
     replica.list("visit")
     replica.history("visit", visit_id)
     entries = replica.access_entries(100)
+    # Each write shows the written record back, so it is an opening too.
     assert [(e["patient_id"], e["record_type"], e["record_id"]) for e in entries] == [
+        (patient_id, "patient", patient_id), (patient_id, "visit", visit_id),
         (patient_id, "patient", patient_id), (patient_id, "visit", visit_id), (patient_id, "visit", visit_id)]
 
 
@@ -175,8 +177,8 @@ def test_wipe_deletes_all_patient_data_and_the_token(doctor):
     new_patient(replica)
     replica.get("patient", replica.outbox()[0]["change"]["record_id"])
     report = replica.wipe()
-    assert (report.records, report.unsent_changes, report.access_log) == (0, 1, 1)
-    for table in ("records", "outbox", "rejected", "access_log", "staff"):
+    assert (report.records, report.unsent_changes, report.access_log) == (0, 1, 2)  # the write and the get
+    for table in ("records", "outbox", "rejected", "rejected_archive", "access_log", "staff"):
         assert replica.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
     assert replica.setting("token") is None
     for path in (replica.path, replica.path + "-wal"):
@@ -204,7 +206,7 @@ def test_an_old_replica_upgrades_itself_and_keeps_its_data(tmp_path):
     with Replica(path) as replica:
         assert replica.setting("cursor") == "42"
         names = [m.name for m in MIGRATIONS.applied(replica.db)]
-        assert names == ["0001_initial", "0002_lookup_indexes", "0003_unsent_index"]
+        assert names == ["0001_initial", "0002_lookup_indexes", "0003_unsent_index", "0004_rejected_archive"]
         assert "idx_records_patient_id" in {i.name for i in replica.db["records"].indexes}
         assert "idx_outbox_acked_op" in {i.name for i in replica.db["outbox"].indexes}
 

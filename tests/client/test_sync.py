@@ -35,7 +35,7 @@ def test_a_sync_sends_the_access_log_first_then_the_outbox_then_pulls_to_the_hea
     replica.get("patient", patient_id)
     report = sync(replica, client=client)
     assert [path for _, path in server.calls] == ["/v1/handshake", "/v1/access-log", "/v1/push", "/v1/pull"]
-    assert (report.access_log, report.applied, report.pulled, report.unsent) == (1, 1, 1, 0)
+    assert (report.access_log, report.applied, report.pulled, report.unsent) == (2, 1, 1, 0)  # the write, the get
     assert server.access_log[0]["patient_id"] == patient_id
     assert replica.outbox() == [] and replica.access_count() == 0
     assert replica_wires(replica) == server_wires(server)
@@ -104,7 +104,8 @@ def test_a_push_whose_answer_is_lost_is_sent_again_and_applied_once(doctor, serv
     replica, client = doctor
     patient_id = new_patient(replica)
     replica.write("patient", patient_id, {"phone": "090-1"})
-    server.faults = [None, "lose_answer"]  # handshake answers; the push is applied and its answer lost
+    # handshake and access log (the writes showed the patient) answer; the push is applied and its answer lost
+    server.faults = [None, None, "lose_answer"]
     server.faults[0] = FakeResponse(200, server.handshake_for(client.token))
     sync(replica, client=client)
     pushes = [body for path, body in server.bodies if path == "/v1/push"]
@@ -117,9 +118,8 @@ def test_an_accepted_change_still_shows_when_the_pull_after_it_fails(doctor, ser
     replica, client = doctor
     patient_id = new_patient(replica)
     client.retries = 0
-    server.faults = [None, None, requests.ConnectionError("gone")]
+    server.faults = [None, None, "lose_answer", requests.ConnectionError("gone")]  # the 2nd call: access log
     server.faults[0] = FakeResponse(200, server.handshake_for(client.token))
-    server.faults[1] = "lose_answer"
     with pytest.raises(ConnectionLost):
         sync(replica, client=client)
     assert replica.get("patient", patient_id).fields["name"] == "Tolvan Tolvansson"
