@@ -381,8 +381,9 @@ def status(obj, as_json):
         f"records:     {data['records']}",
         f"cursor:      {data['cursor']}",
     ]
-    if data["last_sync_error"]:
-        lines.append(f"last error:  {data['last_sync_error']['error']}")
+    failure = data["last_sync_error"]
+    if failure:
+        lines.append(f"last error:  {_failure_text(failure)}")
     if data["clock_offset_ms"] is not None and abs(data["clock_offset_ms"]) > 60_000:
         lines.append(f"clock:       this laptop is {data['clock_offset_ms'] / 1000:+.0f} s off the server's time")
     if data["wiped_at"]:
@@ -674,6 +675,13 @@ class ProgressLine:
         """End the progress line so the summary starts on a line of its own."""
         if self.shown:
             click.echo("", err=True)
+
+
+def _failure_text(failure):
+    """One line on the syncs failing since the last that succeeded (older replicas stored only the error)."""
+    attempts, since = failure.get("attempts") or 1, failure.get("since") or failure["at"]
+    return (f"{failure.get('stage', 'sync')} failed {attempts} time(s) in a row since {since} "
+            f"(last at {failure['at']}): {failure['error']}; changes are kept, the next sync tries again")
 
 
 def _emit(as_json, data, text):

@@ -256,3 +256,18 @@ def test_the_default_replica_directory_is_made_owner_only(runner, tmp_path, monk
     assert result.exit_code == 0, result.output
     assert (tmp_path / ".hemsync").stat().st_mode & 0o777 == 0o700
     assert (tmp_path / ".hemsync" / "replica.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_status_says_which_step_of_the_sync_keeps_failing_since_when_and_how_often(hemsync, server):
+    from .fake_server import error
+
+    login_as(hemsync, server, "u-dr-anna")
+    server.faults = [error(503, "unavailable", "down for maintenance")] * 5  # the handshake and its 4 retries
+    hemsync("sync", ok=False)
+    server.faults = [error(503, "unavailable", "down for maintenance")] * 5
+    hemsync("sync", ok=False)
+    shown = hemsync("status").output
+    assert "last error:  handshake failed 2 time(s) in a row since " in shown
+    assert "down for maintenance (unavailable, HTTP 503)" in shown
+    hemsync("sync")
+    assert "last error" not in hemsync("status").output

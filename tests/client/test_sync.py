@@ -6,7 +6,7 @@ import uuid
 import pytest
 import requests
 
-from client_sync.errors import ClientTooOld, ConnectionLost, DeviceRevoked, SyncBusy
+from client_sync.errors import ClientTooOld, ConnectionLost, DeviceRevoked, ServerError, SyncBusy
 from client_sync.lock import sync_lock
 from client_sync.sync import sync, verify
 from schema.wire import encode_state
@@ -199,3 +199,22 @@ def test_verify_of_a_replica_in_agreement_repairs_nothing(doctor):
     new_patient(replica)
     report = verify(replica, client=client)
     assert report.agreed and not report.repaired and report.records == 1
+
+
+def test_a_server_failing_again_and_again_shows_in_status_until_a_sync_succeeds(doctor, server):
+    replica, client = doctor
+    new_patient(replica)
+    client.retries = 0
+    handshake = FakeResponse(200, server.handshake_for(client.token))
+    replica.drop_access_entries([e["id"] for e in replica.access_entries(100)])
+    for _ in range(3):  # the handshake answers; the push fails with a 500
+        server.faults = [handshake, error(500, "internal_error", "the server failed")]
+        with pytest.raises(ServerError):
+            sync(replica, client=client)
+    failure = replica.setting("last_sync_error")
+    assert (failure["stage"], failure["code"], failure["status"], failure["attempts"]) == (
+        "push", "internal_error", 500, 3)
+    assert failure["since"] < failure["at"] and "the server failed" in failure["error"]
+    assert replica.unsent_count() == 1
+    sync(replica, client=client)
+    assert replica.setting("last_sync_error") is None and replica.unsent_count() == 0
