@@ -643,9 +643,10 @@ def _print_record(replica, record, as_json):
     for refused in record.refused:
         click.echo(f"  ! a local change no longer fits the server's record: {refused['error']['message']}")
     for item in record.rejected:
-        click.echo(f"  ! change {item['change_id']} was rejected by the server ({item['error'].get('code')}): "
-                   f"{item['error'].get('message')}\n"
-                   f"    fix it: hemsync fix {item['change_id']} --data '{{...}}', or: hemsync discard {item['change_id']}")
+        change_id, error = item["change_id"], item["error"]
+        click.echo(f"  ! change {change_id} was rejected by the server ({error.get('code')}): "
+                   f"{error.get('message')}\n"
+                   f"    fix it: hemsync fix {change_id} --data '{{...}}', or: hemsync discard {change_id}")
 
 
 def _print_conflict(replica, conflict):
