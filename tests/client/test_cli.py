@@ -5,6 +5,7 @@ import pathlib
 import re
 import uuid
 
+import pytest
 
 from client_sync import cli as cli_module
 from client_sync.cli import cli
@@ -239,9 +240,23 @@ def test_python_dash_m_runs_the_same_cli():
     assert result.returncode == 0 and "hemsync" in result.stdout
 
 
-def test_a_damaged_replica_is_a_clear_message_naming_the_file_and_what_to_do(runner, tmp_path):
-    path = tmp_path / "broken.db"
+def _not_sqlite(path):
     path.write_bytes(b"this is not an SQLite file at all " * 200)
+
+
+def _broken_pages(path):
+    with Replica(path) as replica:
+        for n in range(300):
+            replica.set_setting(f"filler-{n}", "x" * 200)
+    with open(path, "r+b") as file:
+        file.seek(4096 * 3)
+        file.write(b"\xff" * 4096 * 3)
+
+
+@pytest.mark.parametrize("damage", [_not_sqlite, _broken_pages])
+def test_a_damaged_replica_is_a_clear_message_naming_the_file_and_what_to_do(runner, tmp_path, damage):
+    path = tmp_path / "broken.db"
+    damage(path)
     result = runner.invoke(cli, ["--replica", str(path), "status"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert f"the replica {path} is damaged" in result.output and "move it aside" in result.output

@@ -218,3 +218,14 @@ def test_a_server_failing_again_and_again_shows_in_status_until_a_sync_succeeds(
     assert replica.unsent_count() == 1
     sync(replica, client=client)
     assert replica.setting("last_sync_error") is None and replica.unsent_count() == 0
+
+
+def test_the_outbox_goes_out_in_batches_no_larger_than_the_servers_max_batch(doctor, server):
+    replica, client = doctor
+    for n in range(7):
+        new_patient(replica, name=f"Patient {n}")
+    handshake = {**server.handshake_for(client.token), "max_batch": 3}
+    server.faults = [FakeResponse(200, handshake)]
+    report = sync(replica, client=client)
+    pushes = [len(body["changes"]) for path, body in server.bodies if path == "/v1/push"]
+    assert (pushes, report.applied, report.unsent) == ([3, 3, 1], 7, 0)
