@@ -44,7 +44,8 @@ def sync_once(replica_path, echo=print, **client_options):
         echo(f"stopping background sync: {exc}")
         return "stop"
     except ClientError as exc:
-        echo(f"sync failed, trying again later: {exc}")
+        attempts = (replica.setting("last_sync_error") or {}).get("attempts", 1)
+        echo(f"sync failed ({attempts} time(s) in a row; `hemsync status` shows it), trying again later: {exc}")
         return "failed"
     finally:
         replica.close()

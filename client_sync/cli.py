@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import sqlite3
 import uuid
 
 import click
@@ -21,7 +22,8 @@ from . import __version__
 from .background import run_background
 from .errors import ClientError, ClientTooOld, DeviceRevoked
 from .http import SyncClient
-from .replica import Replica
+from .files import private_directory
+from .replica import Replica, damaged
 from .sync import sync as run_sync
 from .sync import verify as run_verify
 
@@ -29,6 +31,9 @@ __all__ = ["cli", "main", "DEFAULT_REPLICA"]
 
 DEFAULT_REPLICA = os.path.join("~", ".hemsync", "replica.db")
 REQUEST_STEPS = ("en_route", "on_site", "completed")
+SCRUB_PENDING_NOTE = ("Another program holds the replica open, so old copies of the deleted data stay in its "
+                      "write-ahead log until it closes: close it (e.g. stop `hemsync run`); the next hemsync "
+                      "command then finishes the wipe.")
 
 
 class Group(click.Group):
@@ -39,17 +44,24 @@ class Group(click.Group):
             return super().invoke(ctx)
         except DeviceRevoked as exc:
             wiped = exc.wiped
-            detail = (f": deleted {wiped.records} records and {wiped.unsent_changes} unsent changes"
-                      if wiped else "")
+            if wiped is None:  # e.g. a revoked token at login: nothing here belonged to it
+                raise click.ClickException(
+                    "this device's token is revoked: nothing on this laptop was wiped or changed. "
+                    "Ask your administrator to enrol this laptop again.") from exc
             raise click.ClickException(
-                f"this laptop's access was revoked, so its patient data was wiped{detail}. "
-                "Contact your administrator.") from exc
+                f"this laptop's access was revoked, so its patient data was wiped: deleted {wiped.records} "
+                f"records and {wiped.unsent_changes} unsent changes. Contact your administrator."
+                + ("" if wiped.scrubbed else f" {SCRUB_PENDING_NOTE}")) from exc
         except ClientTooOld as exc:
             raise click.ClickException(
                 f"the server no longer accepts hemsync {__version__}: upgrade hemsync. "
                 "Your unsent changes are kept on this laptop and go out after the upgrade.") from exc
         except (ClientError, HemsyncError) as exc:
             raise click.ClickException(str(exc)) from exc
+        except sqlite3.OperationalError:
+            raise
+        except sqlite3.DatabaseError as exc:  # damage found after the replica opened fine
+            raise click.ClickException(str(damaged(getattr(ctx.obj, "path", ""), exc))) from exc
 
 
 class Context:
@@ -58,11 +70,14 @@ class Context:
     def __init__(self, path):
         self.path = os.path.expanduser(path)
         self._replica = None
+        self._default = path == DEFAULT_REPLICA
 
     @property
     def replica(self):
         """The replica, opened (and migrated) on first use."""
         if self._replica is None:
+            if self._default:  # ~/.hemsync is ours: one made by an older version is tightened too
+                private_directory(os.path.dirname(self.path), tighten_existing=True)
             self._replica = Replica(self.path)
         return self._replica
 
@@ -100,20 +115,40 @@ def main():
 
 @cli.command()
 @click.option("--server", "server_url", required=True, help="The sync server, e.g. https://hemsync.region.se")
-@click.option("--token", required=True, help="This device's token from enrolment.")
 @json_option
 @pass_context
-def login(obj, server_url, token, as_json):
+def login(obj, server_url, as_json):
     """Store the server and this device's token; learn who you are from the server.
 
-    Example: hemsync login --server http://127.0.0.1:5000 --token 3f9a...
+    The token is asked for at a prompt that does not show it, or read from
+    stdin when that is not a terminal, so it never lands in shell history.
+
+    Example: hemsync login --server https://hemsync.region.se
     """
     replica = obj.replica
-    answer = SyncClient(server_url, token).handshake(replica.unsent_count(), replica.rejected_count())
-    replica.login(server_url, token, answer)
+    token = _read_token()
+    client = SyncClient(server_url, token)
+    answer = client.handshake(replica.unsent_count(), replica.rejected_count())
+    wiped = replica.login(client.base_url, token, answer)
+    if wiped is not None and not wiped.scrubbed:
+        click.echo(f"the previous user's data was deleted. {SCRUB_PENDING_NOTE}", err=True)
     user, device = answer["user"], answer["device"]
-    _emit(as_json, {"server": server_url, "user": user, "device": device},
+    _emit(as_json, {"server": client.base_url, "user": user, "device": device},
           f"logged in as {user['name']} ({user['role']}) on device {device.get('label') or device['id']}")
+
+
+def _read_token():
+    """The device token: from a hidden prompt at a terminal, else the first line of stdin."""
+    stdin = click.get_text_stream("stdin")
+    if stdin.isatty():
+        token = click.prompt("device token (not shown)", hide_input=True, err=True)
+    else:
+        token = stdin.readline()
+    token = token.strip()
+    if not token:
+        raise click.UsageError("no token given: type it at the prompt, or pipe it in "
+                               "(e.g. `hemsync login --server URL < token.txt`)")
+    return token
 
 
 @cli.command()
@@ -229,23 +264,59 @@ def resolve(obj, conflict_id, value, as_json):
 
 
 @cli.command()
+@click.option("--archived", is_flag=True, help="The rejected changes already fixed or discarded.")
 @json_option
 @pass_context
-def rejected(obj, as_json):
-    """The local changes the server rejected, with its reasons.
+def rejected(obj, archived, as_json):
+    """The local changes the server rejected, with its reasons and the way out (fix or discard).
 
-    Example: hemsync rejected
+    Example: hemsync rejected --archived
     """
-    found = obj.replica.rejected()
+    found = obj.replica.rejected(archived=archived)
     if as_json:
         click.echo(json.dumps(found, indent=2, ensure_ascii=False))
         return
     for item in found:
         change, error = item["change"], item["error"]
-        click.echo(f"{change['record_type']} {change['record_id']} op {change['op']}: "
-                   f"{json.dumps(change['fields'], ensure_ascii=False)}\n"
+        click.echo(f"{item['change_id']}: {change['record_type']} {change['record_id']}\n"
+                   f"    {json.dumps(change['fields'], ensure_ascii=False)}\n"
                    f"    rejected ({error.get('code')}): {error.get('message')}")
-    click.echo(f"{len(found)} rejected change(s)")
+        if archived:
+            replaced = f" by {item['replaced_by']}" if item["replaced_by"] else ""
+            click.echo(f"    {item['outcome']}{replaced} at {item['archived_at']}")
+    if found and not archived:
+        click.echo("correct and resend one: hemsync fix CHANGE_ID --data '{\"field\": value}'; "
+                   "give one up: hemsync discard CHANGE_ID")
+    click.echo(f"{len(found)} {'archived' if archived else 'rejected'} change(s)")
+
+
+@cli.command()
+@click.argument("change_id")
+@click.option("--data", default="{}", help="Corrected fields as a JSON object, over the rejected change's own.")
+@json_option
+@pass_context
+def fix(obj, change_id, data, as_json):
+    """Correct a rejected change and send it again: a new change of its fields with --data on top.
+
+    It is made on top of what this laptop shows now; a rejected creation is made again.
+    The rejected change is archived (`hemsync rejected --archived`).
+
+    Example: hemsync fix d-7f3a.12.9c1e --data '{"municipality": "Halmstad"}'
+    """
+    record = obj.replica.fix(change_id, _json_object(data, "--data"))
+    _print_record(obj.replica, record, as_json)
+
+
+@cli.command()
+@click.argument("change_id")
+@pass_context
+def discard(obj, change_id):
+    """Give up a rejected change: it is archived, not deleted (`hemsync rejected --archived`).
+
+    Example: hemsync discard d-7f3a.12.9c1e
+    """
+    obj.replica.discard(change_id)
+    click.echo(f"discarded {change_id}: kept in the archive (hemsync rejected --archived)")
 
 
 @cli.command()
@@ -294,6 +365,7 @@ def status(obj, as_json):
         "cursor": settings.get("cursor"),
         "clock_offset_ms": settings.get("clock_offset_ms"),
         "wiped_at": settings.get("wiped_at"),
+        "wipe_unfinished": bool(settings.get("scrub_pending")),
         "client_version": __version__,
     }
     if as_json:
@@ -309,12 +381,15 @@ def status(obj, as_json):
         f"records:     {data['records']}",
         f"cursor:      {data['cursor']}",
     ]
-    if data["last_sync_error"]:
-        lines.append(f"last error:  {data['last_sync_error']['error']}")
+    failure = data["last_sync_error"]
+    if failure:
+        lines.append(f"last error:  {_failure_text(failure)}")
     if data["clock_offset_ms"] is not None and abs(data["clock_offset_ms"]) > 60_000:
         lines.append(f"clock:       this laptop is {data['clock_offset_ms'] / 1000:+.0f} s off the server's time")
     if data["wiped_at"]:
         lines.append(f"wiped:       {data['wiped_at']}")
+    if data["wipe_unfinished"]:
+        lines.append(f"wipe:        unfinished. {SCRUB_PENDING_NOTE}")
     click.echo("\n".join(lines))
 
 
@@ -545,9 +620,12 @@ def _write(obj, as_json, record_type, record_id, fields, resolves=None):
 
 
 def _record_json(record):
-    """A record for scripts: its fields plus _conflicts, _version and _pending."""
-    return {**record.fields, "_conflicts": record.open_conflicts, "_version": record.version,
-            "_pending": record.pending}
+    """A record for scripts: its fields plus _conflicts, _version, _pending and, when there are any, _rejected."""
+    shown = {**record.fields, "_conflicts": record.open_conflicts, "_version": record.version,
+             "_pending": record.pending}
+    if record.rejected:
+        shown["_rejected"] = record.rejected
+    return shown
 
 
 def _print_record(replica, record, as_json):
@@ -564,6 +642,11 @@ def _print_record(replica, record, as_json):
         _print_conflict(replica, conflict)
     for refused in record.refused:
         click.echo(f"  ! a local change no longer fits the server's record: {refused['error']['message']}")
+    for item in record.rejected:
+        change_id, error = item["change_id"], item["error"]
+        click.echo(f"  ! change {change_id} was rejected by the server ({error.get('code')}): "
+                   f"{error.get('message')}\n"
+                   f"    fix it: hemsync fix {change_id} --data '{{...}}', or: hemsync discard {change_id}")
 
 
 def _print_conflict(replica, conflict):
@@ -593,6 +676,13 @@ class ProgressLine:
         """End the progress line so the summary starts on a line of its own."""
         if self.shown:
             click.echo("", err=True)
+
+
+def _failure_text(failure):
+    """One line on the syncs failing since the last that succeeded (older replicas stored only the error)."""
+    attempts, since = failure.get("attempts") or 1, failure.get("since") or failure["at"]
+    return (f"{failure.get('stage', 'sync')} failed {attempts} time(s) in a row since {since} "
+            f"(last at {failure['at']}): {failure['error']}; changes are kept, the next sync tries again")
 
 
 def _emit(as_json, data, text):

@@ -8,8 +8,11 @@ when a local write breaks a rule); only the CLI turns them into messages.
     │   ├── NotLoggedIn              no server, token or user stored yet
     │   ├── RecordNotFound           no such record in this replica
     │   ├── ConflictNotFound         no such open conflict in this replica
+    │   ├── RejectedNotFound         no such rejected change waiting in this replica
     │   ├── OtherUser                login as someone else while changes wait
+    │   ├── ReplicaDamaged           the replica file cannot be read (corrupt, not a replica)
     │   └── SyncBusy                 another sync holds the replica's lock
+    ├── BadServerUrl                 a server address that is malformed or not encrypted
     └── TransportError               talking to the server failed (.response, if any)
         ├── ConnectionLost           no answer after every retry (network, time-out)
         ├── ProtocolError            an answer that does not follow docs/protocol.md
@@ -27,8 +30,11 @@ __all__ = [
     "NotLoggedIn",
     "RecordNotFound",
     "ConflictNotFound",
+    "RejectedNotFound",
     "OtherUser",
+    "ReplicaDamaged",
     "SyncBusy",
+    "BadServerUrl",
     "TransportError",
     "ConnectionLost",
     "ProtocolError",
@@ -61,12 +67,24 @@ class ConflictNotFound(ReplicaError):
     """There is no open conflict with that id in this replica."""
 
 
+class RejectedNotFound(ReplicaError):
+    """There is no rejected change with that id waiting (fixed, discarded, or never rejected)."""
+
+
 class OtherUser(ReplicaError):
     """A login as another user or device while local changes still wait to be sent."""
 
 
+class ReplicaDamaged(ReplicaError):
+    """The replica file is damaged or is not a replica: SQLite cannot read it."""
+
+
 class SyncBusy(ReplicaError):
     """Another sync (in this or another process) holds the replica's sync lock."""
+
+
+class BadServerUrl(ClientError):
+    """A server address without a scheme or host, or plain http:// to a server that is not this computer."""
 
 
 class TransportError(ClientError):

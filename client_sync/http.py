@@ -7,18 +7,27 @@ pushed changes and access-log entries by id, and pull and digest only read.
 Request bodies are gzip-compressed; answers are asked for gzip-compressed.
 Failures become the typed errors of :mod:`client_sync.errors`, which keep the
 last response.
+
+Patient data only travels encrypted: a server address must be ``https://``
+(certificates verified, requests' default), except plain ``http://`` to this
+computer itself (loopback: 127.0.0.0/8, ::1, localhost), where nothing crosses
+a network. There is deliberately no switch to allow more: one left on in the
+field would send patient data in the clear.
 """
 
 import email.utils
 import gzip
+import ipaddress
 import json
 import random
 import time
+import urllib.parse
 
 import requests
 
 from . import __version__
 from .errors import (
+    BadServerUrl,
     ClientTooOld,
     ConnectionLost,
     DeviceRevoked,
@@ -29,7 +38,7 @@ from .errors import (
     Unauthorized,
 )
 
-__all__ = ["SyncClient", "DEFAULT_TIMEOUT"]
+__all__ = ["SyncClient", "DEFAULT_TIMEOUT", "check_server_url"]
 
 #: (connect, read) seconds: a field laptop on a bad line must not hang for ever.
 DEFAULT_TIMEOUT = (5, 60)
@@ -53,7 +62,7 @@ class SyncClient:
 
     def __init__(self, base_url, token, session=None, *, timeout=DEFAULT_TIMEOUT, retries=4,
                  backoff=0.5, max_backoff=30.0, sleep=time.sleep, client_version=__version__):
-        self.base_url = base_url.rstrip("/")
+        self.base_url = check_server_url(base_url)
         self.token = token
         self.session = session or requests.Session()
         self.timeout = timeout
@@ -131,6 +140,39 @@ class SyncClient:
                 return min(after, self.max_backoff)
         # Full jitter: several laptops back online at once must not retry in step.
         return random.uniform(0, min(self.max_backoff, self.backoff * 2 ** attempt))
+
+
+def check_server_url(url):
+    """The server address without its trailing slash; BadServerUrl when it is malformed or not encrypted."""
+    text = (url or "").strip()
+    if "://" not in text:
+        guess = urllib.parse.urlsplit(f"//{text}").hostname or ""
+        scheme = "http" if _is_loopback(guess) else "https"
+        raise BadServerUrl(f"{text!r} is not a server address: write it with its scheme, e.g. {scheme}://{text}")
+    parts = urllib.parse.urlsplit(text)
+    try:
+        host, _ = parts.hostname, parts.port  # .port raises on a port that is not a number
+    except ValueError as exc:
+        raise BadServerUrl(f"{text!r} is not a server address: {exc}") from exc
+    if not host:
+        raise BadServerUrl(f"{text!r} names no server: write it as https://HOST")
+    if parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host)):
+        return text.rstrip("/")
+    if parts.scheme == "http":
+        secure = urllib.parse.urlunsplit(parts._replace(scheme="https")).rstrip("/")
+        raise BadServerUrl(f"refusing plain http:// to {host}: patient data must travel encrypted; "
+                           f"use {secure}")
+    raise BadServerUrl(f"{text!r}: a hemsync server is reached over https://, not {parts.scheme}://")
+
+
+def _is_loopback(host):
+    """Whether ``host`` is this computer (localhost or a loopback address), where http:// crosses no network."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _retry_after(value):

@@ -16,6 +16,7 @@ import sqlite3
 import time
 
 from .errors import SyncBusy
+from .files import connect_private
 
 __all__ = ["sync_lock", "lock_path"]
 
@@ -30,7 +31,7 @@ def sync_lock(replica_path, wait=0.0):
     """Hold the replica's sync lock for the ``with`` block; raise SyncBusy after ``wait`` seconds."""
     path = lock_path(replica_path)
     # isolation_level=None: transactions here are explicit; timeout=0: we poll ourselves.
-    conn = sqlite3.connect(path, timeout=0, isolation_level=None)
+    conn = connect_private(path, timeout=0, isolation_level=None)
     try:
         deadline = time.monotonic() + wait
         while True:

@@ -34,16 +34,37 @@ from schema.errors import HemsyncError
 from schema.merge import Actor, apply_change, view
 from schema.wire import decode_state, record_digest
 
-from .errors import ConflictNotFound, NotLoggedIn, OtherUser, RecordNotFound
+from .errors import ConflictNotFound, NotLoggedIn, OtherUser, RecordNotFound, RejectedNotFound, ReplicaDamaged
+from .files import connect_private, private_directory
 
 __all__ = [
     "Replica",
+    "damaged",
     "LocalRecord",
     "WipeReport",
     "MIGRATIONS",
 ]
 
 MIGRATIONS = Migrations("hemsync_replica")
+
+SETUP = (
+    "PRAGMA journal_mode=WAL",
+    # FULL: a committed clinical note survives a power cut, not only a crash.
+    "PRAGMA synchronous=FULL",
+    # Deleted rows are overwritten with zeros, in the file and in the WAL, so a purge or
+    # a wipe leaves no patient text in free pages.
+    "PRAGMA secure_delete=ON",
+)
+
+#: Set while a wipe's deleted data may still have copies in the WAL; cleared by scrub().
+SCRUB_PENDING = "scrub_pending"
+#: Seconds a wipe waits for other connections to leave the WAL (see Replica.scrub).
+SCRUB_WAIT = 30.0
+#: Seconds an opening waits to finish a pending scrub: a command must not hang on it.
+OPEN_SCRUB_WAIT = 1.0
+BUSY_TIMEOUT_MS = 30_000
+#: Every table that holds patient data or names people: what a wipe empties.
+PATIENT_TABLES = ("records", "outbox", "rejected", "rejected_archive", "access_log", "staff")
 
 SELECT_PENDING = """
 SELECT op, change, acked
@@ -56,6 +77,33 @@ SELECT_OPEN_OR_PENDING = """
 SELECT type, id FROM records WHERE open_conflicts > 0
 UNION
 SELECT record_type, record_id FROM outbox
+"""
+
+SELECT_REJECTED = """
+SELECT change_id, change, error, rejected_at
+FROM rejected
+ORDER BY rejected_at, op
+"""
+
+SELECT_REJECTED_OF_RECORD = """
+SELECT change_id, change, error, rejected_at
+FROM rejected
+WHERE record_type = ? AND record_id = ?
+ORDER BY op
+"""
+
+SELECT_ARCHIVED = """
+SELECT change_id, change, error, rejected_at, archived_at, outcome, replaced_by
+FROM rejected_archive
+ORDER BY archived_at, op
+"""
+
+ARCHIVE_REJECTED = """
+INSERT INTO rejected_archive (change_id, op, record_type, record_id, change, code, error, rejected_at,
+                              archived_at, outcome, replaced_by)
+SELECT change_id, op, record_type, record_id, change, code, error, rejected_at, ?, ?, ?
+FROM rejected
+WHERE change_id = ?
 """
 
 SELECT_UNSENT = """
@@ -111,6 +159,26 @@ def _unsent_index(db):
     db["outbox"].create_index(["acked", "op"])
 
 
+@MIGRATIONS(name="0004_rejected_archive")
+def _rejected_archive(db):
+    # A rejected change leaves `rejected` only when its author fixed (resent) or discarded
+    # it; it is kept here, never silently dropped.
+    db["rejected_archive"].create(
+        {"change_id": str, "op": int, "record_type": str, "record_id": str, "change": str,
+         "code": str, "error": str, "rejected_at": str, "archived_at": str, "outcome": str, "replaced_by": str},
+        pk="change_id",
+    )
+    db["rejected"].create_index(["record_type", "record_id"])
+
+
+def damaged(path, error):
+    """The ReplicaDamaged error for a replica file SQLite cannot read (``error``: SQLite's)."""
+    return ReplicaDamaged(
+        f"the replica {path} is damaged and cannot be read ({error}): move it aside and keep it for your "
+        "administrator (its unsent changes may be recoverable), then run `hemsync login --server URL` "
+        "to start a fresh replica")
+
+
 def change_id(device_id, op):
     """A change's id: the device's id, its operation number and a random salt.
 
@@ -129,7 +197,9 @@ class LocalRecord:
     ``state`` is the merged state; ``server`` the server's (None when only this
     laptop has it); ``pending`` the changes not yet accepted by the server;
     ``refused`` the local changes the merge now refuses on top of a newer server
-    state (the server will most likely reject them too), each with the error.
+    state (the server will most likely reject them too), each with the error;
+    ``rejected`` the changes of this record the server rejected and nobody has
+    fixed or discarded yet (filled in by :meth:`Replica.get`).
     """
 
     type: str
@@ -138,6 +208,7 @@ class LocalRecord:
     server: dict | None
     pending: list
     refused: list
+    rejected: list = dataclasses.field(default_factory=list)
 
     @property
     def fields(self):
@@ -166,12 +237,13 @@ class LocalRecord:
 
 @dataclasses.dataclass(frozen=True)
 class WipeReport:
-    """What a wipe deleted."""
+    """What a wipe deleted; ``scrubbed`` False while another connection keeps old copies in the WAL."""
 
     records: int
     unsent_changes: int
     rejected: int
     access_log: int
+    scrubbed: bool = True
 
 
 class Replica:
@@ -179,23 +251,30 @@ class Replica:
 
     def __init__(self, path, *, wall_ms=None):
         self.path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(directory, exist_ok=True)
+        private_directory(os.path.dirname(os.path.abspath(self.path)))
         # isolation_level=None: no implicit transactions; every grouped write says
         # BEGIN IMMEDIATE itself (see transaction()), so two processes never
         # deadlock upgrading a read lock.
-        self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        # FULL: a committed clinical note survives a power cut, not only a crash.
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.db = sqlite_utils.Database(self.conn)
+        self.conn = None
+        try:
+            self.conn = connect_private(self.path, SETUP, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            self.db = sqlite_utils.Database(self.conn)
+            with self.transaction():
+                MIGRATIONS.apply(self.db)
+        except sqlite3.OperationalError:
+            self.close()
+            raise  # locked or unreachable, not damaged
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise damaged(self.path, exc) from exc
         self._wall_ms = wall_ms
-        with self.transaction():
-            MIGRATIONS.apply(self.db)
+        if self.setting(SCRUB_PENDING):
+            self.scrub(wait=OPEN_SCRUB_WAIT)  # a wipe another program blocked: finish it now if it let go
 
     def close(self):
         """Close the SQLite connection."""
-        self.conn.close()
+        if self.conn is not None:
+            self.conn.close()
 
     def __enter__(self):
         return self
@@ -237,13 +316,15 @@ class Replica:
         """Every stored setting, as a dict."""
         return {k: json.loads(v) for k, v in self.conn.execute("SELECT key, value FROM settings")}
 
-    def login(self, server_url, token, handshake):
-        """Store the server, the token and who the handshake says this device is.
+    def login(self, server_url, token, handshake, *, wait=SCRUB_WAIT):
+        """Store the server, the token and who the handshake says this device is; return the WipeReport or None.
 
         A different user or device than before starts from an empty replica (it
-        held another person's scope), which is refused while changes wait.
+        held another person's scope), wiped like a revoked one (see wipe());
+        that is refused while changes wait.
         """
         user, device = handshake["user"], handshake["device"]
+        report = None
         with self.transaction():
             known_user, known_device = self.setting("user"), self.setting("device")
             switching = known_user is not None and (
@@ -254,12 +335,15 @@ class Replica:
                     raise OtherUser(
                         f"{waiting} change(s) of {known_user['name']} have not reached the server: "
                         "sync as them before logging in as someone else")
-                self._delete_patient_data()
+                report = self._delete_patient_data()
                 for key in ("cursor", "op"):
                     self.conn.execute("DELETE FROM settings WHERE key = ?", (key,))
             self.set_setting("server_url", server_url.rstrip("/"))
             self.set_setting("token", token)
             self.apply_handshake(handshake)
+        if report is not None:
+            report = dataclasses.replace(report, scrubbed=self.scrub(wait))
+        return report
 
     def apply_handshake(self, answer):
         """Store what a handshake said: who this is, the staff directory, the server's clock."""
@@ -283,7 +367,7 @@ class Replica:
         """Who writes on this laptop, as the merge needs it; NotLoggedIn before a login."""
         user = self.setting("user")
         if user is None or self.setting("device") is None:
-            raise NotLoggedIn("this replica has no login: run `hemsync login --server URL --token TOKEN`")
+            raise NotLoggedIn("this replica has no login: run `hemsync login --server URL`")
         return Actor(user["id"], user["role"])
 
     def device_id(self):
@@ -346,13 +430,31 @@ class Replica:
         return [r for r in found if r is not None]
 
     def get(self, record_type, record_id):
-        """Open a record (logged in the access log); RecordNotFound when it is not here."""
+        """Open a record with its rejected changes (logged in the access log); RecordNotFound when it is not here.
+
+        A record whose creation the server rejected exists nowhere but in the
+        rejected changes: it is shown as they made it, with their rejection,
+        until its author fixes or discards them.
+        """
         records.get(record_type)
-        found = self.local(record_type, record_id)
+        rejected = [self._rejected_row(*row) for row in self.conn.execute(
+            SELECT_REJECTED_OF_RECORD, (record_type, record_id))]
+        found = self.local(record_type, record_id) or self._as_rejected(record_type, record_id, rejected)
         if found is None:
             raise RecordNotFound(f"no {record_type} {record_id} in this replica (sync, or check the id)")
+        found.rejected = rejected
         self.log_access([found])
         return found
+
+    def _as_rejected(self, record_type, record_id, rejected):
+        """The record as its rejected changes made it (None when they make none), for get()."""
+        state, actor, now = None, self.actor(), _utcnow()
+        for item in rejected:
+            try:
+                state = apply_change(state, item["change"], actor, now).state
+            except HemsyncError:
+                continue  # an edit on top of a creation that no longer fits: shown in the list, not merged
+        return LocalRecord(record_type, record_id, state, None, [], []) if state else None
 
     def list(self, record_type, where=None):
         """Open the records of a type whose fields equal ``where`` (each logged as an opening)."""
@@ -377,7 +479,13 @@ class Replica:
         return unique
 
     def conflicts(self, include_resolved=False):
-        """The conflicts of every record as this laptop shows them (open ones unless asked)."""
+        """The conflicts of every record (open ones unless asked); each record shown is logged as an opening."""
+        shown = self._conflicts(include_resolved)
+        self.log_access(list({(r.type, r.id): r for r, _ in shown}.values()))
+        return [conflict for _, conflict in shown]
+
+    def _conflicts(self, include_resolved=False):
+        """``(LocalRecord, conflict)`` pairs in a stable order; not logged (the caller shows or logs)."""
         found = []
         for record_type, record_id in self.conn.execute(SELECT_OPEN_OR_PENDING).fetchall():
             local = self.local(record_type, record_id)
@@ -385,12 +493,12 @@ class Replica:
                 continue
             for conflict in local.state["conflicts"]:
                 if include_resolved or conflict["status"] == "open":
-                    found.append({**conflict, "record_type": record_type, "record_id": record_id})
-        return sorted(found, key=lambda c: (c["record_type"], c["record_id"], c["field"], c["id"]))
+                    found.append((local, {**conflict, "record_type": record_type, "record_id": record_id}))
+        return sorted(found, key=lambda p: (p[1]["record_type"], p[1]["record_id"], p[1]["field"], p[1]["id"]))
 
     def find_conflict(self, conflict_id):
-        """The open conflict with this id; ConflictNotFound otherwise."""
-        for conflict in self.conflicts():
+        """The open conflict with this id (not logged: resolving it is); ConflictNotFound otherwise."""
+        for _, conflict in self._conflicts():
             if conflict["id"] == conflict_id:
                 return conflict
         raise ConflictNotFound(f"no open conflict {conflict_id} in this replica (`hemsync conflicts` lists them)")
@@ -400,6 +508,7 @@ class Replica:
     def write(self, record_type, record_id, fields, *, resolves=None, now=None):
         """Record a local change in the outbox, after the merge accepted it; return the new LocalRecord.
 
+        The record returned is shown to the writer, so it is logged as an opening.
         Raises :class:`schema.errors.HemsyncError` (and writes nothing) when a
         rule refuses the change.
         """
@@ -433,13 +542,18 @@ class Replica:
             )
             self.set_setting("op", op)
             self.set_setting("hlc", str(clock.last))
-            return self.local(record_type, record_id, now=now)
+            written = self.local(record_type, record_id, now=now)
+            self.log_access([written])
+            return written
 
     def log_access(self, found):
-        """Write one access-log entry per patient shown by each opened record."""
+        """Write one access-log entry per patient shown by each opened record (LocalRecords)."""
+        self._log_openings([(patient, r.type, r.id) for r in found for patient in r.patient_ids])
+
+    def _log_openings(self, shown):
+        """Write an access-log entry per ``(patient_id, record_type, record_id)`` shown."""
         opened_at = _utcnow().isoformat()
-        entries = [(str(uuid.uuid4()), patient, r.type, r.id, opened_at)
-                   for r in found for patient in r.patient_ids]
+        entries = [(str(uuid.uuid4()), patient, rtype, rid, opened_at) for patient, rtype, rid in shown]
         if entries:
             with self.transaction():
                 self.conn.executemany(
@@ -477,11 +591,76 @@ class Replica:
                 for op, acked, created, c in self.conn.execute(
                     "SELECT op, acked, created_at, change FROM outbox ORDER BY op")]
 
-    def rejected(self):
-        """The changes the server rejected, with its reason, oldest first."""
-        return [{"change": json.loads(c), "error": json.loads(e), "rejected_at": at}
-                for c, e, at in self.conn.execute(
-                    "SELECT change, error, rejected_at FROM rejected ORDER BY rejected_at, op")]
+    def rejected(self, archived=False):
+        """The changes the server rejected, with its reason, oldest first (logged as openings).
+
+        ``archived``: instead, the ones already fixed or discarded, with when,
+        the outcome and, for a fixed one, the change that replaced it.
+        """
+        if archived:
+            found = [{**self._rejected_row(i, c, e, at), "archived_at": when, "outcome": outcome,
+                      "replaced_by": by}
+                     for i, c, e, at, when, outcome, by in self.conn.execute(SELECT_ARCHIVED)]
+        else:
+            found = [self._rejected_row(*row) for row in self.conn.execute(SELECT_REJECTED)]
+        self._log_openings([(p, i["change"]["record_type"], i["change"]["record_id"])
+                            for i in found for p in self._change_patients(i["change"])])
+        return found
+
+    def fix(self, change_id, corrections, *, now=None):
+        """Correct and resend a rejected change: a new change of its fields with ``corrections`` on top.
+
+        The new change is made on top of what this laptop shows now, through the
+        normal local merge; for a record whose creation was rejected that is a
+        fresh creation (an empty base), which the server accepts for the same id.
+        The rejected change moves to the archive as ``fixed``. Returns the record.
+        """
+        item = self._rejected_item(change_id)
+        change = item["change"]
+        with self.transaction():
+            local = self.local(change["record_type"], change["record_id"], now=now)
+            open_ids = {c["id"] for c in local.open_conflicts} if local else set()
+            resolves = [c for c in change.get("resolves") or () if c in open_ids]
+            written = self.write(change["record_type"], change["record_id"], {**change["fields"], **corrections},
+                                 resolves=resolves, now=now)
+            self._archive(change_id, "fixed", written.pending[-1]["change_id"])
+        return written
+
+    def discard(self, change_id):
+        """Give up a rejected change: it moves to the archive as ``discarded`` (kept, never dropped)."""
+        self._rejected_item(change_id)
+        with self.transaction():
+            self._archive(change_id, "discarded", None)
+
+    def _rejected_item(self, change_id):
+        row = self.conn.execute("SELECT change_id, change, error, rejected_at FROM rejected WHERE change_id = ?",
+                                (change_id,)).fetchone()
+        if row is None:
+            raise RejectedNotFound(f"no rejected change {change_id} waiting here (`hemsync rejected` lists them)")
+        return self._rejected_row(*row)
+
+    def _archive(self, change_id, outcome, replaced_by):
+        self.conn.execute(ARCHIVE_REJECTED, (_utcnow().isoformat(), outcome, replaced_by, change_id))
+        self.conn.execute("DELETE FROM rejected WHERE change_id = ?", (change_id,))
+
+    @staticmethod
+    def _rejected_row(change_id, change, error, rejected_at):
+        return {"change_id": change_id, "change": json.loads(change), "error": json.loads(error),
+                "rejected_at": rejected_at}
+
+    def _change_patients(self, change):
+        """The patients whose information a change shows: from its fields, else from the record here."""
+        rtype = records.get(change["record_type"])
+        if rtype.patient_field == "id":
+            return [change["record_id"]]
+        if rtype.patient_field is None:  # a round: one item per resident
+            return sorted(change["fields"].get("items") or {})
+        patient = change["fields"].get(rtype.patient_field)
+        if not patient:
+            row = self.conn.execute("SELECT patient_id FROM records WHERE type = ? AND id = ?",
+                                    (change["record_type"], change["record_id"])).fetchone()
+            patient = row[0] if row else None
+        return [patient] if patient else []
 
     def settle(self, results, server_hlc=None):
         """Record the server's answers to pushed changes, in one transaction; return the counts."""
@@ -580,28 +759,63 @@ class Replica:
         """Server states held."""
         return self.conn.execute("SELECT count(*) FROM records").fetchone()[0]
 
-    def wipe(self):
-        """Delete every patient record, change and log of this replica (a revoked device); keep nothing clinical."""
+    def wipe(self, *, wait=SCRUB_WAIT):
+        """Delete every patient record, change and log of this replica (a revoked device); keep nothing clinical.
+
+        The rows go in one transaction; then :meth:`scrub` removes every other copy
+        of them from the file and its WAL (waiting up to ``wait`` seconds for
+        other connections). The report says whether that succeeded.
+        """
         with self.transaction():
-            report = WipeReport(
-                records=self.record_count(),
-                unsent_changes=self.conn.execute("SELECT count(*) FROM outbox").fetchone()[0],
-                rejected=self.rejected_count(),
-                access_log=self.access_count(),
-            )
-            self._delete_patient_data()
+            report = self._delete_patient_data()
             for key in ("token", "cursor"):
                 self.conn.execute("DELETE FROM settings WHERE key = ?", (key,))
             self.set_setting("wiped_at", _utcnow().isoformat())
-        # Deleted rows linger in free pages until VACUUM: a lost laptop must not hold them.
-        self.conn.execute("VACUUM")
-        # ... and the write-ahead log still holds old pages until it is checkpointed and emptied.
-        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return report
+        return dataclasses.replace(report, scrubbed=self.scrub(wait))
+
+    def scrub(self, wait=SCRUB_WAIT):
+        """Leave no copy of deleted rows in the file or its WAL; return whether that succeeded.
+
+        Deleted rows are zeroed in place (secure_delete), but the WAL still holds
+        the frames written before, and free pages linger until VACUUM. Emptying
+        the WAL (checkpoint TRUNCATE) must wait until no other connection reads
+        from it: SQLite keeps the frames an open read transaction's snapshot
+        needs, and nothing can safely overwrite them under it. So this waits up
+        to ``wait`` seconds for such readers (another `hemsync` process is done
+        within a sync's step); when one holds on longer (a stuck process, another
+        program), it returns False and leaves SCRUB_PENDING set, and every later
+        opening of the replica tries again.
+        """
+        self.conn.execute(f"PRAGMA busy_timeout = {max(int(wait * 1000), 0)}")
+        try:
+            self.conn.execute("VACUUM")
+            if self._checkpoint_truncate():
+                with self.transaction():
+                    self.conn.execute("DELETE FROM settings WHERE key = ?", (SCRUB_PENDING,))
+                return self._checkpoint_truncate()  # the clearing write, too, leaves the WAL empty
+            return False
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            return False
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+    def _checkpoint_truncate(self):
+        busy, _, _ = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return not busy
 
     def _delete_patient_data(self):
-        for table in ("records", "outbox", "rejected", "access_log", "staff"):
+        report = WipeReport(
+            records=self.record_count(),
+            unsent_changes=self.conn.execute("SELECT count(*) FROM outbox").fetchone()[0],
+            rejected=self.rejected_count(),
+            access_log=self.access_count(),
+        )
+        for table in PATIENT_TABLES:
             self.conn.execute(f"DELETE FROM [{table}]")
+        self.set_setting(SCRUB_PENDING, True)  # in the same transaction: a crash before the scrub is caught up
+        return report
 
     def _store(self, wire, state):
         rtype = records.get(state["type"])

@@ -6,7 +6,9 @@ step can be cut off at any moment and simply runs again next time: the server
 de-duplicates pushed changes and access-log entries by id, each pulled page is
 stored in one transaction together with its cursor, and an outbox change leaves
 the replica only once the server answered for it. A revoked device's replica is
-wiped; a client too old keeps its outbox and says so. The sync lock
+wiped; a client too old keeps its outbox and says so. A failed sync is kept
+(which step, the error, since when, how many syncs in a row) for ``status``
+until one succeeds, so a server failing for days never goes unnoticed. The sync lock
 (:mod:`client_sync.lock`) keeps two syncs of one replica apart.
 """
 
@@ -16,6 +18,7 @@ import os
 import sys
 import time
 
+from schema.errors import HemsyncError
 from schema.wire import scope_digest
 
 from .errors import (
@@ -78,7 +81,7 @@ def client_for(replica, **options):
     """The SyncClient for a replica's stored login; NotLoggedIn when there is none."""
     url, token = replica.setting("server_url"), replica.setting("token")
     if not url or not token:
-        raise NotLoggedIn("this replica has no login: run `hemsync login --server URL --token TOKEN`")
+        raise NotLoggedIn("this replica has no login: run `hemsync login --server URL`")
     return SyncClient(url, token, **options)
 
 
@@ -130,17 +133,21 @@ def _quiet(stage, done, total):
 
 def _locked_sync(replica, client, progress):
     report = SyncReport(started_at=_now())
+    stage = "handshake"
     try:
         answer = client.handshake(pending=replica.unsent_count(), rejected=replica.rejected_count())
         replica.apply_handshake(answer)
+        stage = "access_log"
         _push_access_log(replica, client, report, progress)
-        _push_outbox(replica, client, report, progress, answer.get("max_batch") or DEFAULT_BATCH)
+        stage = "push"
+        _push_outbox(replica, client, report, progress, _batch_size(answer))
+        stage = "pull"
         _pull(replica, client, report, progress, answer.get("page_size"))
     except DeviceRevoked as exc:
         exc.wiped = replica.wipe()
         raise
-    except ClientError as exc:
-        replica.set_setting("last_sync_error", {"at": _now(), "error": str(exc)})
+    except (ClientError, HemsyncError) as exc:
+        _record_failure(replica, stage, exc)
         raise
     report.unsent = replica.unsent_count()
     report.finished_at = _now()
@@ -148,6 +155,32 @@ def _locked_sync(replica, client, progress):
         replica.set_setting("last_sync", report.as_dict())
         replica.set_setting("last_sync_error", None)
     return report
+
+
+def _batch_size(answer):
+    """Changes per push: the server's ``max_batch`` when it is smaller than ours, else ours.
+
+    Ours stays the ceiling: a cut connection resends a whole batch, so a batch
+    is kept to what a field laptop's line carries in one go (make bench).
+    """
+    limit = answer.get("max_batch")
+    return min(limit, DEFAULT_BATCH) if isinstance(limit, int) and limit > 0 else DEFAULT_BATCH
+
+
+def _record_failure(replica, stage, exc):
+    """Keep what failed, when and how many syncs in a row, for `status`, until a sync succeeds."""
+    with replica.transaction():
+        previous = replica.setting("last_sync_error") or {}
+        now = _now()
+        replica.set_setting("last_sync_error", {
+            "stage": stage,
+            "error": str(exc),
+            "code": getattr(exc, "code", None),
+            "status": getattr(exc, "status", None),
+            "at": now,
+            "since": previous.get("since") or now,
+            "attempts": (previous.get("attempts") or 0) + 1,
+        })
 
 
 def _push_access_log(replica, client, report, progress):

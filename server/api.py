@@ -101,6 +101,7 @@ def handshake():
         "server_time": _now(),
         "max_clock_ahead_ms": settings["HEMSYNC_MAX_CLOCK_AHEAD"] * 1000,
         "page_size": settings["HEMSYNC_PAGE_SIZE"],
+        "max_batch": settings["HEMSYNC_MAX_BATCH"],
     })
 
 

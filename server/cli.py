@@ -427,14 +427,12 @@ def _demo_start(ctx, server):
     ids = demo_users()
     shown = ("doctor-anna", "nurse-halmstad", "dispatcher-lena", "admin-per")
     click.echo("\ndemo devices (new tokens on every start):")
-    first = None
     for key in shown:
         user = ctx.store.get_user(ids[key])
         if user is None:
             continue
         _, token = auth.enroll(ctx.store, user["id"], f"demo {key} (make run)")
-        first = first or token
         role = next(role for k, _, role, *_ in STAFF if k == key)
         click.echo(f"  {role:10} {user['name']:12} {', '.join(user['municipalities']) or '-':28} token {token}")
-    click.echo(f"\nnext, in another terminal:\n  .venv/bin/hemsync login --server {server} --token {first}\n"
-               f"  .venv/bin/hemsync sync\n  curl {server}/healthz\n")
+    click.echo(f"\nnext, in another terminal (paste a token from above when asked for it):\n"
+               f"  .venv/bin/hemsync login --server {server}\n  .venv/bin/hemsync sync\n  curl {server}/healthz\n")

@@ -153,6 +153,7 @@ class HandshakeResponseSchema(Schema):
     server_time = fields.String(required=True)
     max_clock_ahead_ms = fields.Integer(required=True)
     page_size = fields.Integer(required=True)
+    max_batch = fields.Integer(required=True, metadata={"description": "most changes one push may carry"})
 
 
 class AccessEntrySchema(Strict):

@@ -26,8 +26,8 @@ def laptop(server, tmp_path, user_id, name):
     """A replica file logged in to the fake server as ``user_id``, and its client."""
     device_id, token = server.enroll(user_id)
     replica = Replica(tmp_path / f"{name}.db")
-    replica.login("http://hemsync.test", token, server.handshake_for(token))
-    client = SyncClient("http://hemsync.test", token, session=server, sleep=lambda s: None)
+    replica.login("http://127.0.0.1:5000", token, server.handshake_for(token))
+    client = SyncClient("http://127.0.0.1:5000", token, session=server, sleep=lambda s: None)
     return replica, client
 
 
@@ -75,10 +75,11 @@ def online(server, monkeypatch):
 
 @pytest.fixture
 def hemsync(runner, tmp_path, online):
-    """Run `hemsync --replica <tmp>/laptop.db ARGS...`; fail on a non-zero exit unless told."""
+    """Run `hemsync --replica <tmp>/laptop.db ARGS...` (``input``: its stdin); fail on a non-zero exit unless told."""
 
-    def run(*args, ok=True):
-        result = runner.invoke(cli, ["--replica", str(tmp_path / "laptop.db"), *args], catch_exceptions=False)
+    def run(*args, ok=True, input=None):
+        result = runner.invoke(cli, ["--replica", str(tmp_path / "laptop.db"), *args], input=input,
+                               catch_exceptions=False)
         if ok:
             assert result.exit_code == 0, result.output
         return result

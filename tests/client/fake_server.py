@@ -125,7 +125,7 @@ class FakeServer:
         return {"server_version": "0.1.0", "min_client_version": self.min_client_version,
                 "device": {"id": device_id, "label": None}, "user": self.users[self.devices[device_id]],
                 "staff": list(self.users.values()), "server_time": _now().isoformat(),
-                "max_clock_ahead_ms": 120_000, "page_size": 2}
+                "max_clock_ahead_ms": 120_000, "page_size": 2, "max_batch": 100}
 
     def _access(self, device_id, body):
         known = {e["id"] for e in self.access_log}

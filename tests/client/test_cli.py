@@ -5,6 +5,7 @@ import pathlib
 import re
 import uuid
 
+import pytest
 
 from client_sync import cli as cli_module
 from client_sync.cli import cli
@@ -18,7 +19,7 @@ README = pathlib.Path(__file__).parents[2] / "README.md"
 
 def login_as(hemsync, server, user_id):
     _, token = server.enroll(user_id)
-    return hemsync("login", "--server", "http://hemsync.test", "--token", token)
+    return hemsync("login", "--server", "http://127.0.0.1:5000", input=f"{token}\n")
 
 
 def put(hemsync, record_type, **fields):
@@ -37,7 +38,42 @@ def test_login_stores_the_server_and_who_the_server_says_you_are(hemsync, server
     result = login_as(hemsync, server, "u-dr-anna")
     assert "logged in as Dr Anna (doctor)" in result.output
     status = json.loads(hemsync("status", "--json").stdout)
-    assert status["server"] == "http://hemsync.test" and status["user"]["role"] == "doctor"
+    assert status["server"] == "http://127.0.0.1:5000" and status["user"]["role"] == "doctor"
+
+
+def test_login_reads_the_token_from_stdin_and_has_no_token_option(hemsync, server):
+    _, token = server.enroll("u-dr-anna")
+    refused = hemsync("login", "--server", "http://127.0.0.1:5000", "--token", token, ok=False)
+    assert refused.exit_code == 2 and "No such option '--token'" in refused.output
+    result = hemsync("login", "--server", "http://127.0.0.1:5000", input=f"{token}\n")
+    assert "logged in as Dr Anna" in result.output and token not in result.output
+    assert hemsync("login", "--server", "http://127.0.0.1:5000", input="", ok=False).exit_code == 2
+
+
+def test_login_without_a_scheme_is_a_one_line_error_that_shows_the_address_to_write(hemsync, server):
+    _, token = server.enroll("u-dr-anna")
+    result = hemsync("login", "--server", "127.0.0.1:5000", input=token, ok=False)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().splitlines() == [
+        "Error: '127.0.0.1:5000' is not a server address: write it with its scheme, e.g. http://127.0.0.1:5000"]
+
+
+def test_login_refuses_plain_http_to_a_server_that_is_not_this_computer(hemsync, server):
+    _, token = server.enroll("u-dr-anna")
+    result = hemsync("login", "--server", "http://hemsync.region.se", input=token, ok=False)
+    assert "refusing plain http:// to hemsync.region.se" in result.output
+    assert "use https://hemsync.region.se" in result.output
+    assert server.calls == []  # the token never left the laptop
+
+
+def test_a_revoked_token_at_login_says_nothing_was_wiped(hemsync, server):
+    login_as(hemsync, server, "u-dr-anna")
+    put(hemsync, "patient", personnummer=PERSONNUMMER, name="Kept", municipality="Umeå")
+    device_id, token = server.enroll("u-dr-anna")
+    server.revoked.add(device_id)
+    result = hemsync("login", "--server", "http://127.0.0.1:5000", input=token, ok=False)
+    assert "revoked" in result.output and "nothing on this laptop was wiped" in result.output
+    assert json.loads(hemsync("status", "--json").stdout)["waiting"] == 1
 
 
 def test_put_then_get_json_gives_fields_conflicts_version_and_pending(hemsync, server):
@@ -79,13 +115,14 @@ def test_domain_commands_walk_a_request_from_nurse_to_doctor(hemsync, server, ru
     assert request["status"] == "requested" and request["requested_by"] == "u-nurse-cia"
     hemsync("sync")
 
-    def as_doctor(*args):
-        result = runner.invoke(cli, ["--replica", str(tmp_path / "doctor.db"), *args], catch_exceptions=False)
+    def as_doctor(*args, input=None):
+        result = runner.invoke(cli, ["--replica", str(tmp_path / "doctor.db"), *args], input=input,
+                               catch_exceptions=False)
         assert result.exit_code == 0, result.output
         return result
 
     _, token = server.enroll("u-dr-anna")
-    as_doctor("login", "--server", "http://hemsync.test", "--token", token)
+    as_doctor("login", "--server", "http://127.0.0.1:5000", input=token)
     as_doctor("sync")
     assert json.loads(as_doctor("accept", request["id"], "--json").stdout)["status"] == "accepted"
     assert json.loads(as_doctor("progress", request["id"], "en_route", "--json").stdout)["status"] == "en_route"
@@ -121,8 +158,8 @@ def test_conflicts_are_listed_and_resolved_by_a_change_naming_them(hemsync, serv
     # The same doctor on a second laptop edits the assessment concurrently: keep both.
     _, token = server.enroll("u-dr-anna")
     with Replica(tmp_path / "second.db") as second:
-        second.login("http://hemsync.test", token, server.handshake_for(token))
-        client = SyncClient("http://hemsync.test", token, session=server)
+        second.login("http://127.0.0.1:5000", token, server.handshake_for(token))
+        client = SyncClient("http://127.0.0.1:5000", token, session=server)
         from client_sync.sync import sync
 
         sync(second, client=client)
@@ -201,3 +238,51 @@ def test_python_dash_m_runs_the_same_cli():
     result = subprocess.run([sys.executable, "-m", "client_sync", "--help"], capture_output=True, text=True,
                             cwd=pathlib.Path(__file__).parents[2])
     assert result.returncode == 0 and "hemsync" in result.stdout
+
+
+def _not_sqlite(path):
+    path.write_bytes(b"this is not an SQLite file at all " * 200)
+
+
+def _broken_pages(path):
+    with Replica(path) as replica:
+        for n in range(300):
+            replica.set_setting(f"filler-{n}", "x" * 200)
+    with open(path, "r+b") as file:
+        file.seek(4096 * 3)
+        file.write(b"\xff" * 4096 * 3)
+
+
+@pytest.mark.parametrize("damage", [_not_sqlite, _broken_pages])
+def test_a_damaged_replica_is_a_clear_message_naming_the_file_and_what_to_do(runner, tmp_path, damage):
+    path = tmp_path / "broken.db"
+    damage(path)
+    result = runner.invoke(cli, ["--replica", str(path), "status"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"the replica {path} is damaged" in result.output and "move it aside" in result.output
+    assert "hemsync login" in result.output
+
+
+def test_the_default_replica_directory_is_made_owner_only(runner, tmp_path, monkeypatch):
+    monkeypatch.delenv("HEMSYNC_REPLICA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".hemsync").mkdir(mode=0o755)
+    result = runner.invoke(cli, ["status", "--json"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / ".hemsync").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / ".hemsync" / "replica.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_status_says_which_step_of_the_sync_keeps_failing_since_when_and_how_often(hemsync, server):
+    from .fake_server import error
+
+    login_as(hemsync, server, "u-dr-anna")
+    server.faults = [error(503, "unavailable", "down for maintenance")] * 5  # the handshake and its 4 retries
+    hemsync("sync", ok=False)
+    server.faults = [error(503, "unavailable", "down for maintenance")] * 5
+    hemsync("sync", ok=False)
+    shown = hemsync("status").output
+    assert "last error:  handshake failed 2 time(s) in a row since " in shown
+    assert "down for maintenance (unavailable, HTTP 503)" in shown
+    hemsync("sync")
+    assert "last error" not in hemsync("status").output

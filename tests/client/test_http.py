@@ -7,6 +7,7 @@ import pytest
 import requests
 
 from client_sync.errors import (
+    BadServerUrl,
     ClientTooOld,
     ConnectionLost,
     DeviceRevoked,
@@ -37,7 +38,7 @@ class Script:
 
 def client_with(*answers, **options):
     session, sleeps = Script(*answers), []
-    client = SyncClient("http://hemsync.test/", "secret", session=session, sleep=sleeps.append, **options)
+    client = SyncClient("http://127.0.0.1:5000/", "secret", session=session, sleep=sleeps.append, **options)
     return client, session, sleeps
 
 
@@ -45,7 +46,7 @@ def test_a_body_goes_out_gzipped_with_the_token_and_the_client_version():
     client, session, _ = client_with(FakeResponse(200, {"accepted": 1}))
     assert client.push_access_log([{"id": "e1"}]) == {"accepted": 1}
     method, url, kwargs = session.requests[0]
-    assert (method, url) == ("POST", "http://hemsync.test/v1/access-log")
+    assert (method, url) == ("POST", "http://127.0.0.1:5000/v1/access-log")
     assert json.loads(gzip.decompress(kwargs["data"])) == {"entries": [{"id": "e1"}]}
     assert kwargs["headers"]["Content-Encoding"] == "gzip"
     assert kwargs["headers"]["Accept-Encoding"] == "gzip"
@@ -113,3 +114,29 @@ def test_error_answers_become_typed_errors_that_keep_code_details_and_response(a
         client.push([], 0)
     assert raised.value.response is answer
     assert len(session.requests) == 1  # a 4xx is never retried
+
+
+@pytest.mark.parametrize("url", ["http://hemsync.region.se", "http://10.0.0.5:5000", "http://127.0.0.1.example.se",
+                                 "ftp://hemsync.region.se"])
+def test_the_laptop_refuses_plain_http_to_a_server_that_is_not_loopback(url):
+    session = Script()
+    with pytest.raises(BadServerUrl, match="https://"):
+        SyncClient(url, "secret", session=session)
+    assert session.requests == []
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:5000", "hemsync.region.se", "http://", "https://host:port"])
+def test_a_server_address_without_scheme_or_host_is_refused_with_what_to_write(url):
+    with pytest.raises(BadServerUrl, match="server address|names no server"):
+        SyncClient(url, "secret", session=Script())
+
+
+@pytest.mark.parametrize("url", ["https://hemsync.region.se/", "http://127.0.0.1:5000", "http://127.8.0.1",
+                                 "http://[::1]:5000", "http://localhost:5000"])
+def test_https_anywhere_and_plain_http_to_loopback_are_allowed_with_certificates_verified(url):
+    client, session, _ = client_with(FakeResponse(200, {}))
+    client = SyncClient(url, "secret", session=session)
+    client.digest()
+    _, sent_to, kwargs = session.requests[0]
+    assert sent_to == url.rstrip("/") + "/v1/digest"
+    assert "verify" not in kwargs  # requests' default: the server's certificate is verified

@@ -1,12 +1,19 @@
 """The replica on real SQLite files: local writes, the outbox, pulled pages, wipe, migrations."""
 
+import contextlib
 import json
+import os
 import sqlite3
+import stat
+import subprocess
+import sys
+import threading
 import uuid
 
 import pytest
 
 from client_sync.errors import NotLoggedIn, OtherUser, RecordNotFound
+from client_sync.lock import sync_lock
 from client_sync.replica import MIGRATIONS, Replica
 from schema.wire import record_digest
 from schema.clock import Hlc
@@ -89,7 +96,9 @@ def test_every_opening_of_patient_records_is_logged_locally(doctor):
     replica.list("visit")
     replica.history("visit", visit_id)
     entries = replica.access_entries(100)
+    # Each write shows the written record back, so it is an opening too.
     assert [(e["patient_id"], e["record_type"], e["record_id"]) for e in entries] == [
+        (patient_id, "patient", patient_id), (patient_id, "visit", visit_id),
         (patient_id, "patient", patient_id), (patient_id, "visit", visit_id), (patient_id, "visit", visit_id)]
 
 
@@ -168,8 +177,8 @@ def test_wipe_deletes_all_patient_data_and_the_token(doctor):
     new_patient(replica)
     replica.get("patient", replica.outbox()[0]["change"]["record_id"])
     report = replica.wipe()
-    assert (report.records, report.unsent_changes, report.access_log) == (0, 1, 1)
-    for table in ("records", "outbox", "rejected", "access_log", "staff"):
+    assert (report.records, report.unsent_changes, report.access_log) == (0, 1, 2)  # the write and the get
+    for table in ("records", "outbox", "rejected", "rejected_archive", "access_log", "staff"):
         assert replica.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
     assert replica.setting("token") is None
     for path in (replica.path, replica.path + "-wal"):
@@ -182,7 +191,7 @@ def test_logging_in_as_someone_else_is_refused_while_changes_wait(doctor, server
     new_patient(replica)
     _, token = server.enroll("u-dr-bo")
     with pytest.raises(OtherUser):
-        replica.login("http://hemsync.test", token, server.handshake_for(token))
+        replica.login("http://127.0.0.1:5000", token, server.handshake_for(token))
     assert replica.setting("user")["id"] == "u-dr-anna"
 
 
@@ -197,7 +206,7 @@ def test_an_old_replica_upgrades_itself_and_keeps_its_data(tmp_path):
     with Replica(path) as replica:
         assert replica.setting("cursor") == "42"
         names = [m.name for m in MIGRATIONS.applied(replica.db)]
-        assert names == ["0001_initial", "0002_lookup_indexes", "0003_unsent_index"]
+        assert names == ["0001_initial", "0002_lookup_indexes", "0003_unsent_index", "0004_rejected_archive"]
         assert "idx_records_patient_id" in {i.name for i in replica.db["records"].indexes}
         assert "idx_outbox_acked_op" in {i.name for i in replica.db["outbox"].indexes}
 
@@ -210,3 +219,123 @@ def test_two_connections_never_half_see_a_write(doctor):
         assert other.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
     assert other.execute("SELECT count(*) FROM outbox").fetchone()[0] == 1
     other.close()
+
+
+def _mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_every_file_the_laptop_creates_is_owner_only(tmp_path, server):
+    path = tmp_path / "new" / "replica.db"
+    with Replica(path) as replica:
+        _, token = server.enroll("u-dr-anna")
+        replica.login("http://127.0.0.1:5000", token, server.handshake_for(token))
+        new_patient(replica)
+        with sync_lock(replica.path):
+            made = sorted(p.name for p in path.parent.iterdir())
+            modes = {name: _mode(path.parent / name) for name in made}
+    assert made == ["replica.db", "replica.db-shm", "replica.db-wal", "replica.db.sync-lock",
+                    "replica.db.sync-lock-journal"]
+    assert modes == dict.fromkeys(made, 0o600)
+    assert _mode(path.parent) == 0o700
+
+
+def test_a_replica_left_readable_by_others_is_made_owner_only_when_opened(tmp_path):
+    path = tmp_path / "old.db"
+    with Replica(path) as replica:
+        replica.set_setting("token", "secret")
+        for name in (path, f"{path}-wal", f"{path}-shm"):
+            os.chmod(name, 0o644)
+        with Replica(path):
+            assert {_mode(n) for n in (path, f"{path}-wal", f"{path}-shm")} == {0o600}
+
+
+PATIENT_NAME = b"Zebulon Quackenbush"  # distinctive: found in the bytes only if a copy survived
+HOLDER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN")
+conn.execute("SELECT count(*) FROM records").fetchall()
+print("reading", flush=True)
+sys.stdin.readline()           # hold the read transaction until told
+conn.execute("COMMIT")
+print("idle", flush=True)
+sys.stdin.readline()           # keep the connection open, idle, until told
+"""
+
+
+@contextlib.contextmanager
+def another_process_reading(path):
+    """A second process with the replica open in a read transaction; ``.release()`` ends the transaction."""
+    process = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline() == "reading\n"
+
+    def release():
+        process.stdin.write("\n")
+        process.stdin.flush()
+        assert process.stdout.readline() == "idle\n"
+
+    process.release = release
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def copies_of_the_name(path):
+    """How often the patient's name appears in the replica file, its WAL and its shared-memory file."""
+    found = {}
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        if os.path.exists(f"{path}{suffix}"):
+            with open(f"{path}{suffix}", "rb") as file:
+                found[suffix or "db"] = file.read().count(PATIENT_NAME)
+    return found
+
+
+def with_patients(replica, count=20):
+    for _ in range(count):
+        replica.write("patient", str(uuid.uuid4()), {"personnummer": PERSONNUMMER, "name": PATIENT_NAME.decode(),
+                                                     "municipality": "Umeå"})
+    state = server_state([{"personnummer": PERSONNUMMER, "name": PATIENT_NAME.decode(), "municipality": "Umeå"}])
+    replica.apply_page([encode_state(state)], [], "1")
+    assert sum(copies_of_the_name(replica.path).values()) > 0
+
+
+def test_a_wipe_leaves_no_patient_text_in_the_file_while_another_process_holds_it_open(doctor):
+    replica, _ = doctor
+    with_patients(replica)
+    with another_process_reading(replica.path) as other:
+        threading.Timer(1.0, other.release).start()  # the other process finishes its read a second later
+        report = replica.wipe(wait=20)
+        assert report.scrubbed
+        assert copies_of_the_name(replica.path) == {"db": 0, "-wal": 0, "-shm": 0}
+    assert replica.setting("scrub_pending") is None
+
+
+def test_a_wipe_another_process_blocks_says_so_and_the_next_opening_finishes_it(doctor):
+    replica, _ = doctor
+    with_patients(replica)
+    with another_process_reading(replica.path):
+        report = replica.wipe(wait=0.2)
+        assert not report.scrubbed and replica.setting("scrub_pending") is True
+        assert replica.record_count() == 0  # the rows are gone at once; old copies wait in the WAL
+    replica.close()
+    with Replica(replica.path) as reopened:
+        assert reopened.setting("scrub_pending") is None
+        assert set(copies_of_the_name(reopened.path).values()) == {0}
+
+
+def test_logging_in_as_someone_else_wipes_like_a_revoked_laptop(doctor, server):
+    replica, _ = doctor
+    with_patients(replica)
+    replica.settle([{"change_id": c["change"]["change_id"], "result": "applied"} for c in replica.outbox()])
+    replica.finish_pull()
+    with another_process_reading(replica.path) as other:
+        threading.Timer(1.0, other.release).start()
+        _, token = server.enroll("u-dr-bo")
+        report = replica.login("http://127.0.0.1:5000", token, server.handshake_for(token), wait=20)
+        assert report.scrubbed and report.records == 1
+        assert copies_of_the_name(replica.path) == {"db": 0, "-wal": 0, "-shm": 0}
+    assert replica.setting("user")["id"] == "u-dr-bo"

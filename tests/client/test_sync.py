@@ -6,7 +6,7 @@ import uuid
 import pytest
 import requests
 
-from client_sync.errors import ClientTooOld, ConnectionLost, DeviceRevoked, SyncBusy
+from client_sync.errors import ClientTooOld, ConnectionLost, DeviceRevoked, ServerError, SyncBusy
 from client_sync.lock import sync_lock
 from client_sync.sync import sync, verify
 from schema.wire import encode_state
@@ -35,7 +35,7 @@ def test_a_sync_sends_the_access_log_first_then_the_outbox_then_pulls_to_the_hea
     replica.get("patient", patient_id)
     report = sync(replica, client=client)
     assert [path for _, path in server.calls] == ["/v1/handshake", "/v1/access-log", "/v1/push", "/v1/pull"]
-    assert (report.access_log, report.applied, report.pulled, report.unsent) == (1, 1, 1, 0)
+    assert (report.access_log, report.applied, report.pulled, report.unsent) == (2, 1, 1, 0)  # the write, the get
     assert server.access_log[0]["patient_id"] == patient_id
     assert replica.outbox() == [] and replica.access_count() == 0
     assert replica_wires(replica) == server_wires(server)
@@ -104,7 +104,8 @@ def test_a_push_whose_answer_is_lost_is_sent_again_and_applied_once(doctor, serv
     replica, client = doctor
     patient_id = new_patient(replica)
     replica.write("patient", patient_id, {"phone": "090-1"})
-    server.faults = [None, "lose_answer"]  # handshake answers; the push is applied and its answer lost
+    # handshake and access log (the writes showed the patient) answer; the push is applied and its answer lost
+    server.faults = [None, None, "lose_answer"]
     server.faults[0] = FakeResponse(200, server.handshake_for(client.token))
     sync(replica, client=client)
     pushes = [body for path, body in server.bodies if path == "/v1/push"]
@@ -117,9 +118,8 @@ def test_an_accepted_change_still_shows_when_the_pull_after_it_fails(doctor, ser
     replica, client = doctor
     patient_id = new_patient(replica)
     client.retries = 0
-    server.faults = [None, None, requests.ConnectionError("gone")]
+    server.faults = [None, None, "lose_answer", requests.ConnectionError("gone")]  # the 2nd call: access log
     server.faults[0] = FakeResponse(200, server.handshake_for(client.token))
-    server.faults[1] = "lose_answer"
     with pytest.raises(ConnectionLost):
         sync(replica, client=client)
     assert replica.get("patient", patient_id).fields["name"] == "Tolvan Tolvansson"
@@ -199,3 +199,33 @@ def test_verify_of_a_replica_in_agreement_repairs_nothing(doctor):
     new_patient(replica)
     report = verify(replica, client=client)
     assert report.agreed and not report.repaired and report.records == 1
+
+
+def test_a_server_failing_again_and_again_shows_in_status_until_a_sync_succeeds(doctor, server):
+    replica, client = doctor
+    new_patient(replica)
+    client.retries = 0
+    handshake = FakeResponse(200, server.handshake_for(client.token))
+    replica.drop_access_entries([e["id"] for e in replica.access_entries(100)])
+    for _ in range(3):  # the handshake answers; the push fails with a 500
+        server.faults = [handshake, error(500, "internal_error", "the server failed")]
+        with pytest.raises(ServerError):
+            sync(replica, client=client)
+    failure = replica.setting("last_sync_error")
+    assert (failure["stage"], failure["code"], failure["status"], failure["attempts"]) == (
+        "push", "internal_error", 500, 3)
+    assert failure["since"] < failure["at"] and "the server failed" in failure["error"]
+    assert replica.unsent_count() == 1
+    sync(replica, client=client)
+    assert replica.setting("last_sync_error") is None and replica.unsent_count() == 0
+
+
+def test_the_outbox_goes_out_in_batches_no_larger_than_the_servers_max_batch(doctor, server):
+    replica, client = doctor
+    for n in range(7):
+        new_patient(replica, name=f"Patient {n}")
+    handshake = {**server.handshake_for(client.token), "max_batch": 3}
+    server.faults = [FakeResponse(200, handshake)]
+    report = sync(replica, client=client)
+    pushes = [len(body["changes"]) for path, body in server.bodies if path == "/v1/push"]
+    assert (pushes, report.applied, report.unsent) == ([3, 3, 1], 7, 0)
