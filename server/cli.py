@@ -64,8 +64,9 @@ def library_errors(command):
 
 def by_option(command):
     """Add ``--by ADMIN_ID``: the admin doing this, named in the audit log (checked: an admin)."""
-    return click.option("--by", "admin_id", default=None, metavar="ADMIN_ID",
-                        help="The user id of the admin doing this (kept in the audit log).")(command)
+    return click.option("--by", "admin_id", default=None, metavar="ADMIN_ID", envvar="HEMSYNC_ADMIN",
+                        help="The user id of the admin doing this, kept in the audit log "
+                             "(or set HEMSYNC_ADMIN).")(command)
 
 
 def emit(as_json, data, text):
@@ -434,5 +435,6 @@ def _demo_start(ctx, server):
         _, token = auth.enroll(ctx.store, user["id"], f"demo {key} (make run)")
         role = next(role for k, _, role, *_ in STAFF if k == key)
         click.echo(f"  {role:10} {user['name']:12} {', '.join(user['municipalities']) or '-':28} token {token}")
+    click.echo(f"\nthe demo admin's user id, for --by: {ids['admin-per']}")
     click.echo(f"\nnext, in another terminal (paste a token from above when asked for it):\n"
                f"  .venv/bin/hemsync login --server {server}\n  .venv/bin/hemsync sync\n  curl {server}/healthz\n")
