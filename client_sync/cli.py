@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import sys
 import sqlite3
 import uuid
 
@@ -139,7 +140,7 @@ def login(obj, server_url, as_json):
 
 def _read_token():
     """The device token: from a hidden prompt at a terminal, else the first line of stdin."""
-    stdin = click.get_text_stream("stdin")
+    stdin = sys.stdin
     if stdin.isatty():
         token = click.prompt("device token (not shown)", hide_input=True, err=True)
     else:

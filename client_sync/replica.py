@@ -34,6 +34,7 @@ from schema.errors import HemsyncError
 from schema.merge import Actor, apply_change, view
 from schema.wire import decode_state, record_digest
 
+from .directory import ReplicaDirectory
 from .errors import ConflictNotFound, NotLoggedIn, OtherUser, RecordNotFound, RejectedNotFound, ReplicaDamaged
 from .files import connect_private, private_directory
 
@@ -350,6 +351,7 @@ class Replica:
         with self.transaction():
             self.set_setting("user", answer["user"])
             self.set_setting("device", answer["device"])
+            self.set_setting("municipalities", answer.get("municipalities"))
             self.set_setting("server", {k: answer.get(k) for k in (
                 "server_version", "min_client_version", "max_clock_ahead_ms", "page_size", "max_batch")})
             if answer.get("server_time"):
@@ -362,6 +364,10 @@ class Replica:
                     (person["id"], person.get("name"), person.get("role"), person.get("hsa_id"),
                      json.dumps(person)),
                 )
+
+    def merge_options(self):
+        """What the merge needs from this laptop: a directory of its staff, municipalities and records."""
+        return {"directory": ReplicaDirectory(self)}
 
     def actor(self):
         """Who writes on this laptop, as the merge needs it; NotLoggedIn before a login."""
@@ -411,7 +417,7 @@ class Replica:
             for _, text, acked in rows:
                 change = json.loads(text)
                 try:
-                    state = apply_change(state, change, actor, now).state
+                    state = apply_change(state, change, actor, now, self.merge_options()).state
                 except HemsyncError as exc:
                     refused.append({"change": change, "error": exc.to_dict()})
                 if not acked:
@@ -451,7 +457,7 @@ class Replica:
         state, actor, now = None, self.actor(), _utcnow()
         for item in rejected:
             try:
-                state = apply_change(state, item["change"], actor, now).state
+                state = apply_change(state, item["change"], actor, now, self.merge_options()).state
             except HemsyncError:
                 continue  # an edit on top of a creation that no longer fits: shown in the list, not merged
         return LocalRecord(record_type, record_id, state, None, [], []) if state else None
@@ -534,7 +540,7 @@ class Replica:
                 for conflict in state["conflicts"] if state else ():
                     if conflict["id"] in resolves:
                         change["base"][conflict["field"]] = sorted(v["version"] for v in conflict["values"])
-            apply_change(state, change, actor, now)  # raises: the change breaks a rule
+            apply_change(state, change, actor, now, self.merge_options())  # raises: the change breaks a rule
             self.conn.execute(
                 "INSERT INTO outbox (op, change_id, record_type, record_id, change, created_at, acked) "
                 "VALUES (?, ?, ?, ?, ?, ?, 0)",

@@ -179,7 +179,11 @@ SQLISH = ("'; DROP TABLE records; --", "Robert'); DELETE FROM feed WHERE ('1'='1
           "\" OR 1=1 --", "1; UPDATE changes SET result = 'x'", "') UNION SELECT token_hash FROM devices --")
 #: Every category a change of the batch may fall in, and what must come of it.
 CATEGORIES = ("valid", "valid_edit", "sql_text", "wrong_type", "unknown_field", "unknown_type",
-              "bad_personnummer", "future_time", "huge_string", "forbidden_field")
+              "bad_personnummer", "future_time", "huge_string", "forbidden_field", "poisoned_base",
+              "poisoned_resolves", "huge_op", "not_a_uuid")
+#: What a change's base may be poisoned with: each must be refused for that change alone.
+POISONED_BASES = (["not", "a", "map"], {"name": ["x"] * 10_000}, {"name": {"deep": "dict"}}, {"name": 17},
+                  {"shoe_size": "v1"}, {"name": "v" * 5_000}, 42, "base", {"name": [[["nested"]]]})
 
 
 class Batches:
@@ -240,6 +244,19 @@ class Batches:
         if category == "huge_string":
             size = draw(st.sampled_from((20_000, 100_000, 1_000_000)))
             return self.change("patient", str(uuid.uuid4()), {**patient, "name": "Å" * size}), "rejected_or_413"
+        if category == "poisoned_base":
+            base = draw(st.sampled_from(POISONED_BASES))
+            return self.change("patient", known, {"phone": "070-000 00 00"}, base=base), "rejected"
+        if category == "poisoned_resolves":
+            resolves = draw(st.sampled_from(("one", [1, 2], ["x" * 500], ["c"] * 1_000, {"a": 1})))
+            change = self.change("patient", known, {"phone": "070"})
+            return {**change, "resolves": resolves}, "rejected"
+        if category == "huge_op":
+            change = self.change("patient", str(uuid.uuid4()), patient)
+            return {**change, "op": draw(st.sampled_from((2 ** 63 - 1, 2 ** 40, 0, -5)))}, "rejected"
+        if category == "not_a_uuid":
+            record_id = draw(st.sampled_from(("p1", "../../etc", "x" * 100, "00000000-0000-0000-0000-00000000000")))
+            return self.change("patient", record_id, patient), "rejected"
         if category == "forbidden_field":
             return self.change("observation", str(uuid.uuid4()), {
                 "patient_id": known, "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(),
@@ -289,7 +306,7 @@ def batch_fuzz(setup, examples, run_seed, failures, statuses):
         made = [batches.make(c, draw) for c in categories]
         changes = [c for c, _ in made]
         whole = draw(st.sampled_from((None, None, None, "duplicate_id", "missing_key", "op_string",
-                                      "not_a_list", "extra_key", "base_list")))
+                                      "not_a_list", "extra_key", "deep_json")))
         if whole == "duplicate_id" and changes:
             changes.append(dict(changes[draw(st.integers(0, len(changes) - 1))]))
         elif whole == "missing_key":
@@ -300,8 +317,11 @@ def batch_fuzz(setup, examples, run_seed, failures, statuses):
             changes[0] = {**changes[0], "op": "seventeen"}
         elif whole == "extra_key":
             changes[0] = {**changes[0], "sneaky": True}
-        elif whole == "base_list":
-            changes[0] = {**changes[0], "base": ["not", "a", "map"]}
+        elif whole == "deep_json":
+            deep = "leaf"
+            for _ in range(draw(st.sampled_from((40, 700)))):
+                deep = [deep]
+            changes[0] = {**changes[0], "base": {"name": deep}}
         body = {"pending": 0, "changes": changes if whole != "not_a_list" else {"0": changes}}
         before = snapshot(db)
         response = _post(setup, body)

@@ -77,6 +77,7 @@ def server_profiles(n, batch=100, page=500, seed=1):
     directory = tempfile.mkdtemp(prefix="hemsync-profile-")
     app = create_app({"HEMSYNC_DB": f"{directory}/server.db"})
     store = app.extensions["hemsync.store"]
+    auth.add_municipality(store, "Profilby")
     user = auth.add_user(store, "Anna Profil", "doctor", ["Profilby"])
     device, token = auth.enroll(store, user["id"])
     _, other_token = auth.enroll(store, user["id"])

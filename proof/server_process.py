@@ -83,7 +83,9 @@ class ServerProcess:
         self._store.close()
 
     def add_user(self, name, role, municipalities):
-        """Create a user; return the id."""
+        """Create a user (and the municipalities the user works in, as an admin would); return the id."""
+        for municipality in municipalities:
+            auth.add_municipality(self._store, municipality)
         return auth.add_user(self._store, name, role, list(municipalities))["id"]
 
     def enroll(self, user_id, label=None):

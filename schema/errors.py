@@ -17,7 +17,10 @@ maps these to statuses in one place; a push answers per change with the code.
     ├── OpenConflict             open_conflict
     ├── StaleSignature           stale_signature
     ├── UnknownConflict          unknown_conflict
-    └── DependsOnRejected        depends_on_rejected
+    ├── DependsOnRejected        depends_on_rejected
+    ├── UnknownReference         unknown_reference / unknown_municipality
+    ├── ChangeIdTaken            change_id_taken
+    └── MergeFailed              merge_failed / record_too_large
 """
 
 __all__ = [
@@ -35,6 +38,9 @@ __all__ = [
     "StaleSignature",
     "UnknownConflict",
     "DependsOnRejected",
+    "UnknownReference",
+    "ChangeIdTaken",
+    "MergeFailed",
 ]
 
 
@@ -131,3 +137,25 @@ class DependsOnRejected(HemsyncError):
     """An earlier change this one builds on was rejected."""
 
     code = "depends_on_rejected"
+
+
+class UnknownReference(InvalidRecord):
+    """A field names a person, record or municipality that is not there (or not of the right kind)."""
+
+    code = "unknown_reference"
+
+
+class ChangeIdTaken(HemsyncError):
+    """Another device already used this change id: the change is not that device's to repeat."""
+
+    code = "change_id_taken"
+
+
+class MergeFailed(HemsyncError):
+    """The server could not merge this change (or it would grow the record past its limit).
+
+    The change is rejected alone and kept in quarantine for an admin; the rest of
+    the batch, and every other device's sync, goes on.
+    """
+
+    code = "merge_failed"

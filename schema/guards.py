@@ -10,6 +10,7 @@ from .state import seen_write
 from .roles import ERROR_MARK
 
 __all__ = [
+    "fixed_placement",
     "append_only",
     "immutable",
     "require_reason",
@@ -25,6 +26,25 @@ def seen_value(ctx, path):
         return ctx.current(path)
     write = seen_write(ctx.state, path, version)
     return ctx.current(path) if write is None else write["value"]
+
+
+def fixed_placement(ctx):
+    """What places a record (its patient, a round's municipality) is set once, when it is created.
+
+    A sync never moves a record to another patient: that would plant it in
+    another municipality's laptops and leave stale copies behind. Setting the
+    same value again changes nothing and is let through.
+    """
+    if ctx.creating:
+        return
+    moved = sorted(path for path in ctx.rtype.fixed_fields & set(ctx.values)
+                   if ctx.values[path] != ctx.current(path))
+    if moved:
+        raise ImmutableField(
+            f"{', '.join(moved)} is fixed when the {ctx.rtype.name} is created: a record made for the wrong "
+            "patient is marked entered in error (`hemsync retract`) and made again for the right one",
+            details={path: ["fixed at creation"] for path in moved},
+        )
 
 
 def append_only(ctx):

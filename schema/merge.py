@@ -34,11 +34,13 @@ import uuid
 from . import records
 from .dispatch import DispatchSettings
 from .errors import Forbidden, InvalidRecord
+from .guards import fixed_placement
+from .references import check_references
 from .recordtype import flatten, unflatten
 from .roles import check_change, check_role
 from .rules import write_key
 from .state import competitor, conflict_id, expand_resolves, field_writes, new_state, settle
-from .validation import CLINICAL_FUTURE_LIMIT, load_fields
+from .validation import CLINICAL_FUTURE_LIMIT, check_envelope, load_fields
 
 __all__ = [
     "Actor",
@@ -146,7 +148,9 @@ def apply_change(state, change, actor, now, options=None):
     """Merge ``change`` into ``state`` (``None`` for a new record) as ``actor`` at ``now``.
 
     ``now`` is an aware datetime: the time of receipt on the server, the local
-    time on a laptop. ``options`` may carry ``dispatch`` (DispatchSettings).
+    time on a laptop. ``options`` may carry ``dispatch`` (DispatchSettings) and
+    ``directory`` (a :class:`schema.references.Directory`: references are checked
+    against it, and a new observation takes its patient's SpO2 scale from it).
 
     Returns an :class:`Outcome`; raises a :class:`schema.errors.HemsyncError`
     when the change must be rejected, leaving ``state`` untouched.
@@ -154,6 +158,7 @@ def apply_change(state, change, actor, now, options=None):
     rtype = records.get(change["record_type"])
     if state is not None and change["change_id"] in state["changes"]:
         return Outcome(state, "duplicate", [], [], [])
+    check_envelope(rtype, change)
     state = copy.deepcopy(state) if state is not None else new_state(rtype.name, change["record_id"])
     creating = not state["fields"]
     server = actor.role == SYSTEM.role
@@ -166,6 +171,8 @@ def apply_change(state, change, actor, now, options=None):
     expand_resolves(ctx)
     if not server:
         check_change(ctx)
+        fixed_placement(ctx)
+        check_references(ctx)
         for guard in rtype.guards:
             guard(ctx)
     if creating:

@@ -22,7 +22,9 @@ class FieldSpec:
 
     ``server`` fields are set by the server only; ``stamped`` fields are set from
     the authenticated user; ``clinical`` values fall under "nothing lost";
-    ``clinical_time`` values may not lie more than 24 h in the future.
+    ``clinical_time`` values may not lie more than 24 h in the future; ``fixed``
+    fields place the record (its patient, a round's municipality) and are set
+    once, at creation; ``ref`` says what the field names (:class:`schema.references.Ref`).
     """
 
     rule: Rule = dataclasses.field(default_factory=LastWriterWins)
@@ -31,6 +33,8 @@ class FieldSpec:
     server: bool = False
     stamped: bool = False
     clinical_time: bool = False
+    fixed: bool = False
+    ref: object = None
 
 
 @dataclasses.dataclass
@@ -44,7 +48,9 @@ class RecordType:
     ``views`` add derived fields to what a person sees (a status history);
     ``keeps_bases`` stores what each change had seen, for record-level rules;
     ``creators`` and ``editors`` are the roles of DOMAIN.md's role table, and
-    ``editable`` limits a role to some fields (patterns allowed).
+    ``editable`` limits a role to some fields (patterns allowed) when it edits,
+    ``creatable`` when it creates. The ``patient_field`` places the record and is
+    fixed at creation, like every field declared ``fixed``.
     """
 
     name: str
@@ -63,10 +69,14 @@ class RecordType:
     creators: frozenset = frozenset()
     editors: frozenset = frozenset()
     editable: dict = dataclasses.field(default_factory=dict)
+    creatable: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         self._schema = self.schema()
         self._cache = {}
+        if self.patient_field not in (None, "id"):
+            self.fields = {**self.fields, self.patient_field: dataclasses.replace(
+                self.fields.get(self.patient_field, FieldSpec()), fixed=True)}
 
     @property
     def validator(self):
@@ -104,6 +114,11 @@ class RecordType:
     def stamped_fields(self):
         """Fields stamped from the authenticated user, never taken from a client."""
         return frozenset(name for name, s in self.fields.items() if s.stamped)
+
+    @property
+    def fixed_fields(self):
+        """Fields that place the record: set at creation, never changed by a sync."""
+        return frozenset(name for name, s in self.fields.items() if s.fixed)
 
     @property
     def clinical_times(self):

@@ -34,9 +34,9 @@ def check_change(ctx):
     """Raise :class:`Forbidden` unless the actor's role may change these fields."""
     name, role = ctx.rtype.name, ctx.actor.role
     check_role(ctx.rtype, role, ctx.creating)
-    if ctx.creating:
-        return
-    limits = ctx.rtype.editable.get(role)
+    # A role's field limits hold at creation too: a nurse's new request cannot come
+    # already assigned or overridden (it would move the patient into a doctor's scope).
+    limits = (ctx.rtype.creatable if ctx.creating else ctx.rtype.editable).get(role)
     if limits is None:
         return
     refused = sorted(
@@ -44,8 +44,9 @@ def check_change(ctx):
         if path not in ERROR_MARK and not any(fnmatch.fnmatchcase(path, p) for p in limits)
     )
     if refused:
+        act = "set" if ctx.creating else "change"
         raise Forbidden(
-            f"a {role} may not change {', '.join(refused)} of a {name}",
-            details={path: [f"not editable by a {role}"] for path in refused},
+            f"a {role} may not {act} {', '.join(refused)} of a {name}",
+            details={path: [f"not {'settable' if ctx.creating else 'editable'} by a {role}"] for path in refused},
             code="forbidden_field",
         )

@@ -24,11 +24,24 @@ __all__ = [
     "Number",
     "Personnummer",
     "load_fields",
+    "check_envelope",
+    "is_uuid",
+    "require_uuid",
     "CLINICAL_FUTURE_LIMIT",
+    "MAX_VERSION_CHARS",
+    "MAX_COMPETING",
 ]
 
 CLINICAL_FUTURE_LIMIT = dt.timedelta(hours=24)
 TEXT_LIMIT = 20_000
+#: A version is a change id (the push schema bounds those to 100 characters).
+MAX_VERSION_CHARS = 100
+#: Most competing versions one resolution may name, and most conflicts one change may resolve:
+#: far above what concurrent edits of one field make, far below what could bloat a record.
+MAX_COMPETING = 64
+#: Most entries of a change's base: one per field the device had (a round of 300
+#: residents has about a thousand nested fields).
+MAX_BASE_ENTRIES = 5_000
 
 
 class RecordSchema(Schema):
@@ -156,11 +169,80 @@ class Personnummer(fields.Field):
 
 def is_uuid(value):
     """True when value is a UUID string (record ids are made where records are created)."""
+    if not isinstance(value, str) or len(value) != 36:
+        return False
     try:
-        uuid.UUID(str(value))
+        uuid.UUID(value)
     except ValueError:
         return False
     return True
+
+
+def require_uuid(value, name):
+    """Raise :class:`InvalidRecord` unless ``value`` is a UUID string (ids are made where records are)."""
+    if not is_uuid(value):
+        raise InvalidRecord(f"{name} must be a UUID made where the record was created, not {str(value)[:60]!r}",
+                            details={name: ["not a UUID"]})
+
+
+def check_envelope(rtype, change):
+    """Check what a change says besides its fields: ``base`` and ``resolves``.
+
+    ``base`` is what the device saw: known fields of the record type mapped to a
+    version string (null: the field was absent), or (for a field whose conflict it
+    resolves) a short list of them; ``resolves`` is a short list of conflict ids. Both become a write's
+    parents, kept in the record for good, so anything else would poison every
+    later merge of the record: it is refused here, for this change alone.
+    Raises :class:`InvalidRecord`.
+    """
+    base, resolves = change.get("base"), change.get("resolves")
+    if base is None:
+        base = {}
+    if not isinstance(base, dict):
+        raise InvalidRecord("base must be a JSON object of field names to the versions the device saw",
+                            details={"base": ["not an object"]})
+    if len(base) > MAX_BASE_ENTRIES:
+        raise InvalidRecord(f"base names {len(base)} fields; a record has at most {MAX_BASE_ENTRIES}",
+                            details={"base": ["too many entries"]})
+    problems = {}
+    for path, seen in base.items():
+        if not _known_path(rtype, path):
+            problems[f"base.{path[:100]}"] = [f"not a field of a {rtype.name}"]
+        elif not _versions(seen):
+            problems[f"base.{path}"] = [
+                f"must be a version string or a list of at most {MAX_COMPETING} of them"]
+        if len(problems) >= 10:
+            break
+    if resolves is not None and not (
+            isinstance(resolves, list) and len(resolves) <= MAX_COMPETING
+            and all(_version(r) for r in resolves)):
+        problems["resolves"] = [f"must be a list of at most {MAX_COMPETING} conflict ids"]
+    if problems:
+        summary = "; ".join(f"{k}: {v[0]}" for k, v in sorted(problems.items()))
+        raise InvalidRecord(f"invalid change: {summary}", details=problems)
+
+
+def _known_path(rtype, path):
+    if not isinstance(path, str):
+        return False
+    declared = rtype.validator.load_fields
+    head, sep, rest = path.partition(".")
+    if not sep:
+        return head in declared
+    key, _, sub = rest.partition(".")
+    return head in rtype.nested and 0 < len(key) <= 64 and 0 < len(sub) <= 64 and "." not in sub
+
+
+def _version(value):
+    return isinstance(value, str) and 0 < len(value) <= MAX_VERSION_CHARS
+
+
+def _versions(seen):
+    if seen is None:  # the field was absent when the device looked
+        return True
+    if isinstance(seen, list):
+        return 0 < len(seen) <= MAX_COMPETING and all(_version(v) for v in seen)
+    return _version(seen)
 
 
 def load_fields(schema, values, *, creating):

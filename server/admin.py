@@ -57,8 +57,8 @@ def merge_patients(store, settings, kept_id, duplicate_id, reason, admin_id):
     admin, reason = _admin(store, admin_id, reason, "merge duplicate patients")
     with store.transaction():
         kept, duplicate = _patient(store, kept_id), _patient(store, duplicate_id)
-        conflict = next((c for c in kept.state["conflicts"] if c.get("kind") == "duplicate_patient"
-                         and duplicate_id in c["patients"]), None)
+        conflict = next((c for c in store.duplicates(status="open")
+                         if {kept_id, duplicate_id} <= set(c["patients"])), None)
         if conflict is None:
             raise InvalidRecord(f"patients {kept_id} and {duplicate_id} are not flagged as duplicates: "
                                 "only records sharing a personnummer are merged",
@@ -74,7 +74,8 @@ def merge_patients(store, settings, kept_id, duplicate_id, reason, admin_id):
         _change(merger, duplicate, {"entered_in_error": True,
                                     "entered_in_error_reason": f"merged into patient {kept_id}: {reason}"})
         merger.finish()
-        for patient_id in (kept_id, duplicate_id):
+        store.save_duplicate({**conflict, "status": "resolved", "resolution": kept_id, "resolved_by": admin_id})
+        for patient_id in conflict["patients"]:
             state = resolve_duplicate(store.get_record("patient", patient_id).state, conflict["id"], kept_id,
                                       admin_id)
             store.put_record(state, conflict["id"])

@@ -98,6 +98,7 @@ def handshake():
         "device": {"id": g.device["id"], "label": g.device["label"]},
         "user": {k: g.user[k] for k in ("id", "name", "role", "municipalities", "hsa_id")},
         "staff": scope.staff(_store()),
+        "municipalities": _store().municipalities(),
         "server_time": _now(),
         "max_clock_ahead_ms": settings["HEMSYNC_MAX_CLOCK_AHEAD"] * 1000,
         "page_size": settings["HEMSYNC_PAGE_SIZE"],

@@ -28,7 +28,7 @@ from schema import records
 from schema.validation import CLINICAL_FUTURE_LIMIT, is_uuid
 
 __all__ = ["patients_of", "pulled", "shown", "accepted", "decisions", "rejected", "accesses", "access_problem", "access_refused",
-           "admin", "quarantine_read", "audit_log_read", "auth_failed", "escalated"]
+           "admin", "quarantine_read", "audit_log_read", "duplicates_read", "auth_failed", "escalated"]
 
 
 def patients_of(stored):
@@ -137,6 +137,15 @@ def audit_log_read(user, device, entries, via, patient_filter=None):
     for entry in entries:
         shown_ids.setdefault(entry.get("patient_id"), []).append(entry["id"])
     return _admin_read(user, device, "audit", via, shown_ids, {"patient_id": patient_filter})
+
+
+def duplicates_read(user, device, conflicts, via):
+    """The ``admin_read`` entries of an admin reading the duplicate patients (one per patient shown)."""
+    shown_ids = {}
+    for conflict in conflicts:
+        for patient_id in conflict["patients"]:
+            shown_ids.setdefault(patient_id, []).append(conflict["id"])
+    return _admin_read(user, device, "duplicates", via, shown_ids, {})
 
 
 def _admin_read(user, device, what, via, shown_ids, query):

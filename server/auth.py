@@ -20,6 +20,7 @@ import uuid
 
 from schema.errors import InvalidRecord
 from schema.identity import validate_hsa_id
+from schema.references import canonical_municipality
 from schema.roles import ROLES
 
 from .errors import ClientTooOld, DeviceRevoked, NotFound, RoleForbidden, TooManyRequests, Unauthorized
@@ -29,6 +30,7 @@ __all__ = [
     "AuthThrottle",
     "acting_admin",
     "hash_token",
+    "add_municipality",
     "add_user",
     "enroll",
     "revoke",
@@ -51,9 +53,29 @@ def hash_token(token):
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def add_municipality(store, name):
+    """Add a municipality to the region's list; return ``(name, added)``.
+
+    Names are kept as the region writes them; one that differs from a known name
+    only in case is that name (``added`` False), never a second municipality.
+    """
+    name = name.strip() if isinstance(name, str) else ""
+    if not 0 < len(name) <= 100:
+        raise InvalidRecord("a municipality needs a name of 1 to 100 characters", details={"name": ["required"]})
+    known = {m.casefold(): m for m in store.municipalities()}
+    if name.casefold() in known:
+        return known[name.casefold()], False
+    return name, store.add_municipality(name)
+
+
 def add_user(store, name, role, municipalities, hsa_id=None, user_id=None):
-    """Create a user; return it. Raises InvalidRecord for a bad role, name, municipality or HSA-id."""
-    municipalities = [m.strip() for m in municipalities if m and m.strip()]
+    """Create a user; return it. Raises InvalidRecord for a bad role, name, municipality or HSA-id.
+
+    A user's municipalities must be on the region's list (case ignored; stored
+    as the list spells them): a typo would give the user an empty scope.
+    """
+    known = store.municipalities()
+    municipalities = [canonical_municipality(m.strip(), known) for m in municipalities if m and m.strip()]
     problems = {}
     if not (isinstance(name, str) and name.strip()):
         problems["name"] = ["a user needs a name"]

@@ -106,6 +106,46 @@ def init(ctx, as_json):
     emit(as_json, {"db": ctx.db}, f"database ready: {ctx.db}")
 
 
+@main.command("add-municipality")
+@click.argument("name")
+@by_option
+@json_option
+@pass_context
+@library_errors
+def add_municipality(ctx, name, admin_id, as_json):
+    """Add a municipality to the region's list, spelled as the region writes it.
+
+    Patients, rounds and users name municipalities of this list only (case is
+    ignored when matching). Adding a known name again changes nothing.
+
+    \b
+    Example:
+        hemsync-server add-municipality Halmstad --by ADMIN_ID
+    """
+    by = auth.acting_admin(ctx.store, admin_id, "add a municipality")
+    with ctx.store.transaction():
+        name, added = auth.add_municipality(ctx.store, name)
+        if added:
+            ctx.store.audit([audit.admin("add_municipality", {"name": name}, user=by)])
+    emit(as_json, {"name": name, "added": added},
+         f"added municipality {name}" if added else f"{name} is on the list already")
+
+
+@main.command()
+@json_option
+@pass_context
+@library_errors
+def municipalities(ctx, as_json):
+    """The region's municipalities, one a line.
+
+    \b
+    Example:
+        hemsync-server municipalities
+    """
+    names = ctx.store.municipalities()
+    emit(as_json, {"municipalities": names}, "\n".join(names) or "no municipalities yet: add-municipality NAME")
+
+
 @main.command("add-user")
 @click.option("--name", required=True, help="The person's name.")
 @click.option("--role", required=True, type=click.Choice(["doctor", "nurse", "dispatcher", "admin"]))
@@ -348,6 +388,31 @@ def correct_personnummer(ctx, patient_id, personnummer, reason, admin_id, as_jso
     state = admin.correct_personnummer(ctx.store, ctx.settings, patient_id, personnummer, reason, admin_id)
     value = state["fields"]["personnummer"]["value"]
     emit(as_json, {"patient_id": patient_id, "personnummer": value}, f"patient {patient_id}: personnummer {value}")
+
+
+@main.command()
+@click.option("--all", "show_all", is_flag=True, help="Resolved duplicates too.")
+@by_option
+@json_option
+@pass_context
+@library_errors
+def duplicates(ctx, show_all, admin_id, as_json):
+    """Patients that share a personnummer, for an admin to merge (the read is audited).
+
+    Only admins see whose records they are; the patients' own records carry a
+    notice that a possible duplicate is under review.
+
+    \b
+    Example:
+        hemsync-server duplicates --by ADMIN_ID
+    """
+    by = auth.acting_admin(ctx.store, admin_id, "read the duplicate patients")
+    found = ctx.store.duplicates(status=None if show_all else "open")
+    ctx.store.audit(audit.duplicates_read(by, None, found, "hemsync-server duplicates"))
+    lines = [f"{c['id']} {c['status']:8} personnummer {c['values'][0]['value']}: "
+             + ", ".join(f"patient {v['patient_id']} (by {v['by']}, device {v['device_id']})" for v in c["values"])
+             for c in found]
+    emit(as_json, found, "\n".join(lines) or "no duplicate patients")
 
 
 @main.command("merge-patients")

@@ -14,7 +14,7 @@ from flask import request
 
 from .errors import MalformedJson, PayloadTooLarge
 
-__all__ = ["json_body", "compress_response", "MIN_COMPRESS_BYTES"]
+__all__ = ["json_body", "compress_response", "MIN_COMPRESS_BYTES", "MAX_JSON_DEPTH"]
 
 #: Below this a gzip header costs more than it saves.
 MIN_COMPRESS_BYTES = 512
@@ -38,9 +38,40 @@ def json_body(max_bytes):
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedJson(f"the body is not valid JSON ({exc}): nothing of it was applied",
                             details={"position": getattr(exc, "pos", None)}) from exc
+    except RecursionError as exc:
+        raise _too_deep() from exc
+    if _depth(body) > MAX_JSON_DEPTH:
+        raise _too_deep()
     if _SURROGATE_ESCAPE.search(raw):
         _refuse_lone_surrogates(body)
     return body
+
+
+#: No request of the protocol nests deeper than about six levels (a round item's field
+#: inside a change inside a batch); a body nested far deeper is an attack on whatever
+#: walks it later (a 700-deep base once froze a record for everyone).
+MAX_JSON_DEPTH = 32
+
+
+def _depth(value):
+    """How deep lists and objects nest in a parsed JSON value (iteratively: no recursion to exhaust)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_JSON_DEPTH:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _too_deep():
+    return MalformedJson(f"the body nests lists or objects deeper than {MAX_JSON_DEPTH} levels: "
+                         "no request of the protocol does; nothing of it was applied",
+                         details={"max_depth": MAX_JSON_DEPTH})
 
 
 # A \uD800-\uDFFF escape: JSON's grammar allows a lone one, but it is no character and

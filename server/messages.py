@@ -59,13 +59,15 @@ class ChangeSchema(Strict):
     op = fields.Integer(required=True, strict=True, allow_none=True,
                         validate=validate.Range(min=-SQLITE_MAX - 1, max=SQLITE_MAX))
     hlc = fields.String(required=True, metadata={"example": "0001764079200000-000000"})
-    # A version string per field, or the list of competing versions a resolution saw.
-    # Only the objects' shape is checked here (JSON keys are always strings); the record type's
-    # schema checks every field value when the change merges. Checking each value here as
-    # well was a fifth of a push's time (make bench profile).
-    base = fields.Dict(load_default=dict)
+    # base and resolves become a write's parents, kept in the record for good. They are
+    # checked per change when it merges (schema.validation.check_envelope): a bad one is
+    # that change's rejection, never the whole batch's, so a device's other changes flow.
+    # Field values likewise: the record type's schema checks them when the change merges
+    # (checking them here as well was a fifth of a push's time, make bench profile).
+    base = fields.Raw(load_default=dict, metadata={
+        "type": "object", "description": "field -> the version seen, or the list of competing versions"})
     fields_ = fields.Dict(data_key="fields", attribute="fields", required=True)
-    resolves = fields.List(fields.String(), load_default=list)
+    resolves = fields.Raw(load_default=list, metadata={"type": "array", "items": {"type": "string"}})
 
 
 class PushRequestSchema(Strict):
@@ -150,6 +152,8 @@ class HandshakeResponseSchema(Schema):
     device = fields.Nested(DeviceSchema, required=True)
     user = fields.Nested(StaffSchema, required=True)
     staff = fields.List(fields.Nested(StaffSchema), required=True)
+    municipalities = fields.List(fields.String(), required=True,
+                                 metadata={"description": "the region's municipalities, as it spells them"})
     server_time = fields.String(required=True)
     max_clock_ahead_ms = fields.Integer(required=True)
     page_size = fields.Integer(required=True)

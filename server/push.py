@@ -10,30 +10,41 @@ the audit entries and the device's health are written. A rejected change
 writes nothing but its result, its quarantine entry and an audit entry.
 
 A change is computed whole (its merge and any derived change) before anything
-of it is written, so a rejection never leaves half a change behind; a bug
-raises out of the batch and the transaction rolls everything back.
+of it is written, so a rejection never leaves half a change behind. Each change
+runs in a savepoint of the batch's transaction: an unexpected error while one
+change merges (a bug, a record that cannot be decoded) undoes that change alone,
+which is rejected ``merge_failed``, quarantined and audited; the batch and every
+other device's sync go on.
 """
 
 import dataclasses
 import datetime as dt
+import logging
 
 from schema import records
 from schema.clock import HybridClock, stamp_incoming
-from schema.errors import DependsOnRejected, HemsyncError, InvalidRecord
+from schema.errors import ChangeIdTaken, DependsOnRejected, HemsyncError, InvalidRecord, MergeFailed
 from schema.merge import Actor, apply_change
-from schema.records.patient import duplicate_conflict
+from schema.records.patient import duplicate_conflict, duplicate_notice
+from schema.validation import require_uuid
 
 from . import audit, scope
+from .directory import StoreDirectory
 from .errors import InvalidBatch
 from .messages import PushRequestSchema, load
 from .settings import dispatch_settings
-from .store import index_columns
+from .store import encode_wire, index_columns
 
-__all__ = ["push", "Merger", "flag_duplicates", "op_gaps"]
+__all__ = ["push", "Merger", "flag_duplicates", "op_gaps", "MAX_OP_STEP"]
+
+log = logging.getLogger(__name__)
 
 _REQUEST = PushRequestSchema()
 # Writes to these types can change who sees what (a new patient, a move, an assignment).
 SCOPE_CHANGING = frozenset({"patient", "visit_request"})
+#: A device numbers its changes 1, 2, 3, ...: an operation number further than this past
+#: the last one seen is no honest jump, and would switch off gap detection for good.
+MAX_OP_STEP = 1_000_000
 
 
 def push(store, settings, device, user, body, now=None):
@@ -55,7 +66,7 @@ def push(store, settings, device, user, body, now=None):
     with store.transaction():
         merger = Merger(store, settings, device, user, now)
         results = [merger.merge(change) for change in changes]
-        merger.finish(pending=batch["pending"], ops=[c["op"] for c in changes if c["op"] is not None])
+        merger.finish(pending=batch["pending"], ops=merger.ops)
     return {"results": results, "server_hlc": str(merger.clock.last)}
 
 
@@ -72,10 +83,11 @@ class Merger:
     def __post_init__(self):
         self.clock = HybridClock(self.store.clock() or "0000000000000000-000000")
         self.actor = Actor(self.user["id"], self.user["role"])
-        self.options = {"dispatch": dispatch_settings(self.settings)}
+        self.options = {"dispatch": dispatch_settings(self.settings), "directory": StoreDirectory(self.store)}
         self.max_ahead_ms = self.settings["HEMSYNC_MAX_CLOCK_AHEAD"] * 1000
         self._keys = None
         self.rejected = 0
+        self.ops = []
         self.restamped = []
         self.ahead_ms = None
 
@@ -89,10 +101,29 @@ class Merger:
     def merge(self, change):
         """Merge one change (or return its stored result); return its result for the response."""
         seen = self.store.get_change(change["change_id"])
-        if seen is not None:
+        if seen is not None and seen["device_id"] == self.device["id"]:
             return seen["result"]
+        try:
+            with self.store.savepoint():
+                return self._merge(change, taken=seen is not None)
+        except Exception:  # noqa: BLE001 - one change's failure must not block the batch
+            log.exception("merging change %s of device %s failed", change["change_id"], self.device["id"])
+            self._keys = None
+            error = MergeFailed("the server could not merge this change; it is kept in quarantine for an "
+                                "admin. Discard it (`hemsync discard`) or correct and send it again",
+                                details={"change_id": [change["change_id"]]})
+            return self._reject(change, error, None)
+
+    def _merge(self, change, taken):
         stamp = None
         try:
+            if taken:
+                raise ChangeIdTaken(
+                    f"change id {change['change_id']} was used by another device: make a new change "
+                    "(a change id is made of the device's id and its operation number)",
+                    details={"change_id": [change["change_id"]]})
+            self._check_op(change.get("op"))
+            require_uuid(change["record_id"], "record_id")
             stamp = self._stamp(change)
             merged = {**change, "hlc": stamp.hlc, "device_id": self.device["id"]}
             self._check_dependencies(merged)
@@ -103,6 +134,17 @@ class Merger:
         except HemsyncError as error:
             return self._reject(change, error, stamp)
         return self._write(merged, stored, stamp, outcomes)
+
+    def _check_op(self, op):
+        if op is None:
+            return  # a client older than operation numbers
+        last = max([self.device.get("last_op") or 0, *self.ops])
+        if not 0 < op <= last + MAX_OP_STEP:
+            raise InvalidRecord(
+                f"op {op} is no next operation number of this device (its last was {last}): "
+                "operation numbers count 1, 2, 3, ...",
+                details={"op": [f"expected 1 to {last + MAX_OP_STEP}"]})
+        self.ops.append(op)
 
     def _stamp(self, change):
         records.get(change["record_type"])
@@ -135,10 +177,9 @@ class Merger:
             )
 
     def _compute(self, change, stored):
-        """The outcome of the change and of every change it derives, before anything is written."""
+        """The outcome of the change and of every change it derives, with their wire texts, before any write."""
         outcome = apply_change(stored.state if stored else None, change, self.actor, self.now, self.options)
-        if stored is None:
-            scope.check_new(self.keys, self.user, outcome.state)
+        scope.check_placed(self.keys, self.user, outcome.state, stored)
         outcomes = [(change, outcome)]
         for derived in outcome.derived:
             # A derived change (an amendment from a late edit of a sealed visit) merges
@@ -146,15 +187,28 @@ class Merger:
             base = self.store.get_record(derived["record_type"], derived["record_id"])
             outcomes.append((derived, apply_change(base.state if base else None, derived, self.actor,
                                                    self.now, self.options)))
-        return outcomes
+        return [(made, outcome, self._wire(outcome)) for made, outcome in outcomes]
+
+    def _wire(self, outcome):
+        """The state's stored text; refused when it would grow the record past the size limit."""
+        if outcome.result == "duplicate":
+            return None
+        wire = encode_wire(outcome.state)
+        limit = self.settings["HEMSYNC_MAX_RECORD_BYTES"]
+        if len(wire.encode()) > limit:
+            raise MergeFailed(
+                f"this change would grow {outcome.state['type']} {outcome.state['id']} past {limit} bytes: "
+                "shorten the text, or ask an admin (the record's history is kept in full)",
+                details={"record_id": [outcome.state["id"]], "max_bytes": limit}, code="record_too_large")
+        return wire
 
     def _write(self, change, stored, stamp, outcomes):
         conflicts = list(outcomes[0][1].conflicts)
         entries = []
-        for made, outcome in outcomes:
+        for made, outcome, wire in outcomes:
             if outcome.result == "duplicate":
                 continue
-            self.store.put_record(outcome.state, made["change_id"])
+            self.store.put_record(outcome.state, made["change_id"], wire)
             patient_id = index_columns(outcome.state)["patient_id"]
             if made["record_type"] == "patient" and stored is None and made is change:
                 conflicts += flag_duplicates(self.store, outcome.state)
@@ -229,19 +283,23 @@ def op_gaps(last_op, ops):
 def flag_duplicates(store, state):
     """Raise the duplicate-patient conflict on every patient sharing this one's personnummer.
 
-    The conflict is added to each patient's state and written to the feed, so
-    every device holding one of them sees it. Returns the conflict ids raised.
+    The full conflict (every record, author and device) is kept for admins, who
+    merge duplicates; each patient's state gets only a notice that a possible
+    duplicate is under review (:func:`schema.records.patient.duplicate_notice`),
+    written to the feed so every device holding one of them sees it. Returns the
+    conflict ids raised.
     """
     personnummer = index_columns(state)["personnummer"]
     same = store.patients_with_personnummer(personnummer) if personnummer else []
     if len(same) < 2:
         return []
     conflict = duplicate_conflict([s.state for s in same])
+    store.save_duplicate(conflict)
     for stored in same:
         patient = stored.state
         if any(c["id"] == conflict["id"] for c in patient["conflicts"]):
             continue
-        patient["conflicts"].append(conflict)
+        patient["conflicts"].append(duplicate_notice(conflict, patient))
         store.put_record(patient, conflict["id"])
         store.audit([audit.decisions(None, None, {"record_type": "patient", "record_id": patient["id"],
                                                   "change_id": None},

@@ -21,7 +21,8 @@ from schema.records.visit_request import MACHINE
 
 from .store import ScopeKeys, index_columns
 
-__all__ = ["LITE_TYPES", "OPEN_REQUEST_STATUSES", "keys_for", "check_existing", "check_new", "staff"]
+__all__ = ["LITE_TYPES", "OPEN_REQUEST_STATUSES", "keys_for", "check_existing", "check_placed", "check_new",
+           "staff"]
 
 #: What a dispatcher sees of the patient of an open request.
 LITE_TYPES = ("observation", "patient", "warning")
@@ -64,6 +65,23 @@ def check_existing(store, device, user, keys, stored):
         "or it left its scope and was purged",
         details={"record_id": [stored.id]},
     )
+
+
+def check_placed(keys, user, state, stored=None):
+    """Raise OutOfScope unless the merged state lies where the user may write.
+
+    A new record must lie in the user's scope. An edit was checked at its base
+    (:func:`check_existing`); when it moves the record (a patient to another
+    municipality) the place it moves to must be one the user may create in too,
+    so only someone whose scope holds both moves a patient.
+    """
+    if user["role"] in ("admin", SYSTEM.role):
+        return
+    if stored is not None:
+        columns = index_columns(state)
+        if (columns["patient_id"], columns["municipality"]) == (stored.patient_id, stored.municipality):
+            return
+    check_new(keys, user, state)
 
 
 def check_new(keys, user, state):

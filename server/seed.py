@@ -66,6 +66,8 @@ def seed_demo(store, settings, now=None):
     """Create the demo region (idempotent); return a summary of what it holds."""
     now = now or dt.datetime.now(dt.timezone.utc)
     ids = demo_users()
+    for municipality in MUNICIPALITIES:
+        auth.add_municipality(store, municipality)
     for key, name, role, municipalities, hsa_id in STAFF:
         if store.get_user(ids[key]) is None:
             auth.add_user(store, name, role, municipalities, hsa_id=hsa_id, user_id=ids[key])

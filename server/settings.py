@@ -45,6 +45,9 @@ SETTINGS = (
     Setting("HEMSYNC_MAX_BODY_BYTES", 16 * 1024 * 1024,
             "Largest request body in bytes, counted after gzip decompression (413 above it).", int),
     Setting("HEMSYNC_MAX_BATCH", 500, "Most changes one push may carry (400 invalid_batch above it).", int),
+    Setting("HEMSYNC_MAX_RECORD_BYTES", 2 * 1024 * 1024,
+            "Largest stored state of one record in bytes, history included; a change that would grow a record "
+            "past it is rejected (record_too_large).", int),
     Setting("HEMSYNC_PAGE_SIZE", 500, "Most records one pull page ships; also the largest `limit` a client may ask.",
             int),
     Setting("HEMSYNC_MIN_CLIENT_VERSION", "0.1.0",

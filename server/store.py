@@ -35,7 +35,7 @@ from schema.wire import decode_state, encode_state
 
 from .errors import StoreError
 
-__all__ = ["Store", "SqliteStore", "StoredRecord", "ScopeKeys", "index_columns", "MIGRATIONS"]
+__all__ = ["Store", "SqliteStore", "StoredRecord", "ScopeKeys", "index_columns", "encode_wire", "MIGRATIONS"]
 
 MIGRATIONS = Migrations("hemsync-server")
 #: The only record type ``ScopeKeys.requests`` matches.
@@ -117,6 +117,11 @@ class ScopeKeys:
         return cls(**{part: frozenset(data[part]) for part in cls.PARTS}, lite_types=tuple(data["lite_types"]))
 
 
+def encode_wire(state):
+    """A record's merge state as the JSON text it is stored and shipped as."""
+    return json.dumps(encode_state(state), separators=(",", ":"), ensure_ascii=False)
+
+
 def index_columns(state):
     """The columns a record is found by: its patient, municipality, personnummer, status, assignee."""
     rtype = records.get(state["type"])
@@ -148,6 +153,10 @@ class Store(abc.ABC):
         """A context manager: one write transaction (joins one already open on this thread)."""
 
     @abc.abstractmethod
+    def savepoint(self):
+        """A context manager inside an open transaction: what it wrote is undone if it raises."""
+
+    @abc.abstractmethod
     def close(self):
         """Release the store's connections."""
 
@@ -163,6 +172,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def users(self):
         """Every user, by name."""
+
+    # the region's municipalities
+    @abc.abstractmethod
+    def add_municipality(self, name):
+        """Add a municipality to the region's list (as the region spells it); True when it was new."""
+
+    @abc.abstractmethod
+    def municipalities(self):
+        """The region's municipalities, by name."""
 
     @abc.abstractmethod
     def add_device(self, device):
@@ -199,8 +217,11 @@ class Store(abc.ABC):
         """The :class:`StoredRecord` of this type and id, or None."""
 
     @abc.abstractmethod
-    def put_record(self, state, change_id):
-        """Store a record's merge state as its newest write; return its new feed ``seq``."""
+    def put_record(self, state, change_id, wire=None):
+        """Store a record's merge state as its newest write; return its new feed ``seq``.
+
+        ``wire`` is the state already encoded as the JSON text of :func:`encode_wire`, when the
+        caller has it (push measures it against the record size limit)."""
 
     @abc.abstractmethod
     def head(self):
@@ -279,6 +300,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def quarantined(self, after=0, limit=100):
         """Quarantined changes after an entry id, oldest first, each with the ``patient_id`` it is about."""
+
+    # duplicate patients (admins only)
+    @abc.abstractmethod
+    def save_duplicate(self, conflict):
+        """Keep (or update, by id) a full duplicate-patient conflict for admins."""
+
+    @abc.abstractmethod
+    def duplicates(self, status=None):
+        """The duplicate-patient conflicts, oldest first, optionally of one status."""
 
     # the audit log (append only)
     @abc.abstractmethod
@@ -376,6 +406,20 @@ def m002_escalations(db):
     for statement in ESCALATION_TRIGGERS:
         db.execute(statement)
 
+
+@MIGRATIONS()
+def m003_municipalities(db):
+    """The region's municipalities: a list the server keeps, so a typo cannot hide a patient."""
+    db["municipalities"].create({"name": str, "folded": str, "added_at": str}, pk="name", not_null={"folded"})
+    # Matching ignores case: "halmstad" is Halmstad, and cannot be added a second time.
+    db["municipalities"].create_index(["folded"], unique=True)
+
+
+@MIGRATIONS()
+def m005_duplicates(db):
+    """Duplicate patients, in full, for admins: the patients' own records carry only a notice."""
+    db["duplicates"].create({"id": str, "status": str, "conflict": str, "at": str}, pk="id",
+                            not_null={"status", "conflict"})
 
 
 @MIGRATIONS()
@@ -643,6 +687,20 @@ class SqliteStore(Store):
         with conn:
             yield self
 
+    @contextlib.contextmanager
+    def savepoint(self):
+        conn = self._conn()
+        if not conn.in_transaction:
+            raise StoreError("a savepoint needs an open transaction")
+        conn.execute("SAVEPOINT change")
+        try:
+            yield self
+        except BaseException:
+            conn.execute("ROLLBACK TO change")
+            conn.execute("RELEASE change")
+            raise
+        conn.execute("RELEASE change")
+
     def close(self):
         with self._lock:
             for conn in self._connections:
@@ -669,6 +727,16 @@ class SqliteStore(Store):
 
     def users(self):
         return [_user(r) for r in self._rows("SELECT * FROM users ORDER BY name, id")]
+
+    def add_municipality(self, name):
+        with self.transaction():
+            cursor = self._conn().execute(
+                "INSERT OR IGNORE INTO municipalities (name, folded, added_at) VALUES (?, ?, ?)",
+                (name, name.casefold(), _now_text(self._conn())))
+            return cursor.rowcount == 1
+
+    def municipalities(self):
+        return [r[0] for r in self._conn().execute("SELECT name FROM municipalities ORDER BY name")]
 
     def add_device(self, device):
         columns = ", ".join(quote(c) for c in device)
@@ -711,13 +779,13 @@ class SqliteStore(Store):
         row = self._conn().execute(SELECT_RECORD, (record_type, record_id)).fetchone()
         return _record(row) if row else None
 
-    def put_record(self, state, change_id):
+    def put_record(self, state, change_id, wire=None):
         with self.transaction():
             conn = self._conn()
             seq = conn.execute(INSERT_FEED, (state["type"], state["id"], change_id)).lastrowid
             conn.execute(UPSERT_RECORD, {
                 "type": state["type"], "id": state["id"], **index_columns(state), "seq": seq,
-                "state": json.dumps(encode_state(state), separators=(",", ":"), ensure_ascii=False),
+                "state": wire if wire is not None else encode_wire(state),
                 "at": _now_text(conn),
             })
             return seq
@@ -840,6 +908,19 @@ class SqliteStore(Store):
                 raise StoreError(f"{self.path} has no server secret: run `hemsync-server init` to upgrade it")
             secret = self._secret = bytes.fromhex(row[0])
         return secret
+
+    # duplicate patients
+    def save_duplicate(self, conflict):
+        with self.transaction():
+            self._conn().execute(
+                "INSERT INTO duplicates (id, status, conflict, at) VALUES (?, ?, ?, ?) ON CONFLICT (id) "
+                "DO UPDATE SET status = excluded.status, conflict = excluded.conflict",
+                (conflict["id"], conflict["status"], json.dumps(conflict, ensure_ascii=False), _now_text(self._conn())))
+
+    def duplicates(self, status=None):
+        rows = self._rows("SELECT conflict FROM duplicates WHERE ? IS NULL OR status = ? ORDER BY at, id",
+                          (status, status))
+        return [json.loads(r["conflict"]) for r in rows]
 
     # escalation feed
     def add_escalation(self, entry):

@@ -44,7 +44,9 @@ class LiveServer:
         self.url = f"{scheme}://127.0.0.1:{wsgi_server.bind_addr[1]}"
 
     def add_user(self, name, role, municipalities, hsa_id=None):
-        """Create a user; return the user's id."""
+        """Create a user (and the municipalities the user works in, as an admin would); return the user's id."""
+        for municipality in municipalities:
+            auth.add_municipality(self.store, municipality)
         return auth.add_user(self.store, name, role, municipalities, hsa_id=hsa_id)["id"]
 
     def enroll(self, user_id, label=None):

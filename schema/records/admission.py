@@ -9,6 +9,7 @@ from marshmallow import fields, validate
 
 from ..guards import require_reason, state_machine_steps
 from ..recordtype import FieldSpec, RecordType
+from ..references import Ref
 from ..rules import StateMachine, Transition
 from ..validation import RecordRef, RecordSchema, Text
 from . import register
@@ -46,7 +47,8 @@ RECORD = register(RecordType(
     schema=AdmissionSchema,
     severity="medium",
     status_field="status",
-    fields={"status": FieldSpec(rule=MACHINE, severity="medium"), "reason": FieldSpec(clinical=True)},
+    fields={"status": FieldSpec(rule=MACHINE, severity="medium"), "reason": FieldSpec(clinical=True),
+            "visit_id": FieldSpec(ref=Ref.record("visit"))},
     guards=(state_machine_steps, require_reason("status", "decline_reason", lambda v: v == "declined")),
     on_create={"status": lambda ctx: MACHINE.initial},
 ))

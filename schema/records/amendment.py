@@ -2,6 +2,7 @@
 
 from ..guards import append_only
 from ..recordtype import FieldSpec, RecordType
+from ..references import Ref
 from ..validation import RecordRef, RecordSchema, Text
 from . import register
 
@@ -20,7 +21,8 @@ RECORD = register(RecordType(
     schema=AmendmentSchema,
     severity="high",
     append_only=True,
-    fields={"author_id": FieldSpec(stamped=True), "text": FieldSpec(clinical=True)},
+    fields={"author_id": FieldSpec(stamped=True), "text": FieldSpec(clinical=True),
+            "visit_id": FieldSpec(fixed=True, ref=Ref.record("visit"))},
     guards=(append_only,),
     on_create={"author_id": lambda ctx: ctx.actor.user_id},
 ))

@@ -8,6 +8,7 @@ from marshmallow import fields, validate
 from ..guards import append_only
 from ..news2 import score_fields
 from ..recordtype import FieldSpec, RecordType
+from ..references import Ref
 from ..validation import IsoDateTime, Number, RecordRef, RecordSchema, StrictBool, StrictInt
 from . import register
 
@@ -36,6 +37,27 @@ def _news2(ctx):
     return ctx.memo["news2"]
 
 
+def scale_of_the_patient(ctx):
+    """A new observation is scored on its patient's SpO2 scale, whatever the device sent.
+
+    Scale 2 exists for patients with hypercapnic respiratory failure (COPD):
+    scoring them on scale 1 under-triages a low SpO2 on air and over-triages a
+    high one on oxygen. The patient record holds the scale; the observation
+    copies it when it is made (on the laptop offline, and again on the server).
+    """
+    directory = ctx.options.get("directory")
+    if not ctx.creating or directory is None:
+        return
+    patient = directory.record("patient", ctx.values.get("patient_id"))
+    if patient is None:
+        return  # an unknown patient is refused by scope; nothing to copy from
+    scale = patient.get("spo2_scale") or 1
+    if ctx.values.get("spo2_scale") not in (None, scale):
+        ctx.decide(rule="spo2_scale_of_patient", field="spo2_scale", action="replaced",
+                   sent=ctx.values["spo2_scale"], patient=scale)
+    ctx.values["spo2_scale"] = scale
+
+
 RECORD = register(RecordType(
     name="observation",
     creators=frozenset({"doctor", "nurse"}),
@@ -48,8 +70,9 @@ RECORD = register(RecordType(
         "measured_at": FieldSpec(clinical_time=True),
         "news2": FieldSpec(server=True),
         "news2_partial": FieldSpec(server=True),
+        "supersedes_id": FieldSpec(ref=Ref.record("observation")),
     },
-    guards=(append_only,),
+    guards=(append_only, scale_of_the_patient),
     on_create={
         "measured_by": lambda ctx: ctx.actor.user_id,
         "news2": lambda ctx: _news2(ctx)["news2"],

@@ -11,6 +11,7 @@ from marshmallow import fields, validate
 
 from ..guards import immutable
 from ..recordtype import FieldSpec, RecordType
+from ..references import Ref
 from ..rules import Immutable, write_key
 from ..state import CONFLICT_NAMESPACE
 from ..validation import IsoDate, Personnummer, RecordRef, RecordSchema, StrictBool, StrictInt, Text
@@ -67,8 +68,25 @@ def duplicate_conflict(states):
     }
 
 
+DUPLICATE_NOTICE = "a possible duplicate of this patient went to an admin for review"
+
+
+def duplicate_notice(conflict, state):
+    """The duplicate-patient conflict as one patient's record carries it: nothing of the others.
+
+    The full conflict (every record's id, author and device) is for admins only,
+    who merge duplicates; a laptop holding one of the records learns that a
+    possible duplicate is under review and nothing more, so creating a patient
+    cannot be used to find out whether, where and by whom a person is known.
+    """
+    own = [v for v in conflict["values"] if v["patient_id"] == state["id"]]
+    return {**{k: v for k, v in conflict.items() if k not in ("values", "patients", "record_id")},
+            "record_id": state["id"], "values": [{k: v for k, v in w.items() if k != "patient_id"} for w in own],
+            "message": DUPLICATE_NOTICE}
+
+
 def resolve_duplicate(state, conflict_id, kept_id, admin_id):
-    """The patient state with its duplicate-patient conflict resolved: ``kept_id`` is the record kept."""
+    """The patient state with its duplicate-patient conflict (or notice) resolved: ``kept_id`` is kept."""
     resolved = copy.deepcopy(state)
     for conflict in resolved["conflicts"]:
         if conflict["id"] == conflict_id and conflict["status"] == "open":
@@ -82,7 +100,10 @@ RECORD = register(RecordType(
     editors=frozenset({"doctor", "nurse"}),
     schema=PatientSchema,
     severity="low",
-    fields={"personnummer": FieldSpec(rule=Immutable(), severity="high")},
+    fields={"personnummer": FieldSpec(rule=Immutable(), severity="high"),
+            "municipality": FieldSpec(ref=Ref.municipality()),
+            "named_doctor_id": FieldSpec(ref=Ref.person("doctor")),
+            "named_nurse_id": FieldSpec(ref=Ref.person("nurse"))},
     guards=(immutable("personnummer"),),
     patient_field="id",
 ))

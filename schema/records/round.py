@@ -8,6 +8,7 @@ by field: an item added anywhere survives (add wins, items are never removed);
 from marshmallow import Schema, fields, validate, RAISE
 
 from ..recordtype import FieldSpec, RecordType
+from ..references import Ref
 from ..rules import KeepBoth
 from ..validation import IsoDate, RecordRef, RecordSchema, Text
 from . import register
@@ -43,6 +44,10 @@ RECORD = register(RecordType(
     severity="medium",
     nested=("items",),
     fields={"items.*.note": FieldSpec(rule=KeepBoth(), severity="medium", clinical=True),
-            "items.*.question": FieldSpec(clinical=True)},
+            "items.*.question": FieldSpec(clinical=True),
+            # A round lies in its municipality as a patient's records lie with the patient.
+            "municipality": FieldSpec(fixed=True, ref=Ref.municipality()),
+            "doctor_id": FieldSpec(ref=Ref.person("doctor")),
+            "nurse_id": FieldSpec(ref=Ref.person("nurse"))},
     patient_field=None,
 ))

@@ -12,6 +12,7 @@ from marshmallow import fields, validate
 
 from ..errors import Forbidden, SealedRecord, StaleSignature
 from ..recordtype import FieldSpec, RecordType
+from ..references import Ref
 from ..roles import ERROR_MARK
 from ..rules import KeepBoth
 from ..state import add_conflict, competitor, refuse_while_open
@@ -141,6 +142,8 @@ RECORD = register(RecordType(
         "started_at": FieldSpec(clinical_time=True),
         "ended_at": FieldSpec(clinical_time=True),
         "signed_at": FieldSpec(clinical_time=True),
+        "request_id": FieldSpec(fixed=True, ref=Ref.record("visit_request")),
+        "doctor_id": FieldSpec(ref=Ref.person("doctor")),
     },
     guards=(own_visits, sealed, signing),
     on_create={"doctor_id": lambda ctx: ctx.actor.user_id if ctx.actor.role == "doctor" else None},

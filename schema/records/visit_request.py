@@ -17,6 +17,7 @@ from .. import dispatch
 from ..errors import AlreadyAccepted, Forbidden
 from ..guards import require_reason, seen_value, state_machine_steps
 from ..recordtype import FieldSpec, RecordType
+from ..references import Ref
 from ..rules import StateMachine, Transition
 from ..validation import IsoDateTime, RecordRef, RecordSchema, StrictBool, StrictInt, Text
 from . import register
@@ -154,6 +155,8 @@ RECORD = register(RecordType(
                        "cancel_reason"},
         "doctor": {"status"},
     },
+    creatable={"nurse": {"patient_id", "reason", "urgency", "observation_id", "retts_colour", "callback_phone",
+                         "status"}},
     schema=VisitRequestSchema,
     severity="low",
     status_field="status",
@@ -167,6 +170,8 @@ RECORD = register(RecordType(
         "escalated_at": FieldSpec(server=True),
         "out_of_hours": FieldSpec(server=True),
         "reason": FieldSpec(clinical=True),
+        "assigned_doctor_id": FieldSpec(ref=Ref.person("doctor")),
+        "observation_id": FieldSpec(ref=Ref.record("observation")),
     },
     guards=(
         state_machine_steps,

@@ -10,7 +10,7 @@ from marshmallow import fields, validate
 from ..errors import Forbidden
 from ..guards import require_reason
 from ..recordtype import FieldSpec, RecordType
-from ..rules import AddWins
+from ..rules import AddWins, KeepBoth
 from ..state import competitor, concurrent_changes, field_writes, heads, settle, shown_head
 from ..validation import RecordRef, RecordSchema, StrictBool, Text
 from . import register
@@ -74,7 +74,8 @@ RECORD = register(RecordType(
     schema=WarningSchema,
     severity="high",
     fields={"active": FieldSpec(rule=RULE, severity="high", clinical=True),
-            "text": FieldSpec(clinical=True)},
+            # Two nurses rewording an allergy apart: both texts stay until a doctor decides.
+            "text": FieldSpec(rule=KeepBoth(), severity="high", clinical=True)},
     guards=(require_reason("active", "deactivation_reason", lambda v: v is False), only_doctors_deactivate),
     after_merge=(deactivation_keeps_it_active,),
     keeps_bases=True,

@@ -6,6 +6,7 @@ import uuid
 import pytest
 
 from client_sync.sync import sync
+from server import auth
 from tests.live_server import start_live_server
 
 from .conftest import Laptops, new_patient
@@ -36,7 +37,10 @@ def test_the_laptop_pushes_in_batches_no_larger_than_the_servers_limit(small_bat
         anna.close()
 
 
-def test_a_patient_rejected_for_a_wrong_municipality_stays_findable_until_fixed_and_resent(laptops, admin):
+def test_a_patient_rejected_for_a_municipality_outside_her_scope_stays_findable_until_fixed_and_resent(
+        laptops, admin):
+    # Vännäs is on the region's list (so the laptop lets it through offline), not among Cia's.
+    auth.add_municipality(laptops.live.store, "Vännäs")
     cia = laptops("Cia", "nurse", municipalities=["Umeå"])
     patient_id = new_patient(cia, name="Zebulon Quackenbush", municipality="Vännäs")
     report = sync(cia)

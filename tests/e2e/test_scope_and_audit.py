@@ -48,9 +48,12 @@ def test_a_patient_of_another_municipality_never_reaches_the_laptop_and_a_move_p
     ours = new_patient(anna)
     sync(vera), sync(anna)
     assert anna.local("patient", theirs) is None
-    # The patient moves to Umeå: she enters Anna's scope whole, and leaves Vera's.
-    vera.write("patient", theirs, {"municipality": "Umeå"})
-    sync(vera), sync(anna), sync(vera)
+    # The patient moves to Umeå (moved by a doctor of both: only someone whose scope
+    # holds both moves a patient): she enters Anna's scope whole, and leaves Vera's.
+    cora = laptops("Cora", municipalities=["Umeå", "Vännäs"])
+    sync(cora)
+    cora.write("patient", theirs, {"municipality": "Umeå"})
+    sync(cora), sync(anna), sync(vera)
     assert anna.get("patient", theirs).fields["municipality"] == "Umeå"
     assert vera.local("patient", theirs) is None
     assert vera.local("patient", ours) is None

@@ -38,9 +38,13 @@ def test_every_command_that_prints_takes_json(run):
 
 
 def _first_admin(run):
+    """The first admin of a new database, who also puts Halmstad on the region's list."""
     code, output = run("add-user", "--name", "Per Nyström", "--role", "admin", "--json")
     assert code == 0, output
-    return json.loads(output)["id"]
+    admin = json.loads(output)["id"]
+    code, output = run("add-municipality", "Halmstad", "--by", admin)
+    assert code == 0, output
+    return admin
 
 
 def test_users_devices_and_revocation_from_the_command_line(run):
@@ -61,7 +65,7 @@ def test_users_devices_and_revocation_from_the_command_line(run):
     assert "REVOKED" in output
     code, output = run("audit", "--by", admin, "--json")
     assert [(e["details"]["action"], e["user_id"]) for e in json.loads(output)] == [
-        ("add_user", admin), ("add_user", admin), ("enroll", admin), ("revoke", admin)]
+        ("add_user", admin), ("add_municipality", admin), ("add_user", admin), ("enroll", admin), ("revoke", admin)]
 
 
 def test_admin_acts_name_the_admin_and_refuse_an_unknown_or_non_admin_by(run):
@@ -130,9 +134,12 @@ def test_an_admin_corrects_a_personnummer_keeping_the_old_one_and_flagging_a_dup
     assert state["fields"]["personnummer"]["by"] == admin
     old = wrong.state["fields"]["personnummer"]["value"]
     assert old in [h["value"] for h in state["history"] if h["field"] == "personnummer"]
-    duplicate = [c for c in state["conflicts"] if c.get("patients")]
-    assert duplicate and duplicate == [c for c in store.get_record("patient", tolvan.id).state["conflicts"]
-                                       if c.get("patients")]
+    [notice] = [c for c in state["conflicts"] if c["kind"] == "duplicate_patient"]
+    [other] = [c for c in store.get_record("patient", tolvan.id).state["conflicts"] if c["kind"] == "duplicate_patient"]
+    assert notice["id"] == other["id"] and notice["status"] == "open"
+    code, output = run("duplicates", "--by", admin, "--json")
+    [conflict] = json.loads(output)
+    assert sorted(conflict["patients"]) == sorted([wrong.id, tolvan.id]) and conflict["id"] == notice["id"]
     code, output = run("correct-personnummer", "--patient", wrong.id, "--personnummer", "19121212-1212",
                        "--reason", "x", "--by", demo_users()["doctor-anna"])
     assert code == 1 and "admin" in output
@@ -165,8 +172,10 @@ def test_an_admin_merges_duplicate_patients_moving_their_records_and_deleting_no
     assert gone["fields"]["entered_in_error"]["value"] is True
     assert gone["fields"]["entered_in_error"]["by"] == admin
     for patient_id in (kept.id, duplicate.id):
-        [conflict] = [c for c in store.get_record("patient", patient_id).state["conflicts"] if c.get("patients")]
+        [conflict] = [c for c in store.get_record("patient", patient_id).state["conflicts"]
+                      if c["kind"] == "duplicate_patient"]
         assert (conflict["status"], conflict["resolution"], conflict["resolved_by"]) == ("resolved", kept.id, admin)
+    assert run("duplicates", "--by", admin, "--json")[1].strip() == "[]"
     assert any(e["details"].get("action") == "merge_patients" for e in store.audit_log(duplicate.id, limit=1000))
     store.close()
 

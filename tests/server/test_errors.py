@@ -36,7 +36,8 @@ def test_every_per_change_code_of_the_schema_is_documented():
     per_change = set(re.findall(r"`([a-z_]+)`", text.split("Per-change codes", 1)[1].split("\n\n")[0]))
     codes = {cls.code for cls in vars(errors).values() if isinstance(cls, type)
              and issubclass(cls, errors.HemsyncError) and cls is not errors.HemsyncError}
-    assert codes | {"unknown_field", "missing_field", "forbidden_field"} == per_change
+    assert codes | {"unknown_field", "missing_field", "forbidden_field", "unknown_municipality",
+                    "record_too_large"} == per_change
 
 
 def test_unknown_paths_and_wrong_methods_answer_in_the_error_shape(live_server):

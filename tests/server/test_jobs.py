@@ -40,6 +40,7 @@ class Clinic:
         self.doctor = self._person("Anna Berg", "doctor")
 
     def _person(self, name, role):
+        auth.add_municipality(self.store, "Halmstad")
         user = auth.add_user(self.store, name, role, ["Halmstad"])
         device, _ = auth.enroll(self.store, user["id"])
         return user, device

@@ -90,9 +90,11 @@ def test_a_record_leaving_scope_is_purged_after_the_devices_earlier_edits_are_ac
     laholm_nurse.sync()
     offline_edit = nurse.edit("patient", patient, access_notes="nyckel hos grannen")
     seen = nurse.records[("patient", patient)]
-    # Meanwhile the patient moves to Laholm, which the Halmstad nurse does not serve.
-    region.doctor.sync()
-    region.doctor.push(region.doctor.edit("patient", patient, municipality="Laholm"))
+    # Meanwhile the patient moves to Laholm, which the Halmstad nurse does not serve
+    # (moved by a doctor of both: only someone whose scope holds both moves a patient).
+    mover = region.laptop("both", "doctor", ["Halmstad", "Laholm"])
+    mover.sync()
+    assert mover.push(mover.edit("patient", patient, municipality="Laholm"))["results"][0]["result"] == "applied"
     assert nurse.push(offline_edit)["results"][0]["result"] == "applied"
     [page] = nurse.sync()
     assert page["purge"] == [{"type": "patient", "id": patient}]

@@ -1,5 +1,6 @@
 """Push over real HTTP: per-change results, retries, the clock rule, bad input, atomic batches."""
 
+import json
 import datetime as dt
 import uuid
 
@@ -169,14 +170,31 @@ def test_a_patient_created_twice_apart_raises_a_duplicate_patient_conflict_on_bo
     assert result["result"] == "conflict"
     nurse.sync()
     conflicts = [nurse.records[("patient", p["record_id"])]["conflicts"] for p in (first, second)]
-    assert conflicts[0] == conflicts[1]
-    assert conflicts[0][0]["severity"] == "high"
-    assert conflicts[0][0]["status"] == "open"
-    assert conflicts[0][0]["id"] == result["conflicts"][0]
-    assert sorted(conflicts[0][0]["patients"]) == sorted([first["record_id"], second["record_id"]])
+    for patient, [conflict] in zip((first, second), conflicts):
+        assert (conflict["id"], conflict["severity"], conflict["status"]) == (result["conflicts"][0], "high", "open")
+        assert [v["version"] for v in conflict["values"]] == [patient["change_id"]]
+    [full] = region.server.store.duplicates()
+    assert sorted(full["patients"]) == sorted([first["record_id"], second["record_id"]])
 
 
-def test_a_batch_that_fails_midway_applies_nothing(region, monkeypatch):
+def test_duplicate_personnummer_stays_private_the_creator_learns_only_that_it_went_to_review(region):
+    """Creating a patient must not tell whether, where and by whom the person is known."""
+    laholm, nurse = region.laholm_nurse, region.nurse
+    theirs = laholm.change("patient", personnummer=PERSONNUMMER[0], name="Greta i Laholm", municipality="Laholm")
+    laholm.push(theirs)
+    probe = new_patient(nurse)  # the same personnummer, in Halmstad
+    [result] = nurse.push(probe)["results"]
+    nurse.sync()
+    answer_and_state = json.dumps([result, list(nurse.records.values())]).casefold()
+    for secret in (theirs["record_id"], laholm.user_id, laholm.device_id, "greta i laholm", theirs["change_id"]):
+        assert secret.casefold() not in answer_and_state
+    [notice] = nurse.records[("patient", probe["record_id"])]["conflicts"]
+    assert notice["kind"] == "duplicate_patient" and "review" in notice["message"]
+    [full] = region.server.store.duplicates(status="open")
+    assert theirs["record_id"] in full["patients"] and laholm.user_id in json.dumps(full)
+
+
+def test_a_change_whose_merge_fails_is_rejected_alone_and_the_rest_of_the_batch_applies(region, monkeypatch):
     nurse = region.nurse
     store = region.server.store
     calls = []
@@ -189,13 +207,34 @@ def test_a_batch_that_fails_midway_applies_nothing(region, monkeypatch):
         return real(change)
 
     monkeypatch.setattr(store, "save_change", failing)
+    first, second = new_patient(nurse), new_patient(nurse, personnummer=PERSONNUMMER[1])
+    results = nurse.push(first, second)["results"]
+    monkeypatch.undo()
+    assert [r["result"] for r in results] == ["applied", "rejected"]
+    assert results[1]["error"]["code"] == "merge_failed"
+    # The failed change left nothing of itself: no record, no feed row; it waits in quarantine.
+    assert store.get_record("patient", second["record_id"]) is None
+    assert store.get_record("patient", first["record_id"]) is not None
+    [held] = [q for q in store.quarantined() if q["change_id"] == second["change_id"]]
+    assert held["code"] == "merge_failed"
+    assert nurse.push(second)["results"] == [results[1]]  # a retry gets the stored answer
+
+
+def test_a_batch_that_fails_outside_any_one_change_applies_nothing(region, monkeypatch):
+    nurse = region.nurse
+    store = region.server.store
+
+    def failing(hlc):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(store, "save_clock", failing)
     head = _head(region.server)
     response = nurse.post("/v1/push", {"changes": [new_patient(nurse), new_patient(nurse, personnummer=PERSONNUMMER[1])]})
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "internal_error"
     monkeypatch.undo()
     assert _head(region.server) == head
-    assert store.audit_log() == []
+    assert [e for e in store.audit_log() if e["kind"] != "auth_failed"] == []
 
 
 def test_the_batch_shape_is_checked_before_anything_is_applied(region):

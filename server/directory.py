@@ -1,0 +1,41 @@
+"""The merge's look-ups on the server: staff, municipalities and records, from the store.
+
+A :class:`schema.references.Directory` over the store, made once per batch of
+writes; people and municipalities are read once per batch (they change through
+admin commands, not through pushes), records each time (a batch may create the
+observation its next change names).
+"""
+
+import functools
+
+from schema.merge import view
+from schema.references import Directory
+
+__all__ = ["StoreDirectory"]
+
+
+class StoreDirectory(Directory):
+    """What the server knows, as the merge asks it."""
+
+    def __init__(self, store):
+        self.store = store
+
+    @functools.cached_property
+    def _municipalities(self):
+        return self.store.municipalities()
+
+    def municipalities(self):
+        return self._municipalities
+
+    @functools.cached_property
+    def _people(self):
+        return {user["id"]: user for user in self.store.users()}
+
+    def person(self, user_id):
+        return self._people.get(user_id)
+
+    def record(self, record_type, record_id):
+        if not isinstance(record_id, str):
+            return None
+        stored = self.store.get_record(record_type, record_id)
+        return view(stored.state) if stored is not None else None
