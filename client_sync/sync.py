@@ -50,6 +50,7 @@ class SyncReport:
     pulled: int = 0
     purged: int = 0
     pages: int = 0
+    resynced: bool = False
     unsent: int = 0
     started_at: str = ""
     finished_at: str = ""
@@ -211,6 +212,24 @@ def _push_outbox(replica, client, report, progress, batch_size):
 
 def _pull(replica, client, report, progress, page_size):
     cursor = replica.setting("cursor")
+    try:
+        _pull_pages(replica, client, report, progress, page_size, cursor)
+    except RequestRefused as exc:
+        if cursor is None or not exc.details.get("resync"):
+            raise
+        # The server no longer takes this cursor (an older server's, or one it cannot vouch
+        # for): pull everything again, then drop the server states that did not come back,
+        # which left the device's scope meanwhile. Unsent changes stay in the outbox.
+        held = {tuple(key.split("/", 1)) for key in replica.digests()}
+        received = set()
+        _pull_pages(replica, client, report, progress, page_size, None, received)
+        replica.delete_records(sorted(held - received))
+        report.resynced = True
+    replica.finish_pull()
+
+
+def _pull_pages(replica, client, report, progress, page_size, cursor, received=None):
+    """Pull pages from ``cursor`` to the head of the feed, each applied with its cursor."""
     while True:
         page = client.pull(cursor, limit=page_size)
         if not isinstance(page, dict) or not {"records", "cursor", "more"} <= set(page):
@@ -221,13 +240,14 @@ def _pull(replica, client, report, progress, page_size):
         report.pages += 1
         report.pulled += len(page["records"])
         report.purged += len(purge)
+        if received is not None:
+            received.update((r.get("type"), r.get("id")) for r in page["records"] if isinstance(r, dict))
         progress("pull", report.pulled, None)
         if not page["more"]:
-            break
+            return
         if page["cursor"] == cursor and not page["records"] and not purge:
             raise ProtocolError("the server says there is more but its cursor does not move")
         cursor = page["cursor"]
-    replica.finish_pull()
 
 
 def _digest(client):

@@ -107,6 +107,7 @@ def pull(store, settings, device, user, cursor_text=None, limit_text=None):
     """Answer ``GET /v1/pull``: one page of record states and purge markers, and the next cursor."""
     page_size = settings["HEMSYNC_PAGE_SIZE"]
     limit = _limit(limit_text, page_size)
+    budget = settings["HEMSYNC_PAGE_BYTES"]
     secret = store.server_secret()
     cursor = Cursor.parse(cursor_text, secret, device["id"])
     empty = ScopeKeys(lite_types=scope.LITE_TYPES)
@@ -119,19 +120,22 @@ def pull(store, settings, device, user, cursor_text=None, limit_text=None):
         handed = []
         next_cursor = None
         if catching:
-            handed = store.records_since(cursor.after, catching, limit, upto=cursor.seq)
-            if len(handed) == limit:
+            fetched = store.records_since(cursor.after, catching, limit, upto=cursor.seq)
+            handed = _within(fetched, budget)
+            if len(fetched) == limit or len(handed) < len(fetched):
                 next_cursor = Cursor(cursor.seq, store.save_scope(kept), store.save_scope(catching),
                                      handed[-1].seq)
             kept = kept | catching
         if next_cursor is None:
             room = limit - len(handed)
             head = store.head()
-            rows = store.records_since(cursor.seq, kept, room)
+            fetched = store.records_since(cursor.seq, kept, room)
+            rows = _within(fetched, budget - sum(len(r.wire) for r in handed), at_least_one=not handed)
             handed += rows
-            position = rows[-1].seq if len(rows) == room else max(head, cursor.seq)
+            full = len(fetched) == room or len(rows) < len(fetched)
+            position = (rows[-1].seq if rows else cursor.seq) if full else max(head, cursor.seq)
             next_cursor = Cursor(position, store.save_scope(kept))
-            more = len(rows) == room or bool(keys - kept)
+            more = full or bool(keys - kept)
         else:
             more = True
         store.hold(device["id"], [(r.type, r.id) for r in handed])
@@ -155,6 +159,17 @@ class Page:
         rest = json.dumps({"purge": self.purge, "cursor": self.cursor, "more": self.more}, separators=(",", ":"))
         return '{"records":[' + ",".join(self.wires) + "]," + rest[1:]
 
+
+
+def _within(rows, budget, at_least_one=True):
+    """The first rows whose stored text fits in ``budget`` characters (one at least, so a page moves on)."""
+    taken, used = [], 0
+    for row in rows:
+        used += len(row.wire)
+        if used > budget and (taken or not at_least_one):
+            break
+        taken.append(row)
+    return taken
 
 
 def _scope(store, scope_id, empty):

@@ -48,6 +48,10 @@ SETTINGS = (
     Setting("HEMSYNC_MAX_RECORD_BYTES", 2 * 1024 * 1024,
             "Largest stored state of one record in bytes, history included; a change that would grow a record "
             "past it is rejected (record_too_large).", int),
+    Setting("HEMSYNC_PAGE_BYTES", 8 * 1024 * 1024,
+            "Most characters of record states (stored JSON) one pull page ships; at least one record, so a page "
+            "always moves on.",
+            int),
     Setting("HEMSYNC_PAGE_SIZE", 500, "Most records one pull page ships; also the largest `limit` a client may ask.",
             int),
     Setting("HEMSYNC_MIN_CLIENT_VERSION", "0.1.0",

@@ -348,6 +348,21 @@ def test_en_route_on_site_and_completed_beat_cancelled_and_raise_a_conflict(
     assert sorted(v["value"] for v in open_conflict(merged, "status")["values"]) == sorted([status, "cancelled"])
 
 
+def test_a_dispatcher_closes_a_scheduling_conflict_of_a_visit_request(doctor, dispatcher, request_state):
+    cancel = dispatcher.change("visit_request", request_state["id"],
+                               {"status": "cancelled", "cancel_reason": "inlagd via 112"})
+    accept = doctor.change("visit_request", request_state["id"], {"status": "accepted"})
+    merged = both_orders(request_state, cancel, accept, [dispatcher, doctor])
+    conflict = open_conflict(merged, "status")
+    assert conflict["severity"] == "low"
+    dispatcher.see(merged)
+    resolution = dispatcher.change("visit_request", request_state["id"], {"status": "cancelled"},
+                                   resolves=[conflict["id"]])
+    resolved = apply_change(merged, resolution, dispatcher.actor, NOW).state
+    assert open_conflict(resolved, "status") is None
+    assert view(resolved)["status"] == "cancelled"
+
+
 def test_completed_beats_cancelled(doctor, dispatcher, request_state):
     merged = _cancel_against(doctor, dispatcher, request_state, "completed")
     assert view(merged)["status"] == "completed"

@@ -161,7 +161,9 @@ RECORD = register(RecordType(
     severity="low",
     status_field="status",
     fields={
-        "status": FieldSpec(rule=MACHINE, severity="medium"),
+        # Scheduling (status, assignment) is low severity: the dispatcher who schedules closes
+        # its conflicts, as DOMAIN.md's role table says; reason and the visit's text stay clinical.
+        "status": FieldSpec(rule=MACHINE, severity="low"),
         "requested_by": FieldSpec(stamped=True),
         "accepted_by": FieldSpec(stamped=True),
         "received_at": FieldSpec(server=True),

@@ -1,5 +1,6 @@
 """The laptop's ways out of a stuck sync, against the real server: batch limits, rejected changes."""
 
+import base64
 import json
 import uuid
 
@@ -9,7 +10,7 @@ from client_sync.sync import sync
 from server import auth
 from tests.live_server import start_live_server
 
-from .conftest import Laptops, new_patient
+from .conftest import Laptops, new_patient, replica_wires, server_wires
 
 pytestmark = pytest.mark.e2e
 
@@ -58,3 +59,18 @@ def test_a_patient_rejected_for_a_municipality_outside_her_scope_stays_findable_
     assert archived["outcome"] == "fixed"
     quarantined = admin("/v1/admin/quarantine")
     assert rejected["change_id"] in json.dumps(quarantined)  # the server keeps the rejected one too
+
+
+def test_a_cursor_the_server_no_longer_takes_is_a_full_resync_that_drops_what_left_scope(laptops, live):
+    anna = laptops("Anna")
+    patient_id = new_patient(anna)
+    sync(anna)
+    # A cursor of an older server (unsigned), and a record that left the device's scope meanwhile.
+    anna.set_setting("cursor", base64.urlsafe_b64encode(b"1.5.1.0.0").decode().rstrip("="))
+    stale = json.loads(anna.conn.execute("SELECT wire FROM records").fetchone()[0])
+    stale["id"] = str(uuid.uuid4())
+    anna.store_records([stale])
+    report = sync(anna)
+    assert report.resynced
+    assert {key.split("/")[1] for key in anna.digests()} == {patient_id}
+    assert replica_wires(anna) == server_wires(live, anna)

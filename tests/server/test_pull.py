@@ -1,6 +1,10 @@
 """Pull over real HTTP: pages, the opaque cursor, scope in and out, the dispatcher's view."""
 
-from .conftest import PERSONNUMMER, new_patient, new_request, versions
+import json
+
+from tests.live_server import start_live_server
+
+from .conftest import PERSONNUMMER, Region, new_patient, new_request, versions
 
 
 def _patients(laptop, n, municipality="Halmstad"):
@@ -196,3 +200,19 @@ def test_an_unsigned_cursor_of_an_older_server_gets_a_clean_full_resync_message(
     assert "older server" in body["error"]["message"] and "full resync" in body["error"]["message"]
     assert body["error"]["details"]["resync"] is True
     assert _pull_status(region.nurse, None)[0] == 200
+
+
+def test_a_pull_page_is_bounded_in_size_and_still_hands_out_every_record(tmp_path):
+    server = start_live_server(tmp_path, page_bytes=1_500)
+    try:
+        region = Region(server, {})
+        nurse = region.laptop("nurse", "nurse", ["Halmstad"])
+        doctor = region.laptop("doctor", "doctor", ["Halmstad"])
+        patients = [new_patient(nurse, personnummer=p, access_notes="portkod 1234 " * 60) for p in PERSONNUMMER]
+        nurse.push(*patients)
+        pages = doctor.sync()
+        assert all(len(json.dumps(page["records"])) < 3_000 for page in pages)
+        assert len(pages) >= len(patients)
+        assert doctor.ids("patient") == {p["record_id"] for p in patients}
+    finally:
+        server.stop()
