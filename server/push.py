@@ -1,7 +1,8 @@
 """Push: merge a device's batch of changes, one by one, in one transaction.
 
-For each change, in arrival order: a change id seen before gets its stored
-result (so a retried batch gets the same answers and changes nothing); a
+For each change, in arrival order: a change id the device used before gets
+its stored result (so a retried batch gets the same answers and changes
+nothing), one another device used is rejected ``change_id_taken``; a
 change building on one of the device's rejected changes is rejected
 ``depends_on_rejected``; the clock rule re-stamps an HLC too far ahead; the
 scope is checked at the change's base; :func:`schema.merge.apply_change` merges
@@ -101,11 +102,11 @@ class Merger:
     def merge(self, change):
         """Merge one change (or return its stored result); return its result for the response."""
         seen = self.store.get_change(change["change_id"])
-        if seen is not None and seen["device_id"] == self.device["id"]:
-            return seen["result"]
+        if seen is not None:
+            return seen["result"] if seen["device_id"] == self.device["id"] else self._taken(change)
         try:
             with self.store.savepoint():
-                return self._merge(change, taken=seen is not None)
+                return self._merge(change)
         except Exception:  # noqa: BLE001 - one change's failure must not block the batch
             log.exception("merging change %s of device %s failed", change["change_id"], self.device["id"])
             self._keys = None
@@ -114,14 +115,24 @@ class Merger:
                                 details={"change_id": [change["change_id"]]})
             return self._reject(change, error, None)
 
-    def _merge(self, change, taken):
+    def _taken(self, change):
+        """Refuse a change whose id another device used, without touching that device's change.
+
+        The id's stored result is the other device's, so this rejection is
+        quarantined and audited but stored under no id; a retry finds it in the
+        quarantine and gets the same answer without doubling anything.
+        """
+        error = ChangeIdTaken(
+            f"change id {change['change_id']} was used by another device: make a new change "
+            "(a change id is made of the device's id and its operation number)",
+            details={"change_id": [change["change_id"]]})
+        if self.store.rejected_refs(self.device["id"], {change["change_id"]}, ()):
+            return _rejection(change, error)
+        return self._reject(change, error, None, keep_result=False)
+
+    def _merge(self, change):
         stamp = None
         try:
-            if taken:
-                raise ChangeIdTaken(
-                    f"change id {change['change_id']} was used by another device: make a new change "
-                    "(a change id is made of the device's id and its operation number)",
-                    details={"change_id": [change["change_id"]]})
             self._check_op(change.get("op"))
             require_uuid(change["record_id"], "record_id")
             stamp = self._stamp(change)
@@ -227,9 +238,9 @@ class Merger:
         self.store.save_change(self._row(change, stamp, result))
         return result
 
-    def _reject(self, change, error, stamp):
+    def _reject(self, change, error, stamp, keep_result=True):
         self.rejected += 1
-        result = {"change_id": change["change_id"], "result": "rejected", "error": error.to_dict()}
+        result = _rejection(change, error)
         stored = self.store.get_record(change["record_type"], change["record_id"])
         patient_id = stored.patient_id if stored else _claimed_patient(change)
         self.store.quarantine({
@@ -238,7 +249,8 @@ class Merger:
             "message": error.message, "change": change, "error": error.to_dict(),
         })
         self.store.audit([audit.rejected(self.user, self.device, change, error.to_dict(), patient_id)])
-        self.store.save_change(self._row(change, stamp, result))
+        if keep_result:
+            self.store.save_change(self._row(change, stamp, result))
         return result
 
     def _row(self, change, stamp, result):
@@ -307,6 +319,11 @@ def flag_duplicates(store, state):
                                        "conflict": conflict["id"], "patients": conflict["patients"]}],
                                      patient["id"])[0]])
     return [conflict["id"]]
+
+
+def _rejection(change, error):
+    """A rejected change's result, as the push answers it."""
+    return {"change_id": change["change_id"], "result": "rejected", "error": error.to_dict()}
 
 
 def _claimed_patient(change):
