@@ -235,7 +235,7 @@ def test_poisoned_input_never_fails_the_server_nor_changes_another_devices_resul
         event(f"poison in {slot}")
         event(f"poison {outcome}")
     assert all(status == 200 for status, _ in attacked["answers"])
-    assert None in codes(control)[-4:], "the plan left no record an honest device could edit"
+    assert codes(control) == [None] * len(control["answers"]), "an honest change was refused without poison"
     if all(not f.startswith("accepted") for f in fates):
         assert attacked == control
     else:
