@@ -136,7 +136,8 @@ class Region:
         op, self.ops[who] = self.ops[who], self.ops[who] + 1
         return {"change_id": f"c-{who}-{step}", "record_type": record_type, "record_id": RECORDS[record_type],
                 "op": op, "hlc": str(Hlc(wall_ms + step * 1000, 0)),
-                "base": {path: write["version"] for path, write in stored.state["fields"].items()} if stored else {}, "fields": fields}
+                "base": {path: write["version"] for path, write in stored.state["fields"].items()} if stored else {},
+                "fields": fields}
 
     def close(self):
         self.store.close()
