@@ -159,6 +159,7 @@ def apply_change(state, change, actor, now, options=None):
     if state is not None and change["change_id"] in state["changes"]:
         return Outcome(state, "duplicate", [], [], [])
     check_envelope(rtype, change)
+    _check_base_known(state, change)
     state = copy.deepcopy(state) if state is not None else new_state(rtype.name, change["record_id"])
     creating = not state["fields"]
     server = actor.role == SYSTEM.role
@@ -226,6 +227,24 @@ def _validated(rtype, change, creating, now, refused):
         )
     _check_clinical_times(rtype, loaded, now)
     return flatten(loaded, rtype.nested)
+
+
+def _check_base_known(state, change):
+    """A base may name only versions the record has merged: they become the write's parents.
+
+    A device saw nothing else. A version the record does not have yet (another
+    device's next change id, say) would make that later write an ancestor of
+    this one and this one of it: a cycle that leaves the field no head, so every
+    later change to the field failed to merge.
+    """
+    known = set(state["changes"]) if state is not None else set()
+    unknown = sorted({v for seen in (change.get("base") or {}).values()
+                      for v in (seen if isinstance(seen, list) else [seen]) if v is not None} - known)
+    if unknown:
+        raise InvalidRecord(
+            f"base names versions this record never had ({', '.join(unknown[:3])}"
+            f"{', ...' if len(unknown) > 3 else ''}): send the versions the device saw, from its last sync",
+            details={"base": [f"unknown version {v}" for v in unknown[:10]]})
 
 
 def _check_clinical_times(rtype, values, now):

@@ -27,7 +27,7 @@ from schema.clock import HybridClock, stamp_incoming
 from schema.errors import ChangeIdTaken, DependsOnRejected, HemsyncError, InvalidRecord, MergeFailed
 from schema.merge import Actor, apply_change
 from schema.records.patient import duplicate_conflict, duplicate_notice
-from schema.validation import require_uuid
+from schema.validation import check_envelope, require_uuid
 
 from . import audit, scope
 from .directory import StoreDirectory
@@ -137,6 +137,9 @@ class Merger:
             require_uuid(change["record_id"], "record_id")
             stamp = self._stamp(change)
             merged = {**change, "hlc": stamp.hlc, "device_id": self.device["id"]}
+            # Before anything reads the base (the dependency check walks it): a base
+            # of any other shape is this change's invalid_value, never a crash.
+            check_envelope(records.get(merged["record_type"]), merged)
             self._check_dependencies(merged)
             stored = self.store.get_record(merged["record_type"], merged["record_id"])
             if stored is not None:

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from schema import errors
 from schema.merge import apply_change
 from schema.recordtype import flatten
+from schema.rules import StateMachine
 from schema import records
 
 from .merging import NOW, Laptop, interleavings, new_id, sequence
@@ -140,12 +141,34 @@ def play(profile, plans):
         actors[laptop.device_id] = laptop.actor
         queue = []
         for fields in edits:
+            expected = expected_refusal(profile, laptop, record_id, fields)
             try:
                 queue.append(laptop.change(profile.record_type, record_id, fields))
-            except errors.HemsyncError:
-                pass  # the laptop refuses it locally (a step from a final state): never sent
+            except errors.HemsyncError as refusal:
+                # Only a step the state machine does not allow may be refused (never sent);
+                # a legitimate change refused by the local merge is a bug.
+                assert refusal.code == expected, f"{fields} refused locally: {refusal.code} {refusal.message}"
+                event(f"refused locally as expected: {refusal.code}")
+            else:
+                assert expected is None, f"{fields} should have been refused locally as {expected}"
         queues.append(queue)
     return start, queues, actors
+
+
+def expected_refusal(profile, laptop, record_id, fields):
+    """The code the laptop's own merge must refuse this edit with, or None when the edit is legitimate.
+
+    The drawn edits are all allowed to their authors except a status step the
+    record's state machine does not allow from where the laptop sees it (the
+    request another laptop step had already completed, say).
+    """
+    machine = records.get(profile.record_type).spec("status").rule if "status" in fields else None
+    if not isinstance(machine, StateMachine):
+        return None
+    current = laptop.views[record_id]["fields"].get("status", {}).get("value", machine.initial)
+    if fields["status"] == current or machine.allowed(current, fields["status"], laptop.actor.role):
+        return None
+    return "invalid_transition"
 
 
 def hard_conflict_fields(profile, queues):

@@ -123,3 +123,22 @@ def test_every_record_type_says_which_fields_a_new_record_requires():
     assert required["patient"] == ["municipality", "name", "personnummer"]
     assert required["visit_request"] == ["patient_id", "reason", "urgency"]
     assert required["observation"] == ["measured_at", "patient_id"]
+
+
+def test_a_base_naming_a_version_the_record_never_had_is_refused_and_the_field_stays_mergeable():
+    from .merging import Laptop, new_id, sequence
+
+    nurse, attacker = Laptop("dev-nurse", "nurse-1", "nurse"), Laptop("dev-attacker", "nurse-2", "nurse")
+    record_id = new_id()
+    start = apply_change(None, nurse.change("patient", record_id, PATIENT), nurse.actor, NOW).state
+    attacker.see(start)
+    poison = attacker.change("patient", record_id, {"address": "Giftgatan 6"}, local=False)
+    # Had it been the honest nurse's next change id, each write would have been the other's ancestor.
+    poison["base"]["name"] = [poison["base"]["name"], "dev-nurse-2-next"]
+    with pytest.raises(errors.InvalidRecord) as refused:
+        apply_change(start, poison, attacker.actor, NOW)
+    assert refused.value.code == "invalid_value" and "never had" in refused.value.message
+    nurse.see(start)
+    state, outcomes = sequence(start, [nurse.change("patient", record_id, {"name": "Tolvan T"})],
+                               {"dev-nurse": nurse.actor})
+    assert [o.result for o in outcomes] == ["applied"] and state["fields"]["name"]["value"] == "Tolvan T"

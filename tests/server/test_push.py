@@ -309,3 +309,9 @@ def test_a_late_offline_edit_of_a_signed_visit_becomes_an_amendment_and_a_confli
     assert len(amendments) == 1
     assert "återbesök" in amendments[0]["fields"]["text"]
     assert doctor.records[("visit", visit["record_id"])]["fields"]["plan"] == "vila"
+
+
+def test_a_base_that_is_no_object_is_invalid_value_also_from_a_device_with_rejected_changes(region):
+    region.nurse.push(region.nurse.change("patient", name="", municipality="Halmstad"))  # rejected: no personnummer
+    answer = region.nurse.push(region.nurse.change("patient", base=[["c"]], name="Tolvan"))
+    assert answer["results"][0]["error"]["code"] == "invalid_value"
