@@ -88,3 +88,11 @@ def interleavings(queues):
         rest = queues[:i] + [queue[1:]] + queues[i + 1:]
         for tail in interleavings(rest):
             yield [queue[0], *tail]
+
+
+def deep_list(depth):
+    """A list nested ``depth`` deep: what a poisoned change carries to break what walks it."""
+    value = "v"
+    for _ in range(depth):
+        value = [value]
+    return value

@@ -10,7 +10,7 @@ import pytest
 from schema import errors
 from schema.merge import Actor, apply_change, view
 
-from .merging import NOW, Laptop, new_id, sequence
+from .merging import NOW, Laptop, deep_list, new_id, sequence
 
 PNR = "191212121212"
 NORMAL_VITALS = {"resp_rate": 16, "temperature": 37.0, "systolic_bp": 120, "pulse": 70, "consciousness": "A"}
@@ -54,15 +54,8 @@ def created(laptop, record_type, fields, directory=None, others=()):
     return state
 
 
-def _deep_list(depth):
-    value = "v"
-    for _ in range(depth):
-        value = [value]
-    return value
-
-
 POISONED_BASES = {
-    "a 700-deep list": lambda version: {"name": _deep_list(700)},
+    "a 700-deep list": lambda version: {"name": deep_list(700)},
     "a dict": lambda version: {"name": {"version": version}},
     "an int": lambda version: {"name": 7},
     "a list of 10,000": lambda version: {"name": [version] * 10_000},

@@ -14,6 +14,7 @@ import requests
 from click.testing import CliRunner
 
 from tests.live_server import start_live_server
+from tests.merging import deep_list
 
 from .conftest import PERSONNUMMER, Laptop, new_patient, new_request
 
@@ -170,15 +171,8 @@ def test_admins_keep_the_regions_municipalities_and_the_handshake_carries_them(t
 # -- 2. No input makes a record unmergeable ---------------------------------------------------------
 
 
-def _deep_list(depth):
-    value = "v"
-    for _ in range(depth):
-        value = [value]
-    return value
-
-
 POISONED_BASES = {
-    "a deep list": lambda change: {"name": _deep_list(20)},
+    "a deep list": lambda change: {"name": deep_list(20)},
     "a dict": lambda change: {"name": {"version": change["change_id"]}},
     "an int": lambda change: {"name": 7},
     "a list of 10,000": lambda change: {"name": [change["change_id"]] * 10_000},
@@ -205,7 +199,7 @@ def test_a_poisoned_base_is_refused_for_that_change_alone_and_the_record_stays_m
 
 def test_json_nested_deeper_than_32_levels_is_refused_as_malformed_json(region):
     nurse = region.nurse
-    deep = nurse.change("patient", base={"name": _deep_list(40)}, name="Tolvan")
+    deep = nurse.change("patient", base={"name": deep_list(40)}, name="Tolvan")
     response = nurse.post("/v1/push", {"changes": [deep]})
     assert (response.status_code, response.json()["error"]["code"]) == (400, "malformed_json")
     assert response.json()["error"]["details"] == {"max_depth": 32}
