@@ -16,6 +16,7 @@ import click
 
 from schema import records
 from schema.dispatch import queue_entries, suggest_doctors
+from schema.records.visit_request import GOING
 from schema.errors import HemsyncError
 from schema.recordtype import unflatten
 
@@ -31,7 +32,8 @@ from .sync import verify as run_verify
 __all__ = ["cli", "main", "DEFAULT_REPLICA"]
 
 DEFAULT_REPLICA = os.path.join("~", ".hemsync", "replica.db")
-REQUEST_STEPS = ("en_route", "on_site", "completed")
+#: The steps a doctor moves an accepted request through, from the request type's state machine.
+REQUEST_STEPS = GOING
 SCRUB_PENDING_NOTE = ("Another program holds the replica open, so old copies of the deleted data stay in its "
                       "write-ahead log until it closes: close it (e.g. stop `hemsync run`); the next hemsync "
                       "command then finishes the wipe.")
@@ -484,10 +486,10 @@ def progress(obj, request_id, step, as_json):
 
 @cli.command()
 @click.argument("patient_id")
-@click.option("--urgency", required=True, type=click.Choice(("acute", "urgent", "planned")))
+@click.option("--urgency", required=True, type=click.Choice(records.get("visit_request").choices("urgency")))
 @click.option("--reason", required=True, help="Why a doctor is needed.")
 @click.option("--callback-phone", help="Where the doctor reaches you.")
-@click.option("--retts", "retts_colour", type=click.Choice(("red", "orange", "yellow", "green", "blue")),
+@click.option("--retts", "retts_colour", type=click.Choice(records.get("visit_request").choices("retts_colour")),
               help="RETTS colour as assessed.")
 @click.option("--observation", "observation_id", help="The observation (vitals) behind the request.")
 @json_option

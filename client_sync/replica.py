@@ -229,11 +229,7 @@ class LocalRecord:
     @property
     def patient_ids(self):
         """The patients whose information this record shows (for the access log)."""
-        rtype = records.get(self.type)
-        fields = self.fields
-        if rtype.patient_field:
-            return [fields[rtype.patient_field]] if fields.get(rtype.patient_field) else []
-        return sorted((fields.get("items") or {}))  # a round: one item per resident
+        return records.get(self.type).patients_shown(self.state)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -657,11 +653,9 @@ class Replica:
     def _change_patients(self, change):
         """The patients whose information a change shows: from its fields, else from the record here."""
         rtype = records.get(change["record_type"])
-        if rtype.patient_field == "id":
-            return [change["record_id"]]
         if rtype.patient_field is None:  # a round: one item per resident
             return sorted(change["fields"].get("items") or {})
-        patient = change["fields"].get(rtype.patient_field)
+        patient = rtype.claimed_patient(change)
         if not patient:
             row = self.conn.execute("SELECT patient_id FROM records WHERE type = ? AND id = ?",
                                     (change["record_type"], change["record_id"])).fetchone()
@@ -824,9 +818,7 @@ class Replica:
         return report
 
     def _store(self, wire, state):
-        rtype = records.get(state["type"])
-        patient = state["id"] if rtype.patient_field == "id" else (
-            state["fields"].get(rtype.patient_field, {}).get("value") if rtype.patient_field else None)
+        patient = records.get(state["type"]).patient_of(state)
         open_conflicts = sum(1 for c in state["conflicts"] if c.get("status") == "open")
         self.conn.execute(
             "INSERT OR REPLACE INTO records (type, id, patient_id, rev, open_conflicts, wire) "

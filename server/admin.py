@@ -19,7 +19,7 @@ from schema.records.patient import resolve_duplicate
 
 from . import audit, auth
 from .errors import NotFound
-from .push import Merger, flag_duplicates
+from .push import Merger
 
 __all__ = ["correct_personnummer", "merge_patients", "ADMIN_DEVICE", "AdminActFailed"]
 
@@ -43,7 +43,6 @@ def correct_personnummer(store, settings, patient_id, personnummer, reason, admi
             merger.finish()
             store.audit([audit.admin("correct_personnummer", {"reason": reason}, patient_id=patient_id,
                                      user=admin)])
-            flag_duplicates(store, store.get_record("patient", patient_id).state)
     return store.get_record("patient", patient_id).state
 
 

@@ -33,12 +33,7 @@ __all__ = ["patients_of", "pulled", "shown", "accepted", "decisions", "rejected"
 
 def patients_of(stored):
     """The patients whose data a stored record shows: its patient, or a round's residents."""
-    if stored.patient_id:
-        return {stored.patient_id}
-    nested = records.get(stored.type).nested
-    if not nested:
-        return set()
-    return {path.split(".")[1] for path in stored.state["fields"] if path.split(".")[0] in nested}
+    return set(records.get(stored.type).patients_shown(stored.state))
 
 
 def _who(user, device):

@@ -12,6 +12,7 @@ import json
 import click
 
 from schema.errors import HemsyncError
+from schema.roles import ROLES
 
 from . import admin, audit, auth, jobs, queue, settings
 from .errors import ServerError
@@ -148,7 +149,7 @@ def municipalities(ctx, as_json):
 
 @main.command("add-user")
 @click.option("--name", required=True, help="The person's name.")
-@click.option("--role", required=True, type=click.Choice(["doctor", "nurse", "dispatcher", "admin"]))
+@click.option("--role", required=True, type=click.Choice(ROLES))
 @click.option("--municipality", "municipalities", multiple=True, help="A municipality (repeat for more).")
 @click.option("--hsa-id", default=None, help="The person's HSA-id, e.g. SE2321000131-E000000000001.")
 @by_option

@@ -26,7 +26,6 @@ from schema import records
 from schema.clock import HybridClock, stamp_incoming
 from schema.errors import ChangeIdTaken, DependsOnRejected, HemsyncError, InvalidRecord, MergeFailed
 from schema.merge import Actor, apply_change
-from schema.records.patient import duplicate_conflict, duplicate_notice
 from schema.validation import require_uuid
 
 from . import audit, scope
@@ -34,15 +33,13 @@ from .directory import StoreDirectory
 from .errors import InvalidBatch
 from .messages import PushRequestSchema, load
 from .settings import dispatch_settings
-from .store import encode_wire, index_columns
+from .store import encode_wire
 
-__all__ = ["push", "Merger", "flag_duplicates", "op_gaps", "MAX_OP_STEP"]
+__all__ = ["push", "Merger", "op_gaps", "MAX_OP_STEP"]
 
 log = logging.getLogger(__name__)
 
 _REQUEST = PushRequestSchema()
-# Writes to these types can change who sees what (a new patient, a move, an assignment).
-SCOPE_CHANGING = frozenset({"patient", "visit_request"})
 #: A device numbers its changes 1, 2, 3, ...: an operation number further than this past
 #: the last one seen is no honest jump, and would switch off gap detection for good.
 MAX_OP_STEP = 1_000_000
@@ -191,14 +188,14 @@ class Merger:
         """The outcome of the change and of every change it derives, with their wire texts, before any write."""
         outcome = apply_change(stored.state if stored else None, change, self.actor, self.now, self.options)
         scope.check_placed(self.keys, self.user, outcome.state, stored)
-        outcomes = [(change, outcome)]
+        outcomes = [(change, outcome, stored.state if stored else None)]
         for derived in outcome.derived:
             # A derived change (an amendment from a late edit of a sealed visit) merges
             # with the same actor, and is rejected together with the change it came from.
             base = self.store.get_record(derived["record_type"], derived["record_id"])
-            outcomes.append((derived, apply_change(base.state if base else None, derived, self.actor,
-                                                   self.now, self.options)))
-        return [(made, outcome, self._wire(outcome)) for made, outcome in outcomes]
+            base = base.state if base else None
+            outcomes.append((derived, apply_change(base, derived, self.actor, self.now, self.options), base))
+        return [(made, outcome, before, self._wire(outcome)) for made, outcome, before in outcomes]
 
     def _wire(self, outcome):
         """The state's stored text; refused when it would grow the record past the size limit."""
@@ -216,19 +213,20 @@ class Merger:
     def _write(self, change, stored, stamp, outcomes):
         conflicts = list(outcomes[0][1].conflicts)
         entries = []
-        for made, outcome, wire in outcomes:
+        for made, outcome, before, wire in outcomes:
             if outcome.result == "duplicate":
                 continue
+            rtype = records.get(made["record_type"])
             self.store.put_record(outcome.state, made["change_id"], wire)
-            patient_id = index_columns(outcome.state)["patient_id"]
-            if made["record_type"] == "patient" and stored is None and made is change:
-                conflicts += flag_duplicates(self.store, outcome.state)
+            patient_id = rtype.patient_of(outcome.state)
+            for hook in rtype.after_store:
+                conflicts += hook(self, outcome.state, before)
             entries.append(audit.accepted(self.user, self.device, made, stamp, patient_id, outcome.result))
             entries.extend(audit.decisions(self.user, self.device, made, outcome.decisions, patient_id))
             if made is not change:
                 self.store.save_change(self._row(made, stamp, {"change_id": made["change_id"],
                                                                "result": outcome.result}))
-            if made["record_type"] in SCOPE_CHANGING:
+            if rtype.changes_scope:
                 self._keys = None
         result = {"change_id": change["change_id"], "result": "conflict" if conflicts else "applied",
                   "hlc": stamp.hlc, "restamped": stamp.restamped, "conflicts": conflicts}
@@ -261,6 +259,17 @@ class Merger:
             "hlc": stamp.hlc if stamp else None, "result": result, "derived_from": change.get("derived_from"),
         }
 
+    def annotate(self, state, change_id, decision):
+        """Store a server-made addition to a record's state (a conflict notice) and audit its decision.
+
+        For ``after_store`` hooks of record types: the state reaches every
+        device holding the record through the feed.
+        """
+        self.store.put_record(state, change_id)
+        patient_id = records.get(state["type"]).patient_of(state)
+        self.store.audit(audit.decisions(None, None, {"record_type": state["type"], "record_id": state["id"],
+                                                      "change_id": None}, [decision], patient_id))
+
     def finish(self, pending=None, ops=()):
         """Persist the server clock and the device's health, in the batch's transaction."""
         self.store.save_clock(str(self.clock.last))
@@ -292,35 +301,6 @@ def op_gaps(last_op, ops):
     return max(fresh) - last_op - len(fresh) if fresh else 0
 
 
-def flag_duplicates(store, state):
-    """Raise the duplicate-patient conflict on every patient sharing this one's personnummer.
-
-    The full conflict (every record, author and device) is kept for admins, who
-    merge duplicates; each patient's state gets only a notice that a possible
-    duplicate is under review (:func:`schema.records.patient.duplicate_notice`),
-    written to the feed so every device holding one of them sees it. Returns the
-    conflict ids raised.
-    """
-    personnummer = index_columns(state)["personnummer"]
-    same = store.patients_with_personnummer(personnummer) if personnummer else []
-    if len(same) < 2:
-        return []
-    conflict = duplicate_conflict([s.state for s in same])
-    store.save_duplicate(conflict)
-    for stored in same:
-        patient = stored.state
-        if any(c["id"] == conflict["id"] for c in patient["conflicts"]):
-            continue
-        patient["conflicts"].append(duplicate_notice(conflict, patient))
-        store.put_record(patient, conflict["id"])
-        store.audit([audit.decisions(None, None, {"record_type": "patient", "record_id": patient["id"],
-                                                  "change_id": None},
-                                     [{"rule": "duplicate_patient", "action": "conflict",
-                                       "conflict": conflict["id"], "patients": conflict["patients"]}],
-                                     patient["id"])[0]])
-    return [conflict["id"]]
-
-
 def _rejection(change, error):
     """A rejected change's result, as the push answers it."""
     return {"change_id": change["change_id"], "result": "rejected", "error": error.to_dict()}
@@ -329,10 +309,6 @@ def _rejection(change, error):
 def _claimed_patient(change):
     """The patient a rejected new record names, for the audit entry (it may not exist)."""
     try:
-        field = records.get(change.get("record_type")).patient_field
+        return records.get(change.get("record_type")).claimed_patient(change)
     except HemsyncError:
         return None
-    if field == "id":
-        return change.get("record_id")
-    value = (change.get("fields") or {}).get(field) if field else None
-    return value if isinstance(value, str) else None
