@@ -29,6 +29,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from schema import records
+from schema.change import make_change
 from schema.clock import ZERO, Hlc, HybridClock
 from schema.errors import HemsyncError
 from schema.merge import Actor, apply_change, view
@@ -520,22 +521,8 @@ class Replica:
             local = self.local(record_type, record_id, now=now)
             state = local.state if local else None
             clock, op = self._clock(), self.setting("op", 0) + 1
-            change = {
-                "change_id": change_id(device_id, op),
-                "record_type": record_type,
-                "record_id": record_id,
-                "device_id": device_id,
-                "op": op,
-                "hlc": str(clock.now()),
-                "base": {p: w["version"] for p, w in state["fields"].items()} if state else {},
-                "fields": fields,
-            }
-            if resolves:
-                change["resolves"] = list(resolves)
-                # A resolution is made on top of every competing value, and says so in its base.
-                for conflict in state["conflicts"] if state else ():
-                    if conflict["id"] in resolves:
-                        change["base"][conflict["field"]] = sorted(v["version"] for v in conflict["values"])
+            change = make_change(record_type, record_id, fields, state=state, change_id=change_id(device_id, op),
+                                 hlc=str(clock.now()), op=op, device_id=device_id, resolves=resolves)
             apply_change(state, change, actor, now, self.merge_options())  # raises: the change breaks a rule
             self.conn.execute(
                 "INSERT INTO outbox (op, change_id, record_type, record_id, change, created_at, acked) "

@@ -20,7 +20,8 @@ of :mod:`schema.errors`; whole-request problems are these:
     │   └── InternalError        500 internal_error
     ├── StoreError               (a storage problem; wraps the driver's error as __cause__)
     ├── ServeError               (the server cannot start serving: a TLS certificate that does not load)
-    └── EscalationFailed         (the escalation job could not mark a request: a bug, rolled back)
+    └── ChangeRefused            (the merge refused a server-side change: an admin act, a job, the seed; a bug,
+                                  rolled back whole)
 """
 
 import logging
@@ -47,7 +48,7 @@ __all__ = [
     "InternalError",
     "StoreError",
     "ServeError",
-    "EscalationFailed",
+    "ChangeRefused",
     "ERROR_STATUS",
     "error_body",
     "init_app",
@@ -160,8 +161,13 @@ class ServeError(ServerError):
     """The server cannot start serving as asked (a TLS certificate or key that does not load)."""
 
 
-class EscalationFailed(ServerError):
-    """The merge refused the escalation job's own change; nothing of the run was kept."""
+class ChangeRefused(ServerError):
+    """The merge refused a change the server made itself (an admin act, a job, the seed); nothing was kept."""
+
+    def __init__(self, message, *, details=None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
 
 
 #: Every whole-request code and its status: the table docs/protocol.md documents.
