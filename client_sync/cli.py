@@ -15,9 +15,10 @@ import uuid
 import click
 
 from schema import records
+from schema.clock import now_text, utcnow
 from schema.dispatch import queue_entries, suggest_doctors
-from schema.records.visit_request import GOING
 from schema.errors import HemsyncError
+from schema.records.visit_request import GOING
 from schema.recordtype import unflatten
 
 from . import __version__
@@ -441,7 +442,7 @@ def sign(obj, visit_id, as_json):
 
     Example: hemsync sign 2b1c...
     """
-    _write(obj, as_json, "visit", visit_id, {"signed_at": _now()})
+    _write(obj, as_json, "visit", visit_id, {"signed_at": now_text("seconds")})
 
 
 @cli.command()
@@ -559,7 +560,7 @@ def queue(obj, municipality, as_json):
     Example: hemsync queue --municipality Halmstad
     """
     requests, patients, observations = obj.replica.dispatch_view()
-    entries = queue_entries(requests, patients, observations, dt.datetime.now(dt.timezone.utc),
+    entries = queue_entries(requests, patients, observations, utcnow(), obj.replica.dispatch_settings(),
                             municipality=municipality)
     if as_json:
         click.echo(json.dumps([e.to_dict() for e in entries], indent=2, ensure_ascii=False))
@@ -715,6 +716,3 @@ def _hlc_text(hlc):
     moment = dt.datetime.fromtimestamp(int(hlc[:16]) / 1000, dt.timezone.utc)
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
-
-def _now():
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

@@ -30,7 +30,8 @@ from sqlite_utils.migrations import Migrations
 
 from schema import records
 from schema.change import make_change
-from schema.clock import ZERO, Hlc, HybridClock
+from schema.clock import ZERO, Hlc, HybridClock, utcnow
+from schema.dispatch import DispatchSettings
 from schema.errors import HemsyncError
 from schema.merge import Actor, apply_change, view
 from schema.wire import decode_state, record_digest
@@ -349,10 +350,11 @@ class Replica:
             self.set_setting("user", answer["user"])
             self.set_setting("device", answer["device"])
             self.set_setting("municipalities", answer.get("municipalities"))
+            self.set_setting("dispatch", answer.get("dispatch"))
             self.set_setting("server", {k: answer.get(k) for k in (
                 "server_version", "min_client_version", "max_clock_ahead_ms", "page_size", "max_batch")})
             if answer.get("server_time"):
-                offset = dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(answer["server_time"])
+                offset = utcnow() - dt.datetime.fromisoformat(answer["server_time"])
                 self.set_setting("clock_offset_ms", round(offset.total_seconds() * 1000))
             self.conn.execute("DELETE FROM staff")
             for person in answer.get("staff") or []:
@@ -363,8 +365,12 @@ class Replica:
                 )
 
     def merge_options(self):
-        """What the merge needs from this laptop: a directory of its staff, municipalities and records."""
-        return {"directory": ReplicaDirectory(self)}
+        """What the merge needs from this laptop: the region's dispatch settings, a directory of what it holds."""
+        return {"dispatch": self.dispatch_settings(), "directory": ReplicaDirectory(self)}
+
+    def dispatch_settings(self):
+        """The region's dispatch settings as the last handshake sent them (the defaults before one)."""
+        return DispatchSettings.from_wire(self.setting("dispatch"))
 
     def actor(self):
         """Who writes on this laptop, as the merge needs it; NotLoggedIn before a login."""
@@ -410,7 +416,7 @@ class Replica:
             return None
         state, pending, refused = server, [], []
         if rows:
-            actor, now = self.actor(), now or _utcnow()
+            actor, now = self.actor(), now or utcnow()
             for _, text, acked in rows:
                 change = json.loads(text)
                 try:
@@ -451,7 +457,7 @@ class Replica:
 
     def _as_rejected(self, record_type, record_id, rejected):
         """The record as its rejected changes made it (None when they make none), for get()."""
-        state, actor, now = None, self.actor(), _utcnow()
+        state, actor, now = None, self.actor(), utcnow()
         for item in rejected:
             try:
                 state = apply_change(state, item["change"], actor, now, self.merge_options()).state
@@ -516,7 +522,7 @@ class Replica:
         rule refuses the change.
         """
         records.get(record_type)
-        actor, device_id, now = self.actor(), self.device_id(), now or _utcnow()
+        actor, device_id, now = self.actor(), self.device_id(), now or utcnow()
         with self.transaction():
             local = self.local(record_type, record_id, now=now)
             state = local.state if local else None
@@ -541,7 +547,7 @@ class Replica:
 
     def _log_openings(self, shown):
         """Write an access-log entry per ``(patient_id, record_type, record_id)`` shown."""
-        opened_at = _utcnow().isoformat()
+        opened_at = utcnow().isoformat()
         entries = [(str(uuid.uuid4()), patient, rtype, rid, opened_at) for patient, rtype, rid in shown]
         if entries:
             with self.transaction():
@@ -629,7 +635,7 @@ class Replica:
         return self._rejected_row(*row)
 
     def _archive(self, change_id, outcome, replaced_by):
-        self.conn.execute(ARCHIVE_REJECTED, (_utcnow().isoformat(), outcome, replaced_by, change_id))
+        self.conn.execute(ARCHIVE_REJECTED, (utcnow().isoformat(), outcome, replaced_by, change_id))
         self.conn.execute("DELETE FROM rejected WHERE change_id = ?", (change_id,))
 
     @staticmethod
@@ -652,7 +658,7 @@ class Replica:
     def settle(self, results, server_hlc=None):
         """Record the server's answers to pushed changes, in one transaction; return the counts."""
         counts = {"applied": 0, "conflict": 0, "rejected": 0}
-        now = _utcnow().isoformat()
+        now = utcnow().isoformat()
         with self.transaction():
             for result in results:
                 row = self.conn.execute(
@@ -757,7 +763,7 @@ class Replica:
             report = self._delete_patient_data()
             for key in ("token", "cursor"):
                 self.conn.execute("DELETE FROM settings WHERE key = ?", (key,))
-            self.set_setting("wiped_at", _utcnow().isoformat())
+            self.set_setting("wiped_at", utcnow().isoformat())
         return dataclasses.replace(report, scrubbed=self.scrub(wait))
 
     def scrub(self, wait=SCRUB_WAIT):
@@ -825,6 +831,3 @@ def _matches(value, wanted):
         return str(value).lower() == wanted.lower()
     return value is not None and str(value) == wanted
 
-
-def _utcnow():
-    return dt.datetime.now(dt.timezone.utc)

@@ -180,13 +180,14 @@ _HTTP = {404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge}
 
 
 def error_body(code, message, details=None):
-    """The JSON error shape as a dict."""
+    """The one JSON error shape, ``{"error": {"code", "message", "details"}}``, as a dict."""
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
-def _respond(error):
-    response = jsonify({"error": error.to_dict()})
-    response.status_code = error.status
+def _respond(error, status):
+    """The JSON response for an ApiError or a contract error (HemsyncError), built by :func:`error_body`."""
+    response = jsonify(error_body(error.code, error.message, error.details))
+    response.status_code = status
     if isinstance(error, TooManyRequests):
         response.headers["Retry-After"] = str(error.retry_after)
     return response
@@ -197,15 +198,13 @@ def init_app(app):
 
     @app.errorhandler(ApiError)
     def api_error(error):
-        return _respond(error)
+        return _respond(error, error.status)
 
     @app.errorhandler(HemsyncError)
     def contract_error(error):
         # A contract error outside a push (an admin command over HTTP, a bad query):
         # the request as a whole was wrong.
-        response = jsonify({"error": error.to_dict()})
-        response.status_code = 400
-        return response
+        return _respond(error, 400)
 
     @app.errorhandler(HTTPException)
     def http_error(error):
@@ -219,10 +218,10 @@ def init_app(app):
             405: "this endpoint does not accept this HTTP method; see GET /openapi.json",
             413: "the request body is over the size limit (counted after decompression): send fewer changes",
         }
-        return _respond(cls(messages[error.code]))
+        return _respond(cls(messages[error.code]), cls.status)
 
     @app.errorhandler(Exception)
     def unexpected(error):
         log.exception("unhandled error")
         return _respond(InternalError("the server failed on this request and applied nothing of it; "
-                                      "it is safe to retry, and the error is logged"))
+                                      "it is safe to retry, and the error is logged"), InternalError.status)

@@ -29,6 +29,7 @@ import uuid
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from schema.clock import utcnow
 from schema.dispatch import UNACCEPTED, due_for_escalation, queue_entries
 from schema.merge import SYSTEM
 
@@ -84,7 +85,7 @@ def escalate_due(store, now, settings):
 
 def run_escalation(store, settings):
     """The scheduled run: :func:`escalate_due` at the wall clock's time, logged."""
-    for entry in escalate_due(store, dt.datetime.now(dt.timezone.utc), settings):
+    for entry in escalate_due(store, utcnow(), settings):
         log.warning("escalated visit request %s (%s): %s", entry["request_id"], entry["kind"],
                     entry["details"]["why"])
 
@@ -99,7 +100,7 @@ def scheduler(store, settings):
     if interval > 0:
         made.add_job(run_escalation, "interval", seconds=interval, args=(store, settings), id=ESCALATION_JOB,
                      name="escalate visit requests near their deadline", max_instances=1, coalesce=True,
-                     replace_existing=True, next_run_time=dt.datetime.now(dt.timezone.utc))
+                     replace_existing=True, next_run_time=utcnow())
     return made
 
 

@@ -19,6 +19,7 @@ from schema.errors import OutOfScope
 from schema.merge import SYSTEM
 from schema.records.visit_request import MACHINE
 
+from .messages import STAFF_FIELDS
 from .store import ScopeKeys, index_columns
 
 __all__ = ["LITE_TYPES", "OPEN_REQUEST_STATUSES", "keys_for", "check_existing", "check_placed", "check_new",
@@ -103,6 +104,11 @@ def check_new(keys, user, state):
         )
 
 
+def staff_entry(user):
+    """A user as devices see them (:data:`server.messages.STAFF_FIELDS`): never a token."""
+    return {k: user[k] for k in STAFF_FIELDS}
+
+
 def staff(store):
     """The staff directory every device receives: names, roles, municipalities, HSA-ids; never tokens."""
-    return [{k: user[k] for k in ("id", "name", "role", "municipalities", "hsa_id")} for user in store.users()]
+    return [staff_entry(user) for user in store.users()]
