@@ -76,6 +76,13 @@ WHERE record_type = ? AND record_id = ?
 ORDER BY op
 """
 
+SELECT_OUTBOX_VERSION = """
+SELECT count(*), total(acked), (SELECT change FROM outbox WHERE record_type = ?1 AND record_id = ?2
+                                ORDER BY op DESC LIMIT 1)
+FROM outbox
+WHERE record_type = ?1 AND record_id = ?2
+"""
+
 SELECT_OPEN_OR_PENDING = """
 SELECT type, id FROM records WHERE open_conflicts > 0
 UNION
@@ -194,6 +201,34 @@ def change_id(device_id, op):
 
 
 @dataclasses.dataclass
+class _Replay:
+    """A record's server state with its outbox merged on top, and what that depends on (``version``)."""
+
+    type: str
+    id: str
+    server: dict | None
+    state: dict | None
+    pending: list
+    refused: list
+    version: tuple
+
+    def merge(self, change, acked, actor, now, options):
+        """Merge one outbox change on top (or note it refused)."""
+        try:
+            self.state = apply_change(self.state, change, actor, now, options).state
+        except HemsyncError as exc:
+            self.refused.append({"change": change, "error": exc.to_dict()})
+        if not acked:
+            self.pending.append(change)
+
+    def record(self):
+        """The LocalRecord shown, or None when only refused local changes make it (nothing to show)."""
+        if self.state is None:
+            return None
+        return LocalRecord(self.type, self.id, self.state, self.server, list(self.pending), list(self.refused))
+
+
+@dataclasses.dataclass
 class LocalRecord:
     """A record as this laptop shows it: the server's state with the outbox on top.
 
@@ -267,6 +302,7 @@ class Replica:
             self.close()
             raise damaged(self.path, exc) from exc
         self._wall_ms = wall_ms
+        self._last_write = None  # the _Replay of the record written last, for the next write of it
         if self.setting(SCRUB_PENDING):
             self.scrub(wait=OPEN_SCRUB_WAIT)  # a wipe another program blocked: finish it now if it let go
 
@@ -410,24 +446,31 @@ class Replica:
 
     def local(self, record_type, record_id, *, now=None):
         """The record as this laptop shows it (a LocalRecord), or None; not logged as an opening."""
+        replayed = self._replay(record_type, record_id, now or utcnow())
+        return replayed.record() if replayed else None
+
+    def _replay(self, record_type, record_id, now):
+        """The record's server state with its outbox merged on top (a _Replay), or None when it is not here."""
         server = self.server_state(record_type, record_id)
         rows = self.conn.execute(SELECT_PENDING, (record_type, record_id)).fetchall()
         if server is None and not rows:
             return None
-        state, pending, refused = server, [], []
+        replayed = _Replay(record_type, record_id, server, server, [], [], self._version(record_type, record_id))
         if rows:
-            actor, now = self.actor(), now or utcnow()
+            actor, options = self.actor(), self.merge_options()
             for _, text, acked in rows:
-                change = json.loads(text)
-                try:
-                    state = apply_change(state, change, actor, now, self.merge_options()).state
-                except HemsyncError as exc:
-                    refused.append({"change": change, "error": exc.to_dict()})
-                if not acked:
-                    pending.append(change)
-        if state is None:  # only refused local changes: nothing to show
-            return None
-        return LocalRecord(record_type, record_id, state, server, pending, refused)
+                replayed.merge(json.loads(text), bool(acked), actor, now, options)
+        return replayed
+
+    def _version(self, record_type, record_id):
+        """What a replay of a record depends on here: its server revision, its outbox rows, who writes.
+
+        The newest outbox change is part of it (its HLC makes it unique), so a
+        write rolled back and made again with the same operation number differs.
+        """
+        rev = self.conn.execute("SELECT rev FROM records WHERE type = ? AND id = ?", (record_type, record_id)).fetchone()
+        rows = self.conn.execute(SELECT_OUTBOX_VERSION, (record_type, record_id)).fetchone()
+        return (rev[0] if rev else None, *rows, json.dumps(self.setting("user")))
 
     def local_all(self, record_type, *, now=None):
         """Every record of a type as this laptop shows it, ordered by id."""
@@ -524,20 +567,32 @@ class Replica:
         records.get(record_type)
         actor, device_id, now = self.actor(), self.device_id(), now or utcnow()
         with self.transaction():
-            local = self.local(record_type, record_id, now=now)
-            state = local.state if local else None
+            replayed = self._last_write
+            if replayed is None or (replayed.type, replayed.id) != (record_type, record_id) \
+                    or replayed.version != self._version(record_type, record_id):
+                replayed = self._replay(record_type, record_id, now) or _Replay(
+                    record_type, record_id, None, None, [], [], self._version(record_type, record_id))
             clock, op = self._clock(), self.setting("op", 0) + 1
-            change = make_change(record_type, record_id, fields, state=state, change_id=change_id(device_id, op),
-                                 hlc=str(clock.now()), op=op, device_id=device_id, resolves=resolves)
-            apply_change(state, change, actor, now, self.merge_options())  # raises: the change breaks a rule
+            change = make_change(record_type, record_id, fields, state=replayed.state,
+                                 change_id=change_id(device_id, op), hlc=str(clock.now()), op=op,
+                                 device_id=device_id, resolves=resolves)
+            text = json.dumps(change)
+            # raises: the change breaks a rule, and nothing is written
+            state = apply_change(replayed.state, json.loads(text), actor, now, self.merge_options()).state
             self.conn.execute(
                 "INSERT INTO outbox (op, change_id, record_type, record_id, change, created_at, acked) "
                 "VALUES (?, ?, ?, ?, ?, ?, 0)",
-                (op, change["change_id"], record_type, record_id, json.dumps(change), now.isoformat()),
+                (op, change["change_id"], record_type, record_id, text, now.isoformat()),
             )
             self.set_setting("op", op)
             self.set_setting("hlc", str(clock.last))
-            written = self.local(record_type, record_id, now=now)
+            # The record as a replay would now make it, without replaying: the new change
+            # merged on what this write saw. Kept for the next write of the same record,
+            # which uses it while nothing else of the record has changed here.
+            replayed = dataclasses.replace(replayed, state=state, pending=[*replayed.pending, json.loads(text)],
+                                           version=self._version(record_type, record_id))
+            self._last_write = replayed
+            written = replayed.record()
             self.log_access([written])
             return written
 
