@@ -710,7 +710,7 @@ class Replica:
             patient = row[0] if row else None
         return [patient] if patient else []
 
-    def settle(self, results, server_hlc=None):
+    def record_results(self, results, server_hlc=None):
         """Record the server's answers to pushed changes, in one transaction; return the counts."""
         counts = {"applied": 0, "conflict": 0, "rejected": 0}
         now = utcnow().isoformat()
@@ -719,7 +719,7 @@ class Replica:
                 row = self.conn.execute(
                     "SELECT op, change FROM outbox WHERE change_id = ?", (result["change_id"],)).fetchone()
                 if row is None:
-                    continue  # settled by an earlier answer to the same batch
+                    continue  # recorded from an earlier answer to the same batch
                 if result["result"] == "rejected":
                     error = result.get("error") or {"code": "rejected", "message": "rejected", "details": {}}
                     change = json.loads(row[1])

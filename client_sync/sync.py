@@ -201,8 +201,8 @@ def _push_outbox(replica, client, report, progress, batch_size):
         sent = {c["change_id"] for c in changes}
         if not isinstance(results, list) or not sent & {r.get("change_id") for r in results}:
             raise ProtocolError("the server's push answer has no result for the changes sent")
-        pause_point("push.before_settle")
-        counts = replica.settle([r for r in results if r.get("change_id") in sent], answer.get("server_hlc"))
+        pause_point("push.before_results")
+        counts = replica.record_results([r for r in results if r.get("change_id") in sent], answer.get("server_hlc"))
         report.applied += counts["applied"]
         report.conflicts += counts["conflict"]
         report.rejected += [r for r in results if r.get("result") == "rejected" and r.get("change_id") in sent]

@@ -13,8 +13,8 @@ from schema.clock import now_text, utcnow
 
 from . import audit, auth, integrity, queue, scope
 from .errors import ClientTooOld, InvalidRequest
-from .http import json_body
-from .messages import AccessLogRequestSchema, HandshakeRequestSchema, load
+from .body_encoding import json_body
+from .bodies import AccessLogRequestSchema, HandshakeRequestSchema, load
 from .pull import pull
 from .push import push
 from .settings import SERVER_VERSION, dispatch_settings

@@ -24,7 +24,7 @@ from schema.references import canonical_municipality
 from schema.roles import ROLES
 
 from .errors import ClientTooOld, DeviceRevoked, NotFound, RoleForbidden, TooManyRequests, Unauthorized
-from .messages import DEVICE_HEALTH_FIELDS
+from .bodies import DEVICE_HEALTH_FIELDS
 
 __all__ = [
     "CLIENT_HEADER",
@@ -48,7 +48,7 @@ TOKEN_BYTES = 32
 
 
 def device_health(store):
-    """Every device's health as an admin sees it, API and CLI alike (:data:`messages.DEVICE_HEALTH_FIELDS`)."""
+    """Every device's health as an admin sees it, API and CLI alike (:data:`server.bodies.DEVICE_HEALTH_FIELDS`)."""
     return [{k: device.get(k) for k in DEVICE_HEALTH_FIELDS} for device in store.devices()]
 
 

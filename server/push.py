@@ -9,7 +9,7 @@ batch commits whole, with the server clock and the device's health.
 from schema.clock import utcnow
 
 from .errors import InvalidBatch
-from .messages import PushRequestSchema, load
+from .bodies import PushRequestSchema, load
 from .writes import WriteApplier
 
 __all__ = ["push"]

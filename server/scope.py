@@ -19,7 +19,7 @@ from schema.errors import OutOfScope
 from schema.merge import SYSTEM
 from schema.records.visit_request import MACHINE
 
-from .messages import STAFF_FIELDS
+from .bodies import STAFF_FIELDS
 from .store import ScopeKeys, index_columns
 
 __all__ = ["LITE_TYPES", "OPEN_REQUEST_STATUSES", "keys_for", "check_existing", "check_placed", "check_new",
@@ -105,7 +105,7 @@ def check_new(keys, user, state):
 
 
 def staff_entry(user):
-    """A user as devices see them (:data:`server.messages.STAFF_FIELDS`): never a token."""
+    """A user as devices see them (:data:`server.bodies.STAFF_FIELDS`): never a token."""
     return {k: user[k] for k in STAFF_FIELDS}
 
 

@@ -8,7 +8,7 @@ from client_sync.replica import Replica
 from schema.dispatch import DispatchSettings
 from server import auth, settings
 from server.cli import main
-from server.messages import DEVICE_HEALTH_FIELDS
+from server.bodies import DEVICE_HEALTH_FIELDS
 from server.settings import dispatch_settings
 from server.store import SqliteStore
 from tests.server.conftest import new_patient, new_request
