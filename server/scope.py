@@ -78,16 +78,19 @@ def check_placed(keys, user, state, stored=None):
     """
     if user["role"] in ("admin", SYSTEM.role):
         return
-    if stored is not None:
-        columns = index_columns(state)
-        if (columns["patient_id"], columns["municipality"]) == (stored.patient_id, stored.municipality):
-            return
-    check_new(keys, user, state)
-
-
-def check_new(keys, user, state):
-    """Raise OutOfScope unless the user may create this record (its merged state) where it lies."""
     columns = index_columns(state)
+    if stored is not None and (columns["patient_id"], columns["municipality"]) == (stored.patient_id,
+                                                                                   stored.municipality):
+        return
+    check_new(keys, user, state, columns)
+
+
+def check_new(keys, user, state, columns=None):
+    """Raise OutOfScope unless the user may create this record (its merged state) where it lies.
+
+    ``columns`` are the state's index columns when the caller has them already.
+    """
+    columns = columns or index_columns(state)
     patient_id, municipality = columns["patient_id"], columns["municipality"]
     if state["type"] == "patient" or patient_id is None:
         # A new patient or round lies in its municipality.
