@@ -14,6 +14,8 @@ import datetime as dt
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from schema.clock import utcnow
+
 from .errors import ClientError, ClientTooOld, ConnectionLost, DeviceRevoked, NotLoggedIn, SyncBusy, Unauthorized
 from .replica import Replica
 from .sync import client_for, sync
@@ -77,7 +79,7 @@ class BackgroundSync:
         self.scheduler = kind(timezone=dt.timezone.utc)
         # coalesce + one instance: a laptop waking from sleep syncs once, not once per missed interval.
         self.scheduler.add_job(self.sync, "interval", seconds=interval, id=SYNC_JOB, max_instances=1,
-                               coalesce=True, next_run_time=_now())
+                               coalesce=True, next_run_time=utcnow())
         self.scheduler.add_job(self.watch, "interval", seconds=WATCH_SECONDS, id=WATCH_JOB, max_instances=1,
                                coalesce=True)
 
@@ -94,7 +96,7 @@ class BackgroundSync:
         if mark == self._mark:
             return
         self._mark = mark
-        soon = _now() + dt.timedelta(seconds=self.after_change)
+        soon = utcnow() + dt.timedelta(seconds=self.after_change)
         job = self.scheduler.get_job(SYNC_JOB)
         if job is not None and (job.next_run_time is None or job.next_run_time > soon):
             job.modify(next_run_time=soon)
@@ -117,6 +119,3 @@ def run_background(replica_path, *, interval=300, after_change=10, echo=print):
     except (KeyboardInterrupt, SystemExit):
         background.stop()
 
-
-def _now():
-    return dt.datetime.now(dt.timezone.utc)

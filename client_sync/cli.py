@@ -15,8 +15,10 @@ import uuid
 import click
 
 from schema import records
+from schema.clock import now_text, utcnow
 from schema.dispatch import queue_entries, suggest_doctors
 from schema.errors import HemsyncError
+from schema.records.visit_request import GOING
 from schema.recordtype import unflatten
 
 from . import __version__
@@ -31,7 +33,8 @@ from .sync import verify as run_verify
 __all__ = ["cli", "main", "DEFAULT_REPLICA"]
 
 DEFAULT_REPLICA = os.path.join("~", ".hemsync", "replica.db")
-REQUEST_STEPS = ("en_route", "on_site", "completed")
+#: The steps a doctor moves an accepted request through, from the request type's state machine.
+REQUEST_STEPS = GOING
 SCRUB_PENDING_NOTE = ("Another program holds the replica open, so old copies of the deleted data stay in its "
                       "write-ahead log until it closes: close it (e.g. stop `hemsync run`); the next hemsync "
                       "command then finishes the wipe.")
@@ -439,7 +442,7 @@ def sign(obj, visit_id, as_json):
 
     Example: hemsync sign 2b1c...
     """
-    _write(obj, as_json, "visit", visit_id, {"signed_at": _now()})
+    _write(obj, as_json, "visit", visit_id, {"signed_at": now_text("seconds")})
 
 
 @cli.command()
@@ -484,10 +487,10 @@ def progress(obj, request_id, step, as_json):
 
 @cli.command()
 @click.argument("patient_id")
-@click.option("--urgency", required=True, type=click.Choice(("acute", "urgent", "planned")))
+@click.option("--urgency", required=True, type=click.Choice(records.get("visit_request").choices("urgency")))
 @click.option("--reason", required=True, help="Why a doctor is needed.")
 @click.option("--callback-phone", help="Where the doctor reaches you.")
-@click.option("--retts", "retts_colour", type=click.Choice(("red", "orange", "yellow", "green", "blue")),
+@click.option("--retts", "retts_colour", type=click.Choice(records.get("visit_request").choices("retts_colour")),
               help="RETTS colour as assessed.")
 @click.option("--observation", "observation_id", help="The observation (vitals) behind the request.")
 @json_option
@@ -557,7 +560,7 @@ def queue(obj, municipality, as_json):
     Example: hemsync queue --municipality Halmstad
     """
     requests, patients, observations = obj.replica.dispatch_view()
-    entries = queue_entries(requests, patients, observations, dt.datetime.now(dt.timezone.utc),
+    entries = queue_entries(requests, patients, observations, utcnow(), obj.replica.dispatch_settings(),
                             municipality=municipality)
     if as_json:
         click.echo(json.dumps([e.to_dict() for e in entries], indent=2, ensure_ascii=False))
@@ -713,6 +716,3 @@ def _hlc_text(hlc):
     moment = dt.datetime.fromtimestamp(int(hlc[:16]) / 1000, dt.timezone.utc)
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
-
-def _now():
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

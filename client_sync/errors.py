@@ -21,7 +21,7 @@ when a local write breaks a rule); only the CLI turns them into messages.
             ├── DeviceRevoked        403 device_revoked: the replica must be wiped
             ├── ClientTooOld         426: upgrade; the outbox is kept
             ├── RequestRefused       any other 4xx
-            └── ServerError          5xx (or 429) after every retry
+            └── ServerFailed         5xx (or 429) after every retry
 """
 
 __all__ = [
@@ -43,7 +43,7 @@ __all__ = [
     "DeviceRevoked",
     "ClientTooOld",
     "RequestRefused",
-    "ServerError",
+    "ServerFailed",
 ]
 
 
@@ -135,5 +135,5 @@ class RequestRefused(ServerAnswer):
     """The server refused the request (a 4xx other than the ones above)."""
 
 
-class ServerError(ServerAnswer):
+class ServerFailed(ServerAnswer):
     """The server failed (5xx) or kept asking to wait (429), after every retry."""

@@ -33,8 +33,7 @@ from .errors import (
     DeviceRevoked,
     ProtocolError,
     RequestRefused,
-    ServerAnswer,
-    ServerError,
+    ServerFailed,
     Unauthorized,
 )
 
@@ -189,7 +188,7 @@ def _retry_after(value):
 
 
 def _error_for(response):
-    """The typed error for an error answer, from its JSON error shape when it has one."""
+    """The typed error for an error answer (HTTP 400 or more), from its JSON error shape when it has one."""
     try:
         error = response.json()["error"]
         code, message, details = error["code"], error["message"], error.get("details") or {}
@@ -203,9 +202,7 @@ def _error_for(response):
     elif status == 426 or code == "client_too_old":
         kind = ClientTooOld
     elif status >= 500 or status == 429:
-        kind = ServerError
-    elif 400 <= status < 500:
-        kind = RequestRefused
+        kind = ServerFailed
     else:
-        kind = ServerAnswer
+        kind = RequestRefused
     return kind(f"{message} ({code}, HTTP {status})", code=code, details=details, status=status, response=response)

@@ -29,7 +29,9 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from schema import records
-from schema.clock import ZERO, Hlc, HybridClock
+from schema.change import make_change
+from schema.clock import ZERO, Hlc, HybridClock, utcnow
+from schema.dispatch import DispatchSettings
 from schema.errors import HemsyncError
 from schema.merge import Actor, apply_change, view
 from schema.wire import decode_state, record_digest
@@ -72,6 +74,13 @@ SELECT op, change, acked
 FROM outbox
 WHERE record_type = ? AND record_id = ?
 ORDER BY op
+"""
+
+SELECT_OUTBOX_VERSION = """
+SELECT count(*), total(acked), (SELECT change FROM outbox WHERE record_type = ?1 AND record_id = ?2
+                                ORDER BY op DESC LIMIT 1)
+FROM outbox
+WHERE record_type = ?1 AND record_id = ?2
 """
 
 SELECT_OPEN_OR_PENDING = """
@@ -192,6 +201,34 @@ def change_id(device_id, op):
 
 
 @dataclasses.dataclass
+class _Replay:
+    """A record's server state with its outbox merged on top, and what that depends on (``version``)."""
+
+    type: str
+    id: str
+    server: dict | None
+    state: dict | None
+    pending: list
+    refused: list
+    version: tuple
+
+    def merge(self, change, acked, actor, now, options):
+        """Merge one outbox change on top (or note it refused)."""
+        try:
+            self.state = apply_change(self.state, change, actor, now, options).state
+        except HemsyncError as exc:
+            self.refused.append({"change": change, "error": exc.to_dict()})
+        if not acked:
+            self.pending.append(change)
+
+    def record(self):
+        """The LocalRecord shown, or None when only refused local changes make it (nothing to show)."""
+        if self.state is None:
+            return None
+        return LocalRecord(self.type, self.id, self.state, self.server, list(self.pending), list(self.refused))
+
+
+@dataclasses.dataclass
 class LocalRecord:
     """A record as this laptop shows it: the server's state with the outbox on top.
 
@@ -229,11 +266,7 @@ class LocalRecord:
     @property
     def patient_ids(self):
         """The patients whose information this record shows (for the access log)."""
-        rtype = records.get(self.type)
-        fields = self.fields
-        if rtype.patient_field:
-            return [fields[rtype.patient_field]] if fields.get(rtype.patient_field) else []
-        return sorted((fields.get("items") or {}))  # a round: one item per resident
+        return records.get(self.type).patients_shown(self.state)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,6 +302,7 @@ class Replica:
             self.close()
             raise damaged(self.path, exc) from exc
         self._wall_ms = wall_ms
+        self._last_write = None  # the _Replay of the record written last, for the next write of it
         if self.setting(SCRUB_PENDING):
             self.scrub(wait=OPEN_SCRUB_WAIT)  # a wipe another program blocked: finish it now if it let go
 
@@ -352,10 +386,11 @@ class Replica:
             self.set_setting("user", answer["user"])
             self.set_setting("device", answer["device"])
             self.set_setting("municipalities", answer.get("municipalities"))
+            self.set_setting("dispatch", answer.get("dispatch"))
             self.set_setting("server", {k: answer.get(k) for k in (
                 "server_version", "min_client_version", "max_clock_ahead_ms", "page_size", "max_batch")})
             if answer.get("server_time"):
-                offset = dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(answer["server_time"])
+                offset = utcnow() - dt.datetime.fromisoformat(answer["server_time"])
                 self.set_setting("clock_offset_ms", round(offset.total_seconds() * 1000))
             self.conn.execute("DELETE FROM staff")
             for person in answer.get("staff") or []:
@@ -366,8 +401,12 @@ class Replica:
                 )
 
     def merge_options(self):
-        """What the merge needs from this laptop: a directory of its staff, municipalities and records."""
-        return {"directory": ReplicaDirectory(self)}
+        """What the merge needs from this laptop: the region's dispatch settings, a directory of what it holds."""
+        return {"dispatch": self.dispatch_settings(), "directory": ReplicaDirectory(self)}
+
+    def dispatch_settings(self):
+        """The region's dispatch settings as the last handshake sent them (the defaults before one)."""
+        return DispatchSettings.from_wire(self.setting("dispatch"))
 
     def actor(self):
         """Who writes on this laptop, as the merge needs it; NotLoggedIn before a login."""
@@ -407,24 +446,31 @@ class Replica:
 
     def local(self, record_type, record_id, *, now=None):
         """The record as this laptop shows it (a LocalRecord), or None; not logged as an opening."""
+        replayed = self._replay(record_type, record_id, now or utcnow())
+        return replayed.record() if replayed else None
+
+    def _replay(self, record_type, record_id, now):
+        """The record's server state with its outbox merged on top (a _Replay), or None when it is not here."""
         server = self.server_state(record_type, record_id)
         rows = self.conn.execute(SELECT_PENDING, (record_type, record_id)).fetchall()
         if server is None and not rows:
             return None
-        state, pending, refused = server, [], []
+        replayed = _Replay(record_type, record_id, server, server, [], [], self._version(record_type, record_id))
         if rows:
-            actor, now = self.actor(), now or _utcnow()
+            actor, options = self.actor(), self.merge_options()
             for _, text, acked in rows:
-                change = json.loads(text)
-                try:
-                    state = apply_change(state, change, actor, now, self.merge_options()).state
-                except HemsyncError as exc:
-                    refused.append({"change": change, "error": exc.to_dict()})
-                if not acked:
-                    pending.append(change)
-        if state is None:  # only refused local changes: nothing to show
-            return None
-        return LocalRecord(record_type, record_id, state, server, pending, refused)
+                replayed.merge(json.loads(text), bool(acked), actor, now, options)
+        return replayed
+
+    def _version(self, record_type, record_id):
+        """What a replay of a record depends on here: its server revision, its outbox rows, who writes.
+
+        The newest outbox change is part of it (its HLC makes it unique), so a
+        write rolled back and made again with the same operation number differs.
+        """
+        rev = self.conn.execute("SELECT rev FROM records WHERE type = ? AND id = ?", (record_type, record_id)).fetchone()
+        rows = self.conn.execute(SELECT_OUTBOX_VERSION, (record_type, record_id)).fetchone()
+        return (rev[0] if rev else None, *rows, json.dumps(self.setting("user")))
 
     def local_all(self, record_type, *, now=None):
         """Every record of a type as this laptop shows it, ordered by id."""
@@ -454,7 +500,7 @@ class Replica:
 
     def _as_rejected(self, record_type, record_id, rejected):
         """The record as its rejected changes made it (None when they make none), for get()."""
-        state, actor, now = None, self.actor(), _utcnow()
+        state, actor, now = None, self.actor(), utcnow()
         for item in rejected:
             try:
                 state = apply_change(state, item["change"], actor, now, self.merge_options()).state
@@ -519,36 +565,34 @@ class Replica:
         rule refuses the change.
         """
         records.get(record_type)
-        actor, device_id, now = self.actor(), self.device_id(), now or _utcnow()
+        actor, device_id, now = self.actor(), self.device_id(), now or utcnow()
         with self.transaction():
-            local = self.local(record_type, record_id, now=now)
-            state = local.state if local else None
+            replayed = self._last_write
+            if replayed is None or (replayed.type, replayed.id) != (record_type, record_id) \
+                    or replayed.version != self._version(record_type, record_id):
+                replayed = self._replay(record_type, record_id, now) or _Replay(
+                    record_type, record_id, None, None, [], [], self._version(record_type, record_id))
             clock, op = self._clock(), self.setting("op", 0) + 1
-            change = {
-                "change_id": change_id(device_id, op),
-                "record_type": record_type,
-                "record_id": record_id,
-                "device_id": device_id,
-                "op": op,
-                "hlc": str(clock.now()),
-                "base": {p: w["version"] for p, w in state["fields"].items()} if state else {},
-                "fields": fields,
-            }
-            if resolves:
-                change["resolves"] = list(resolves)
-                # A resolution is made on top of every competing value, and says so in its base.
-                for conflict in state["conflicts"] if state else ():
-                    if conflict["id"] in resolves:
-                        change["base"][conflict["field"]] = sorted(v["version"] for v in conflict["values"])
-            apply_change(state, change, actor, now, self.merge_options())  # raises: the change breaks a rule
+            change = make_change(record_type, record_id, fields, state=replayed.state,
+                                 change_id=change_id(device_id, op), hlc=str(clock.now()), op=op,
+                                 device_id=device_id, resolves=resolves)
+            text = json.dumps(change)
+            # raises: the change breaks a rule, and nothing is written
+            state = apply_change(replayed.state, json.loads(text), actor, now, self.merge_options()).state
             self.conn.execute(
                 "INSERT INTO outbox (op, change_id, record_type, record_id, change, created_at, acked) "
                 "VALUES (?, ?, ?, ?, ?, ?, 0)",
-                (op, change["change_id"], record_type, record_id, json.dumps(change), now.isoformat()),
+                (op, change["change_id"], record_type, record_id, text, now.isoformat()),
             )
             self.set_setting("op", op)
             self.set_setting("hlc", str(clock.last))
-            written = self.local(record_type, record_id, now=now)
+            # The record as a replay would now make it, without replaying: the new change
+            # merged on what this write saw. Kept for the next write of the same record,
+            # which uses it while nothing else of the record has changed here.
+            replayed = dataclasses.replace(replayed, state=state, pending=[*replayed.pending, json.loads(text)],
+                                           version=self._version(record_type, record_id))
+            self._last_write = replayed
+            written = replayed.record()
             self.log_access([written])
             return written
 
@@ -558,7 +602,7 @@ class Replica:
 
     def _log_openings(self, shown):
         """Write an access-log entry per ``(patient_id, record_type, record_id)`` shown."""
-        opened_at = _utcnow().isoformat()
+        opened_at = utcnow().isoformat()
         entries = [(str(uuid.uuid4()), patient, rtype, rid, opened_at) for patient, rtype, rid in shown]
         if entries:
             with self.transaction():
@@ -646,7 +690,7 @@ class Replica:
         return self._rejected_row(*row)
 
     def _archive(self, change_id, outcome, replaced_by):
-        self.conn.execute(ARCHIVE_REJECTED, (_utcnow().isoformat(), outcome, replaced_by, change_id))
+        self.conn.execute(ARCHIVE_REJECTED, (utcnow().isoformat(), outcome, replaced_by, change_id))
         self.conn.execute("DELETE FROM rejected WHERE change_id = ?", (change_id,))
 
     @staticmethod
@@ -657,27 +701,25 @@ class Replica:
     def _change_patients(self, change):
         """The patients whose information a change shows: from its fields, else from the record here."""
         rtype = records.get(change["record_type"])
-        if rtype.patient_field == "id":
-            return [change["record_id"]]
         if rtype.patient_field is None:  # a round: one item per resident
             return sorted(change["fields"].get("items") or {})
-        patient = change["fields"].get(rtype.patient_field)
+        patient = rtype.claimed_patient(change)
         if not patient:
             row = self.conn.execute("SELECT patient_id FROM records WHERE type = ? AND id = ?",
                                     (change["record_type"], change["record_id"])).fetchone()
             patient = row[0] if row else None
         return [patient] if patient else []
 
-    def settle(self, results, server_hlc=None):
+    def record_results(self, results, server_hlc=None):
         """Record the server's answers to pushed changes, in one transaction; return the counts."""
         counts = {"applied": 0, "conflict": 0, "rejected": 0}
-        now = _utcnow().isoformat()
+        now = utcnow().isoformat()
         with self.transaction():
             for result in results:
                 row = self.conn.execute(
                     "SELECT op, change FROM outbox WHERE change_id = ?", (result["change_id"],)).fetchone()
                 if row is None:
-                    continue  # settled by an earlier answer to the same batch
+                    continue  # recorded from an earlier answer to the same batch
                 if result["result"] == "rejected":
                     error = result.get("error") or {"code": "rejected", "message": "rejected", "details": {}}
                     change = json.loads(row[1])
@@ -776,7 +818,7 @@ class Replica:
             report = self._delete_patient_data()
             for key in ("token", "cursor"):
                 self.conn.execute("DELETE FROM settings WHERE key = ?", (key,))
-            self.set_setting("wiped_at", _utcnow().isoformat())
+            self.set_setting("wiped_at", utcnow().isoformat())
         return dataclasses.replace(report, scrubbed=self.scrub(wait))
 
     def scrub(self, wait=SCRUB_WAIT):
@@ -824,9 +866,7 @@ class Replica:
         return report
 
     def _store(self, wire, state):
-        rtype = records.get(state["type"])
-        patient = state["id"] if rtype.patient_field == "id" else (
-            state["fields"].get(rtype.patient_field, {}).get("value") if rtype.patient_field else None)
+        patient = records.get(state["type"]).patient_of(state)
         open_conflicts = sum(1 for c in state["conflicts"] if c.get("status") == "open")
         self.conn.execute(
             "INSERT OR REPLACE INTO records (type, id, patient_id, rev, open_conflicts, wire) "
@@ -846,6 +886,3 @@ def _matches(value, wanted):
         return str(value).lower() == wanted.lower()
     return value is not None and str(value) == wanted
 
-
-def _utcnow():
-    return dt.datetime.now(dt.timezone.utc)

@@ -13,11 +13,11 @@ until one succeeds, so a server failing for days never goes unnoticed. The sync 
 """
 
 import dataclasses
-import datetime as dt
 import os
 import sys
 import time
 
+from schema.clock import now_text
 from schema.errors import HemsyncError
 from schema.wire import scope_digest
 
@@ -107,7 +107,7 @@ def verify(replica, *, client=None, progress=None, lock_wait=0.0):
             _repair(replica, client, differing + missing, extra, progress or _quiet)
             server = _digest(client)
             local = replica.digests()
-        replica.set_setting("last_verify", {"at": _now(), "agreed": scope_digest(local) == server["digest"]})
+        replica.set_setting("last_verify", {"at": now_text("auto"), "agreed": scope_digest(local) == server["digest"]})
         return VerifyReport(
             agreed=scope_digest(local) == server["digest"],
             records=len(local),
@@ -133,7 +133,7 @@ def _quiet(stage, done, total):
 
 
 def _locked_sync(replica, client, progress):
-    report = SyncReport(started_at=_now())
+    report = SyncReport(started_at=now_text("auto"))
     stage = "handshake"
     try:
         answer = client.handshake(pending=replica.unsent_count(), rejected=replica.rejected_count())
@@ -151,7 +151,7 @@ def _locked_sync(replica, client, progress):
         _record_failure(replica, stage, exc)
         raise
     report.unsent = replica.unsent_count()
-    report.finished_at = _now()
+    report.finished_at = now_text("auto")
     with replica.transaction():
         replica.set_setting("last_sync", report.as_dict())
         replica.set_setting("last_sync_error", None)
@@ -172,7 +172,7 @@ def _record_failure(replica, stage, exc):
     """Keep what failed, when and how many syncs in a row, for `status`, until a sync succeeds."""
     with replica.transaction():
         previous = replica.setting("last_sync_error") or {}
-        now = _now()
+        now = now_text("auto")
         replica.set_setting("last_sync_error", {
             "stage": stage,
             "error": str(exc),
@@ -201,8 +201,8 @@ def _push_outbox(replica, client, report, progress, batch_size):
         sent = {c["change_id"] for c in changes}
         if not isinstance(results, list) or not sent & {r.get("change_id") for r in results}:
             raise ProtocolError("the server's push answer has no result for the changes sent")
-        pause_point("push.before_settle")
-        counts = replica.settle([r for r in results if r.get("change_id") in sent], answer.get("server_hlc"))
+        pause_point("push.before_results")
+        counts = replica.record_results([r for r in results if r.get("change_id") in sent], answer.get("server_hlc"))
         report.applied += counts["applied"]
         report.conflicts += counts["conflict"]
         report.rejected += [r for r in results if r.get("result") == "rejected" and r.get("change_id") in sent]
@@ -281,6 +281,3 @@ def _pull_everything(client):
             return wires
         cursor = page["cursor"]
 
-
-def _now():
-    return dt.datetime.now(dt.timezone.utc).isoformat()

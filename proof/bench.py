@@ -12,7 +12,11 @@ taken, ~740 bytes of JSON; proof/workload.py), in one run:
 - incremental: after 1 % of the visits changed on another laptop, the sync
   that brings them to this one;
 - bytes on the wire per record, push and pull together, headers included,
-  counted at the socket by a loopback proxy.
+  counted at the socket by a loopback proxy;
+- offline edits: ``--edits`` (default 1,000) edits of one visit's note on a
+  laptop that stays offline, each its own write, as a doctor editing a long
+  note all afternoon; each write replays the record's outbox, so this is the
+  figure that shows whether a write does its work once.
 
 Prints a table and one JSON object (``--json`` for the object alone).
 ``--profile`` adds where the time goes (cProfile of the laptop side in this
@@ -90,8 +94,21 @@ class _NoProfile:
         pass
 
 
-def run(n, workdir, seed=1, progress=print, profiles=None):
-    """Measure everything for ``n`` visits under ``workdir``; return the figures (a dict).
+def offline_edits(laptop, work, patient_id, edits):
+    """Seconds for ``edits`` local writes, one at a time, of one new visit's note on an offline laptop."""
+    visit_id, visit, _, _ = work.visit_with_vitals(patient_id)
+    laptop.replica.write("visit", visit_id, visit)
+    notes = [work.text(120) for _ in range(edits)]
+    start = time.perf_counter()
+    for note in notes:
+        laptop.replica.write("visit", visit_id, {"plan": note})
+    return time.perf_counter() - start
+
+
+def run(n, workdir, seed=1, progress=print, profiles=None, edits=1000):
+    """Measure everything for ``n`` visits (and ``edits`` offline edits of one record) under ``workdir``.
+
+    Returns the figures (a dict).
 
     ``profiles``, a dict, receives cProfile profiles of the laptop side of the
     push and of the initial sync (``laptop push``, ``laptop pull``) when given.
@@ -107,10 +124,12 @@ def run(n, workdir, seed=1, progress=print, profiles=None):
         doctor = server.add_user("Anna Bänk", "doctor", [MUNICIPALITY])
         _, token_a = server.enroll(doctor, "bench laptop A")
         _, token_b = server.enroll(doctor, "bench laptop B")
+        _, token_c = server.enroll(doctor, "bench laptop C (offline)")
         server.start()
         proxy = LoopbackProxy(server.port)
         a = login(workdir, proxy.url, token_a, "laptop-a")
         b = login(workdir, proxy.url, token_b, "laptop-b")
+        c = login(workdir, proxy.url, token_c, "laptop-c")
 
         patients = [work.uuid() for _ in range(max(10, n // 100))]
         with a.replica.transaction():
@@ -182,6 +201,13 @@ def run(n, workdir, seed=1, progress=print, profiles=None):
         figures["incremental_records"] = report.pulled
         figures["incremental_bytes"] = _bytes(before, proxy.counts())
 
+        if edits:
+            progress(f"bench: {edits} offline edits of one record on laptop C ...")
+            with c.replica.transaction():
+                c.replica.write("patient", patients[0], work.patient(MUNICIPALITY))
+            figures["offline_edits"] = edits
+            figures["offline_edits_s"] = round(offline_edits(c, work, patients[0], edits), 2)
+
         figures["bytes_per_record"] = round((figures["push_bytes"] + figures["pull_bytes"]) / n)
         figures["push_ratio"] = round(figures["push_per_s"] / figures["ceiling_insert_per_s"], 4)
         figures["pull_ratio"] = round(figures["pull_per_s"] / figures["ceiling_insert_per_s"], 4)
@@ -189,7 +215,7 @@ def run(n, workdir, seed=1, progress=print, profiles=None):
         figures["converged"] = not problems
         for problem in problems:
             progress(f"bench: NOT CONVERGED: {problem}")
-        a.close(), b.close(), proxy.stop()
+        a.close(), b.close(), c.close(), proxy.stop()
     finally:
         server.stop()
     return figures
@@ -215,6 +241,9 @@ def table(figures):
         ("local write on the laptop", f"{figures['local_write_per_s']:,} /s", "visit + vitals into the outbox"),
         ("converged", "yes" if figures["converged"] else "NO", "both laptops equal the server"),
     ]
+    if figures.get("offline_edits"):
+        rows.insert(-1, ("offline edits of one record", f"{figures['offline_edits_s']:.2f} s",
+                         f"{figures['offline_edits']:,} writes, one at a time, never synced"))
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"{name:<{width}}  {value:>16}  {note}" for name, value, note in rows)
 
@@ -225,6 +254,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print only the JSON object")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--edits", type=int, default=int(os.environ.get("EDITS") or 1000),
+                        help="offline edits of one record to time (default 1000; 0 skips)")
     parser.add_argument("--profile", action="store_true",
                         help="also print where the time goes (laptop side here, server side replayed in-process)")
     args = parser.parse_args(argv)
@@ -232,7 +263,7 @@ def main(argv=None):
     quiet = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     profiles = {} if args.profile else None
     try:
-        figures = run(args.n, workdir, args.seed, progress=quiet, profiles=profiles)
+        figures = run(args.n, workdir, args.seed, progress=quiet, profiles=profiles, edits=args.edits)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

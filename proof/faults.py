@@ -10,7 +10,7 @@ conflicting offline work, some laptops syncing first, and then one fault:
   sync completes;
 - ``kill_sync``: the laptop's sync runs in its own process and is SIGKILLed at
   a seeded point: the client's named points (``pull.before_commit``,
-  ``push.before_settle``) or a seeded SQL statement of the sync;
+  ``push.before_results``) or a seeded SQL statement of the sync;
 - ``kill_write``: a local write runs in its own process, SIGKILLed at a seeded
   SQL statement of the write;
 - ``server_kill``: the server is SIGKILLed while a push is in flight (a seeded
@@ -211,7 +211,7 @@ class Trials:
 
     def _kill_sync(self, trial, rng, laptop, work):
         laptop.replica.close()
-        point = rng.choice(("pull.before_commit", "push.before_settle", "statement", "statement"))
+        point = rng.choice(("pull.before_commit", "push.before_results", "statement", "statement"))
         if point == "statement":
             estimate = 12 + 3 * len(laptop.written) + 40
             at = rng.randrange(1, estimate)

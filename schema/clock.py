@@ -13,9 +13,10 @@ win every later merge, and the server's clock never absorbs such a value.
 """
 
 import dataclasses
+import datetime as dt
 import time
 
-__all__ = ["Hlc", "HybridClock", "Stamp", "stamp_incoming", "DEFAULT_MAX_AHEAD_MS", "ZERO"]
+__all__ = ["Hlc", "HybridClock", "Stamp", "stamp_incoming", "utcnow", "now_text", "DEFAULT_MAX_AHEAD_MS", "ZERO"]
 
 DEFAULT_MAX_AHEAD_MS = 120_000
 
@@ -40,6 +41,16 @@ class Hlc:
 
 
 ZERO = Hlc(0, 0)
+
+
+def utcnow():
+    """The wall clock's time now, aware, in UTC: the one "now" of the server and the laptop."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def now_text(timespec="milliseconds"):
+    """:func:`utcnow` as the ISO 8601 text stored in databases and answers."""
+    return utcnow().isoformat(timespec=timespec)
 
 
 def _wall_ms():

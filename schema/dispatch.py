@@ -53,6 +53,34 @@ class DispatchSettings:
     acute_window: timedelta = timedelta(hours=2)
     recent_discharge_days: int = 30
 
+    def to_wire(self):
+        """The settings as the handshake sends them to laptops (JSON: times as HH:MM, spans in minutes)."""
+        return {"timezone": self.timezone, "workday_start": self.workday_start.strftime("%H:%M"),
+                "workday_end": self.workday_end.strftime("%H:%M"), "working_weekdays": list(self.working_weekdays),
+                "planned_days": self.planned_days, "risk_step_minutes": _minutes(self.risk_step),
+                "escalate_before_minutes": _minutes(self.escalate_before),
+                "acute_window_minutes": _minutes(self.acute_window),
+                "recent_discharge_days": self.recent_discharge_days}
+
+    @classmethod
+    def from_wire(cls, values):
+        """The settings a handshake sent (:meth:`to_wire`); the defaults for what it did not send."""
+        made, default = {}, cls()
+        for name, value in (values or {}).items():
+            if name in ("workday_start", "workday_end"):
+                made[name] = time.fromisoformat(value)
+            elif name == "working_weekdays":
+                made[name] = tuple(value)
+            elif name.endswith("_minutes") and hasattr(default, name[: -len("_minutes")]):
+                made[name[: -len("_minutes")]] = timedelta(minutes=value)
+            elif hasattr(default, name):
+                made[name] = value
+        return replace(default, **made)
+
+
+def _minutes(span):
+    return int(span.total_seconds() // 60)
+
 
 @dataclass(frozen=True)
 class QueueEntry:

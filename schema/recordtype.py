@@ -11,9 +11,12 @@ import fnmatch
 
 from .rules import LastWriterWins, Rule
 
-__all__ = ["FieldSpec", "RecordType", "flatten", "unflatten", "NESTED_SEP"]
+__all__ = ["FieldSpec", "RecordType", "flatten", "unflatten", "NESTED_SEP", "INDEX_COLUMNS"]
 
 NESTED_SEP = "."
+#: The columns the server finds records by, besides type and id (``patient_id`` comes from
+#: :meth:`RecordType.patient_of`; a type's ``index`` says which of its fields fill the others).
+INDEX_COLUMNS = ("patient_id", "municipality", "personnummer", "status", "assignee")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +54,15 @@ class RecordType:
     ``editable`` limits a role to some fields (patterns allowed) when it edits,
     ``creatable`` when it creates. The ``patient_field`` places the record and is
     fixed at creation, like every field declared ``fixed``.
+
+    What the server and the laptop need to know of a type is declared here too:
+    ``index`` maps each of :data:`INDEX_COLUMNS` the type fills to the fields
+    that fill it (the first one set wins); ``changes_scope`` says a write to it
+    can change who sees what (a new patient, a move, an assignment);
+    ``after_store`` hooks run on the server after a state of the type is stored,
+    as ``hook(writes, state, before)`` with the write path
+    (:class:`server.writes.WriteApplier`), the stored state and the state before
+    (None for a new record), and return the ids of the conflicts they raised.
     """
 
     name: str
@@ -70,10 +82,19 @@ class RecordType:
     editors: frozenset = frozenset()
     editable: dict = dataclasses.field(default_factory=dict)
     creatable: dict = dataclasses.field(default_factory=dict)
+    index: dict = dataclasses.field(default_factory=dict)
+    changes_scope: bool = False
+    after_store: tuple = ()
 
     def __post_init__(self):
         self._schema = self.schema()
         self._cache = {}
+        unknown = set(self.index) - set(INDEX_COLUMNS[1:])
+        if unknown:
+            raise ValueError(f"record type {self.name}: no index column {sorted(unknown)}; "
+                             f"the columns are {', '.join(INDEX_COLUMNS[1:])}")
+        self.index = {column: (fields,) if isinstance(fields, str) else tuple(fields)
+                      for column, fields in self.index.items()}
         if self.patient_field not in (None, "id"):
             self.fields = {**self.fields, self.patient_field: dataclasses.replace(
                 self.fields.get(self.patient_field, FieldSpec()), fixed=True)}
@@ -99,6 +120,47 @@ class RecordType:
     def severity_of(self, path):
         """Conflict severity for a field: its own, else the record type's."""
         return self.spec(path).severity or self.severity
+
+    def patient_of(self, state):
+        """The patient a record (its merge state) belongs to; None for a type placed otherwise (a round)."""
+        if self.patient_field == "id":
+            return state["id"]
+        write = state["fields"].get(self.patient_field) if self.patient_field else None
+        return write["value"] if write else None
+
+    def claimed_patient(self, change):
+        """The patient a change names by its own values (a new record's; it may not exist), or None."""
+        if self.patient_field == "id":
+            return change.get("record_id")
+        value = (change.get("fields") or {}).get(self.patient_field) if self.patient_field else None
+        return value if isinstance(value, str) else None
+
+    def patients_shown(self, state):
+        """The patients whose data a record shows, sorted: its patient, or a round's residents."""
+        patient = self.patient_of(state)
+        if patient:
+            return [patient]
+        return sorted({path.split(NESTED_SEP)[1] for path in state["fields"]
+                       if path.split(NESTED_SEP)[0] in self.nested})
+
+    def index_values(self, state):
+        """The values of :data:`INDEX_COLUMNS` for a merge state, as the server stores them."""
+        fields = state["fields"]
+
+        def first(names):
+            for name in names:
+                write = fields.get(name)
+                if write is not None and write["value"] is not None:
+                    return write["value"]
+            return None
+
+        return {"patient_id": self.patient_of(state),
+                **{column: first(self.index.get(column, ())) for column in INDEX_COLUMNS[1:]}}
+
+    def choices(self, name):
+        """The values people pick from for a field (urgency, RETTS colour, a status), from its schema."""
+        validators = self._schema.fields[name].validators
+        return next(tuple(v.choices) for v in validators if hasattr(v, "choices"))
 
     @property
     def machine(self):

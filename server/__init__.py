@@ -9,7 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import errors, settings
 from .api import public, v1
-from .http import compress_response
+from .body_encoding import compress_response
 from .openapi import openapi
 from .store import SqliteStore, Store
 
@@ -29,7 +29,7 @@ def create_app(test_config=None):
     values = settings.load(overrides=overrides)
     app = Flask(__name__)
     app.config["HEMSYNC"] = values
-    # Plain bodies are cut off here; gzip bodies are counted again after inflating (server.http).
+    # Plain bodies are cut off here; gzip bodies are counted again after inflating (server.body_encoding).
     app.config["MAX_CONTENT_LENGTH"] = values["HEMSYNC_MAX_BODY_BYTES"]
     app.config.update(flask_config)
     app.extensions["hemsync.store"] = flask_config.get("STORE") or SqliteStore(values["HEMSYNC_DB"])

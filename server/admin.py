@@ -3,32 +3,26 @@
 A personnummer is fixed at creation and no pushed change may alter it
 (``immutable_field``); two patient records with the same personnummer raise a
 duplicate-patient conflict for an admin. Both acts run here as the server on
-the admin's behalf (``Actor(admin_id, SYSTEM.role)``), through the same merge
-and push path as every change, so every value is kept in history, every
+the admin's behalf (``Actor(admin_id, SYSTEM.role)``), through the one server write
+path (:mod:`server.writes`) as every change, so every value is kept in history, every
 device gets the result through the feed, and each act is audited with its reason.
 """
-
-import datetime as dt
-import uuid
 
 from schema import records
 from schema.errors import InvalidRecord
 from schema.identity import normalize_personnummer
+from schema.clock import utcnow
 from schema.merge import SYSTEM
 from schema.records.patient import resolve_duplicate
 
 from . import audit, auth
 from .errors import NotFound
-from .push import Merger, flag_duplicates
+from .writes import WriteApplier
 
-__all__ = ["correct_personnummer", "merge_patients", "ADMIN_DEVICE", "AdminActFailed"]
+__all__ = ["correct_personnummer", "merge_patients", "ADMIN_DEVICE"]
 
 #: The device id written on changes made by server-side admin commands.
 ADMIN_DEVICE = "server-admin"
-
-
-class AdminActFailed(RuntimeError):
-    """The merge refused a change an admin act made: a bug, rolled back whole."""
 
 
 def correct_personnummer(store, settings, patient_id, personnummer, reason, admin_id):
@@ -38,12 +32,11 @@ def correct_personnummer(store, settings, patient_id, personnummer, reason, admi
     with store.transaction():
         stored = _patient(store, patient_id)
         if stored.state["fields"]["personnummer"]["value"] != new:
-            merger = _merger(store, settings, admin)
-            _change(merger, stored, {"personnummer": new})
-            merger.finish()
+            writes = _writes(store, settings, admin)
+            writes.write("patient", patient_id, {"personnummer": new})
+            writes.finish()
             store.audit([audit.admin("correct_personnummer", {"reason": reason}, patient_id=patient_id,
                                      user=admin)])
-            flag_duplicates(store, store.get_record("patient", patient_id).state)
     return store.get_record("patient", patient_id).state
 
 
@@ -63,17 +56,17 @@ def merge_patients(store, settings, kept_id, duplicate_id, reason, admin_id):
             raise InvalidRecord(f"patients {kept_id} and {duplicate_id} are not flagged as duplicates: "
                                 "only records sharing a personnummer are merged",
                                 details={"duplicate": [duplicate_id]})
-        merger = _merger(store, settings, admin)
+        writes = _writes(store, settings, admin)
         moved = 0
         for name in records.names():
             if records.get(name).patient_field != "patient_id":
                 continue
             for stored in store.records_of_patients(name, [duplicate_id]):
-                _change(merger, stored, {"patient_id": kept_id})
+                writes.write(name, stored.id, {"patient_id": kept_id})
                 moved += 1
-        _change(merger, duplicate, {"entered_in_error": True,
-                                    "entered_in_error_reason": f"merged into patient {kept_id}: {reason}"})
-        merger.finish()
+        writes.write("patient", duplicate_id, {"entered_in_error": True,
+                                               "entered_in_error_reason": f"merged into patient {kept_id}: {reason}"})
+        writes.finish()
         store.save_duplicate({**conflict, "status": "resolved", "resolution": kept_id, "resolved_by": admin_id})
         for patient_id in conflict["patients"]:
             state = resolve_duplicate(store.get_record("patient", patient_id).state, conflict["id"], kept_id,
@@ -99,21 +92,6 @@ def _patient(store, patient_id):
     return stored
 
 
-def _merger(store, settings, admin):
-    """A merger acting as the server on the admin's behalf: the writes name the admin."""
-    return Merger(store, settings, {"id": ADMIN_DEVICE}, {"id": admin["id"], "role": SYSTEM.role},
-                  dt.datetime.now(dt.timezone.utc))
-
-
-def _change(merger, stored, fields):
-    """Merge one server-side change on top of the record's current state; raise if refused."""
-    result = merger.merge({
-        "change_id": str(uuid.uuid4()), "record_type": stored.type, "record_id": stored.id, "op": None,
-        "hlc": str(merger.clock.now()),
-        "base": {path: write["version"] for path, write in stored.state["fields"].items()},
-        "fields": fields,
-    })
-    if result["result"] == "rejected":
-        raise AdminActFailed(f"the merge refused {sorted(fields)} on {stored.type} {stored.id}: "
-                             f"{result['error']['message']}")
-    return result
+def _writes(store, settings, admin):
+    """The write path acting as the server on the admin's behalf: the writes name the admin."""
+    return WriteApplier(store, settings, {"id": ADMIN_DEVICE}, {"id": admin["id"], "role": SYSTEM.role}, utcnow())

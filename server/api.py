@@ -6,17 +6,18 @@ runs. The views only translate between HTTP and the modules that do the work.
 """
 
 import dataclasses
-import datetime as dt
 
 from flask import Blueprint, current_app, g, jsonify, request
 
+from schema.clock import now_text, utcnow
+
 from . import audit, auth, integrity, queue, scope
 from .errors import ClientTooOld, InvalidRequest
-from .http import json_body
-from .messages import AccessLogRequestSchema, HandshakeRequestSchema, load
+from .body_encoding import json_body
+from .bodies import AccessLogRequestSchema, HandshakeRequestSchema, load
 from .pull import pull
 from .push import push
-from .settings import SERVER_VERSION
+from .settings import SERVER_VERSION, dispatch_settings
 
 __all__ = ["public", "v1"]
 
@@ -26,9 +27,6 @@ v1 = Blueprint("v1", __name__, url_prefix="/v1")
 _HANDSHAKE = HandshakeRequestSchema()
 _ACCESS_LOG = AccessLogRequestSchema()
 #: Device columns an admin sees: never the token hash.
-HEALTH_COLUMNS = ("id", "label", "user_id", "user_name", "user_role", "created_at", "revoked_at", "last_sync_at",
-                  "last_seen_at", "client_version", "pending", "reported_rejected", "rejected_count", "last_op",
-                  "clock_offset_ms", "clock_flagged_at", "op_gaps")
 THROTTLE = "hemsync.auth_throttle"
 
 
@@ -45,9 +43,6 @@ def _store():
 def _settings():
     return current_app.config["HEMSYNC"]
 
-
-def _now():
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 @public.get("/healthz")
@@ -79,7 +74,7 @@ def authenticate():
         auth.check_client_version(version, settings["HEMSYNC_MIN_CLIENT_VERSION"])
     except ClientTooOld:
         # Device health shows the admin which laptops wait for an upgrade.
-        store.update_device(g.device["id"], {"client_version": version, "last_seen_at": _now()})
+        store.update_device(g.device["id"], {"client_version": version, "last_seen_at": now_text()})
         raise
 
 
@@ -89,20 +84,21 @@ def handshake():
     settings = _settings()
     body = load(_HANDSHAKE, _optional_body(), "handshake body")
     _store().update_device(g.device["id"], {
-        "pending": body["pending"], "reported_rejected": body["rejected"], "last_seen_at": _now(),
+        "pending": body["pending"], "reported_rejected": body["rejected"], "last_seen_at": now_text(),
         "client_version": request.headers.get(auth.CLIENT_HEADER),
     })
     return jsonify({
         "server_version": SERVER_VERSION,
         "min_client_version": settings["HEMSYNC_MIN_CLIENT_VERSION"],
         "device": {"id": g.device["id"], "label": g.device["label"]},
-        "user": {k: g.user[k] for k in ("id", "name", "role", "municipalities", "hsa_id")},
+        "user": scope.staff_entry(g.user),
         "staff": scope.staff(_store()),
         "municipalities": _store().municipalities(),
-        "server_time": _now(),
+        "server_time": now_text(),
         "max_clock_ahead_ms": settings["HEMSYNC_MAX_CLOCK_AHEAD"] * 1000,
         "page_size": settings["HEMSYNC_PAGE_SIZE"],
         "max_batch": settings["HEMSYNC_MAX_BATCH"],
+        "dispatch": dispatch_settings(settings).to_wire(),
     })
 
 
@@ -124,7 +120,7 @@ def pull_records():
 def access_log():
     """Openings of patient records logged on the laptop, offline too; de-duplicated by id."""
     body = load(_ACCESS_LOG, json_body(_settings()["HEMSYNC_MAX_BODY_BYTES"]), "access log")
-    store, now = _store(), dt.datetime.now(dt.timezone.utc)
+    store, now = _store(), utcnow()
     keys = scope.keys_for(store, g.user)
     taken, refused = [], []
     for entry in body["entries"]:
@@ -176,7 +172,7 @@ def fetch():
 def dispatch_queue():
     """The open requests of the region (or one municipality) in dispatch order, with why (dispatcher)."""
     auth.require_role(g.user, "dispatcher")
-    now = dt.datetime.now(dt.timezone.utc)
+    now = utcnow()
     entries = queue.queue(_store(), _settings(), now, municipality=request.args.get("municipality") or None)
     _audit_shown(entries, "GET /v1/queue")
     return jsonify({"at": now.isoformat(), "entries": entries})
@@ -205,9 +201,7 @@ def escalations():
 
 def _audit_shown(entries, endpoint):
     """Every patient an office read showed goes to the audit log, like a pull."""
-    pairs = [(e["patient_id"], key) for e in entries
-             for key in (f"visit_request/{e['request_id']}", f"patient/{e['patient_id']}")]
-    _store().audit(audit.shown(g.user, g.device, pairs, endpoint))
+    _store().audit(audit.office_read(g.user, g.device, entries, endpoint))
 
 
 @v1.get("/admin/audit")
@@ -225,7 +219,7 @@ def admin_audit():
 def admin_devices():
     """Device health: last sync, changes waiting, rejected, clock offset (admin)."""
     auth.require_role(g.user, "admin")
-    return jsonify({"devices": [{k: d.get(k) for k in HEALTH_COLUMNS} for d in _store().devices()]})
+    return jsonify({"devices": auth.device_health(_store())})
 
 
 @v1.get("/admin/quarantine")

@@ -28,17 +28,12 @@ from schema import records
 from schema.validation import CLINICAL_FUTURE_LIMIT, is_uuid
 
 __all__ = ["patients_of", "pulled", "shown", "accepted", "decisions", "rejected", "accesses", "access_problem", "access_refused",
-           "admin", "quarantine_read", "audit_log_read", "duplicates_read", "auth_failed", "escalated"]
+           "admin", "office_read", "quarantine_read", "audit_log_read", "duplicates_read", "auth_failed", "escalated"]
 
 
 def patients_of(stored):
     """The patients whose data a stored record shows: its patient, or a round's residents."""
-    if stored.patient_id:
-        return {stored.patient_id}
-    nested = records.get(stored.type).nested
-    if not nested:
-        return set()
-    return {path.split(".")[1] for path in stored.state["fields"] if path.split(".")[0] in nested}
+    return set(records.get(stored.type).patients_shown(stored.state))
 
 
 def _who(user, device):
@@ -65,6 +60,16 @@ def shown(user, device, pairs, endpoint):
     return [{"kind": "pull", **_who(user, device), "patient_id": patient_id,
              "details": {"records": sorted(keys), "endpoint": endpoint}}
             for patient_id, keys in sorted(by_patient.items())]
+
+
+def office_read(user, device, entries, via):
+    """The ``pull`` entries of an office read (the queue, the escalation feed, suggestions), API and CLI alike.
+
+    Each entry shown names a visit request and its patient, and both are logged
+    as shown, like a pull; ``via`` is the endpoint or the command.
+    """
+    return shown(user, device, [(e["patient_id"], key) for e in entries
+                                for key in (f"visit_request/{e['request_id']}", f"patient/{e['patient_id']}")], via)
 
 
 def accepted(user, device, change, stamp, patient_id, result):

@@ -9,7 +9,6 @@ past a few, the address is answered 429 for a while. Admin acts name their admin
 """
 
 import collections
-import datetime as dt
 import hashlib
 import math
 import re
@@ -18,17 +17,20 @@ import threading
 import time
 import uuid
 
+from schema.clock import now_text
 from schema.errors import InvalidRecord
 from schema.identity import validate_hsa_id
 from schema.references import canonical_municipality
 from schema.roles import ROLES
 
 from .errors import ClientTooOld, DeviceRevoked, NotFound, RoleForbidden, TooManyRequests, Unauthorized
+from .bodies import DEVICE_HEALTH_FIELDS
 
 __all__ = [
     "CLIENT_HEADER",
     "AuthThrottle",
     "acting_admin",
+    "device_health",
     "hash_token",
     "add_municipality",
     "add_user",
@@ -44,8 +46,10 @@ CLIENT_HEADER = "X-Hemsync-Client"
 TOKEN_BYTES = 32
 
 
-def _now():
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+def device_health(store):
+    """Every device's health as an admin sees it, API and CLI alike (:data:`server.bodies.DEVICE_HEALTH_FIELDS`)."""
+    return [{k: device.get(k) for k in DEVICE_HEALTH_FIELDS} for device in store.devices()]
 
 
 def hash_token(token):
@@ -92,7 +96,7 @@ def add_user(store, name, role, municipalities, hsa_id=None, user_id=None):
         "role": role,
         "municipalities": sorted(set(municipalities)),
         "hsa_id": validate_hsa_id(hsa_id) if hsa_id else None,
-        "created_at": _now(),
+        "created_at": now_text(),
     }
     store.add_user(user)
     return user
@@ -109,7 +113,7 @@ def enroll(store, user_id, label=None):
         "user_id": user_id,
         "label": label or f"{user['name']}'s device",
         "token_hash": hash_token(token),
-        "created_at": _now(),
+        "created_at": now_text(),
     }
     store.add_device(device)
     return device, token
@@ -121,7 +125,7 @@ def revoke(store, device_id):
     if device is None:
         raise NotFound(f"no device {device_id}: list devices with `hemsync-server devices`")
     if not device["revoked_at"]:
-        store.update_device(device_id, {"revoked_at": _now()})
+        store.update_device(device_id, {"revoked_at": now_text()})
     return store.get_device(device_id)
 
 

@@ -5,13 +5,14 @@ of the library become ``click.ClickException`` here and only here.
 """
 
 import dataclasses
-import datetime as dt
 import functools
 import json
 
 import click
 
+from schema.clock import utcnow
 from schema.errors import HemsyncError
+from schema.roles import ROLES
 
 from . import admin, audit, auth, jobs, queue, settings
 from .errors import ServerError
@@ -148,7 +149,7 @@ def municipalities(ctx, as_json):
 
 @main.command("add-user")
 @click.option("--name", required=True, help="The person's name.")
-@click.option("--role", required=True, type=click.Choice(["doctor", "nurse", "dispatcher", "admin"]))
+@click.option("--role", required=True, type=click.Choice(ROLES))
 @click.option("--municipality", "municipalities", multiple=True, help="A municipality (repeat for more).")
 @click.option("--hsa-id", default=None, help="The person's HSA-id, e.g. SE2321000131-E000000000001.")
 @by_option
@@ -227,7 +228,7 @@ def devices(ctx, as_json):
     Example:
         hemsync-server devices --json
     """
-    rows = [{k: v for k, v in d.items() if k != "token_hash"} for d in ctx.store.devices()]
+    rows = auth.device_health(ctx.store)
     lines = [f"{'device':36}  {'user':20} {'role':10} {'last sync':24} {'waiting':>7} {'rejected':>8} "
              f"{'clock ahead':>11}  status"]
     for d in rows:
@@ -297,7 +298,7 @@ def queue_command(ctx, municipality, as_json):
     Example:
         hemsync-server queue --municipality Halmstad
     """
-    entries = queue.queue(ctx.store, ctx.settings, dt.datetime.now(dt.timezone.utc), municipality=municipality)
+    entries = queue.queue(ctx.store, ctx.settings, utcnow(), municipality=municipality)
     _audit_read(ctx, entries, "hemsync-server queue")
     lines = []
     for e in entries:
@@ -339,7 +340,7 @@ def escalate(ctx, as_json):
     Example:
         hemsync-server escalate --json
     """
-    added = jobs.escalate_due(ctx.store, dt.datetime.now(dt.timezone.utc), ctx.settings)
+    added = jobs.escalate_due(ctx.store, utcnow(), ctx.settings)
     emit(as_json, added, "\n".join(_escalation_line(e) for e in added) or "nothing to escalate")
 
 
@@ -349,8 +350,7 @@ def _escalation_line(entry):
 
 
 def _audit_read(ctx, entries, command):
-    pairs = [(e["patient_id"], f"visit_request/{e['request_id']}") for e in entries]
-    ctx.store.audit(audit.shown(None, None, pairs, command))
+    ctx.store.audit(audit.office_read(None, None, entries, command))
 
 
 @main.command("seed-demo")

@@ -20,7 +20,8 @@ of :mod:`schema.errors`; whole-request problems are these:
     │   └── InternalError        500 internal_error
     ├── StoreError               (a storage problem; wraps the driver's error as __cause__)
     ├── ServeError               (the server cannot start serving: a TLS certificate that does not load)
-    └── EscalationFailed         (the escalation job could not mark a request: a bug, rolled back)
+    └── ChangeRefused            (the merge refused a server-side change: an admin act, a job, the seed; a bug,
+                                  rolled back whole)
 """
 
 import logging
@@ -47,7 +48,7 @@ __all__ = [
     "InternalError",
     "StoreError",
     "ServeError",
-    "EscalationFailed",
+    "ChangeRefused",
     "ERROR_STATUS",
     "error_body",
     "init_app",
@@ -160,8 +161,13 @@ class ServeError(ServerError):
     """The server cannot start serving as asked (a TLS certificate or key that does not load)."""
 
 
-class EscalationFailed(ServerError):
-    """The merge refused the escalation job's own change; nothing of the run was kept."""
+class ChangeRefused(ServerError):
+    """The merge refused a change the server made itself (an admin act, a job, the seed); nothing was kept."""
+
+    def __init__(self, message, *, details=None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
 
 
 #: Every whole-request code and its status: the table docs/protocol.md documents.
@@ -174,13 +180,14 @@ _HTTP = {404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge}
 
 
 def error_body(code, message, details=None):
-    """The JSON error shape as a dict."""
+    """The one JSON error shape, ``{"error": {"code", "message", "details"}}``, as a dict."""
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
-def _respond(error):
-    response = jsonify({"error": error.to_dict()})
-    response.status_code = error.status
+def _respond(error, status):
+    """The JSON response for an ApiError or a contract error (HemsyncError), built by :func:`error_body`."""
+    response = jsonify(error_body(error.code, error.message, error.details))
+    response.status_code = status
     if isinstance(error, TooManyRequests):
         response.headers["Retry-After"] = str(error.retry_after)
     return response
@@ -191,15 +198,13 @@ def init_app(app):
 
     @app.errorhandler(ApiError)
     def api_error(error):
-        return _respond(error)
+        return _respond(error, error.status)
 
     @app.errorhandler(HemsyncError)
     def contract_error(error):
         # A contract error outside a push (an admin command over HTTP, a bad query):
         # the request as a whole was wrong.
-        response = jsonify({"error": error.to_dict()})
-        response.status_code = 400
-        return response
+        return _respond(error, 400)
 
     @app.errorhandler(HTTPException)
     def http_error(error):
@@ -213,10 +218,10 @@ def init_app(app):
             405: "this endpoint does not accept this HTTP method; see GET /openapi.json",
             413: "the request body is over the size limit (counted after decompression): send fewer changes",
         }
-        return _respond(cls(messages[error.code]))
+        return _respond(cls(messages[error.code]), cls.status)
 
     @app.errorhandler(Exception)
     def unexpected(error):
         log.exception("unhandled error")
         return _respond(InternalError("the server failed on this request and applied nothing of it; "
-                                      "it is safe to retry, and the error is logged"))
+                                      "it is safe to retry, and the error is logged"), InternalError.status)

@@ -18,7 +18,7 @@ from schema.wire import record_digest, scope_digest
 
 from . import audit, scope
 from .errors import InvalidBatch
-from .messages import FetchRequestSchema, load
+from .bodies import FetchRequestSchema, load
 
 __all__ = ["digest", "fetch"]
 

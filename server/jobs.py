@@ -29,13 +29,13 @@ import uuid
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from schema.clock import utcnow
 from schema.dispatch import UNACCEPTED, due_for_escalation, queue_entries
 from schema.merge import SYSTEM
 
 from . import audit, queue
-from .errors import EscalationFailed
-from .push import Merger
 from .settings import dispatch_settings
+from .writes import WriteApplier
 
 __all__ = ["ESCALATION_JOB", "SERVER_DEVICE", "escalate_due", "run_escalation", "scheduler"]
 
@@ -61,7 +61,7 @@ def escalate_due(store, now, settings):
         dispatch = queue.open_view(store)
         entries = queue_entries(dispatch.requests, dispatch.patients, dispatch.observations, now, rules)
         due = set(due_for_escalation(entries, now, rules))
-        merger = None
+        writes = None
         for entry in entries:
             kinds = []
             if _on_call(entry, dispatch):
@@ -74,18 +74,18 @@ def escalate_due(store, now, settings):
                 if feed_id is None:
                     continue  # in the feed already: another run (or process) was first
                 if kind == "deadline":
-                    merger = merger or Merger(store, settings, SERVER_DEVICE, _SERVER_USER, now)
-                    _mark_escalated(store, merger, entry.request_id, now)
+                    writes = writes or WriteApplier(store, settings, SERVER_DEVICE, _SERVER_USER, now)
+                    _mark_escalated(writes, entry.request_id, now)
                 store.audit([audit.escalated(feed)])
                 added.append({"id": feed_id, **feed})
-        if merger is not None:
-            merger.finish()
+        if writes is not None:
+            writes.finish()
     return added
 
 
 def run_escalation(store, settings):
     """The scheduled run: :func:`escalate_due` at the wall clock's time, logged."""
-    for entry in escalate_due(store, dt.datetime.now(dt.timezone.utc), settings):
+    for entry in escalate_due(store, utcnow(), settings):
         log.warning("escalated visit request %s (%s): %s", entry["request_id"], entry["kind"],
                     entry["details"]["why"])
 
@@ -100,7 +100,7 @@ def scheduler(store, settings):
     if interval > 0:
         made.add_job(run_escalation, "interval", seconds=interval, args=(store, settings), id=ESCALATION_JOB,
                      name="escalate visit requests near their deadline", max_instances=1, coalesce=True,
-                     replace_existing=True, next_run_time=dt.datetime.now(dt.timezone.utc))
+                     replace_existing=True, next_run_time=utcnow())
     return made
 
 
@@ -115,18 +115,12 @@ def _feed_entry(entry, dispatch, kind, now):
             "details": queue.feed_entry(entry, dispatch)}
 
 
-def _mark_escalated(store, merger, request_id, now):
-    """Set ``escalated_at`` through the merge as the server, so it syncs like any change."""
-    stored = store.get_record("visit_request", request_id)
-    result = merger.merge({
-        # Derived from the request: a retried run names the same change, merged once.
-        "change_id": str(uuid.uuid5(_NAMESPACE, f"escalated_at/{request_id}")),
-        "record_type": "visit_request", "record_id": request_id, "op": None,
-        "hlc": str(merger.clock.now()),
-        "base": {path: write["version"] for path, write in stored.state["fields"].items()},
-        "fields": {"escalated_at": now.isoformat()}, "resolves": [],
-    })
-    if result["result"] == "rejected":
-        # A bug, not a business outcome: raising rolls the whole run back, feed entry included.
-        raise EscalationFailed(f"the merge refused escalated_at on visit request {request_id}: "
-                               f"{result['error']['message']}")
+def _mark_escalated(writes, request_id, now):
+    """Set ``escalated_at`` through the write path as the server, so it syncs like any change.
+
+    The change id derives from the request: a retried run names the same change,
+    applied once. A refusal (a bug) raises ChangeRefused and rolls the whole run
+    back, feed entry included.
+    """
+    writes.write("visit_request", request_id, {"escalated_at": now.isoformat()},
+                 change_id=str(uuid.uuid5(_NAMESPACE, f"escalated_at/{request_id}")))

@@ -1,6 +1,6 @@
 """The OpenAPI document served at ``GET /openapi.json``, built from the protocol's schemas.
 
-The request and response bodies come from :mod:`server.messages` — the same
+The request and response bodies come from :mod:`server.bodies` — the same
 marshmallow schemas the server validates with — so this document cannot drift
 from what the server accepts.
 """
@@ -9,7 +9,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Blueprint, jsonify
 
-from . import messages
+from . import bodies
 from .errors import ERROR_STATUS
 from .settings import SERVER_VERSION
 
@@ -51,10 +51,10 @@ def build_spec(version):
                    plugins=[MarshmallowPlugin()],
                    info={"description": "Offline-first sync for mobile home-care doctors; see docs/protocol.md."})
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
-    for name in messages.__all__:
+    for name in bodies.__all__:
         # Nested schemas were registered already by the plugin when their parent was.
         if name.endswith("Schema") and name[: -len("Schema")] not in spec.components.schemas:
-            spec.components.schema(name[: -len("Schema")], schema=getattr(messages, name))
+            spec.components.schema(name[: -len("Schema")], schema=getattr(bodies, name))
     spec.path(path="/healthz", operations={"get": _operation("liveness", "Health", secured=False)})
     spec.path(path="/openapi.json", operations={"get": {
         "summary": "this document", "responses": {"200": {"description": "the OpenAPI document"}}}})

@@ -22,10 +22,12 @@ Each page, in one transaction:
 import base64
 import binascii
 import dataclasses
-import datetime as dt
 import hashlib
 import hmac
 import json
+
+
+from schema.clock import now_text
 
 from . import audit, scope
 from .errors import InvalidRequest
@@ -141,7 +143,7 @@ def pull(store, settings, device, user, cursor_text=None, limit_text=None):
         store.hold(device["id"], [(r.type, r.id) for r in handed])
         store.release(device["id"], purge)
         store.audit(audit.pulled(user, device, handed, cursor_text))
-        store.update_device(device["id"], {"last_sync_at": _now()})
+        store.update_device(device["id"], {"last_sync_at": now_text()})
     return Page([r.wire for r in handed], [{"type": t, "id": i} for t, i in purge], next_cursor.encode(secret, device["id"]), more)
 
 
@@ -194,6 +196,3 @@ def _limit(text, page_size):
         raise InvalidRequest(f"limit must be a whole number from 1 to {page_size}", details={"limit": [text]})
     return min(limit, page_size)
 
-
-def _now():
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")

@@ -19,6 +19,7 @@ from schema.errors import OutOfScope
 from schema.merge import SYSTEM
 from schema.records.visit_request import MACHINE
 
+from .bodies import STAFF_FIELDS
 from .store import ScopeKeys, index_columns
 
 __all__ = ["LITE_TYPES", "OPEN_REQUEST_STATUSES", "keys_for", "check_existing", "check_placed", "check_new",
@@ -77,16 +78,19 @@ def check_placed(keys, user, state, stored=None):
     """
     if user["role"] in ("admin", SYSTEM.role):
         return
-    if stored is not None:
-        columns = index_columns(state)
-        if (columns["patient_id"], columns["municipality"]) == (stored.patient_id, stored.municipality):
-            return
-    check_new(keys, user, state)
-
-
-def check_new(keys, user, state):
-    """Raise OutOfScope unless the user may create this record (its merged state) where it lies."""
     columns = index_columns(state)
+    if stored is not None and (columns["patient_id"], columns["municipality"]) == (stored.patient_id,
+                                                                                   stored.municipality):
+        return
+    check_new(keys, user, state, columns)
+
+
+def check_new(keys, user, state, columns=None):
+    """Raise OutOfScope unless the user may create this record (its merged state) where it lies.
+
+    ``columns`` are the state's index columns when the caller has them already.
+    """
+    columns = columns or index_columns(state)
     patient_id, municipality = columns["patient_id"], columns["municipality"]
     if state["type"] == "patient" or patient_id is None:
         # A new patient or round lies in its municipality.
@@ -103,6 +107,11 @@ def check_new(keys, user, state):
         )
 
 
+def staff_entry(user):
+    """A user as devices see them (:data:`server.bodies.STAFF_FIELDS`): never a token."""
+    return {k: user[k] for k in STAFF_FIELDS}
+
+
 def staff(store):
     """The staff directory every device receives: names, roles, municipalities, HSA-ids; never tokens."""
-    return [{k: user[k] for k in ("id", "name", "role", "municipalities", "hsa_id")} for user in store.users()]
+    return [staff_entry(user) for user in store.users()]

@@ -10,11 +10,11 @@ carry Skatteverket's published test personnummer or numbers generated with
 import datetime as dt
 import uuid
 
-from schema.clock import HybridClock
+from schema.clock import utcnow
 from schema.identity import TEST_PERSONNUMMER, make_test_personnummer
 
 from . import auth
-from .push import Merger
+from .writes import WriteApplier
 
 __all__ = ["MUNICIPALITIES", "FACILITIES", "STAFF", "seed_demo", "demo_users"]
 
@@ -63,8 +63,11 @@ def demo_users():
 
 
 def seed_demo(store, settings, now=None):
-    """Create the demo region (idempotent); return a summary of what it holds."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    """Create the demo region (idempotent); return a summary of what it holds.
+
+    Raises ChangeRefused (and keeps nothing) when the merge refuses a change of the seed.
+    """
+    now = now or utcnow()
     ids = demo_users()
     for municipality in MUNICIPALITIES:
         auth.add_municipality(store, municipality)
@@ -72,16 +75,12 @@ def seed_demo(store, settings, now=None):
         if store.get_user(ids[key]) is None:
             auth.add_user(store, name, role, municipalities, hsa_id=hsa_id, user_id=ids[key])
     users = {key: store.get_user(uid) for key, uid in ids.items()}
-    clock = HybridClock()
     results = []
 
-    def change(user_key, key, record_type, fields):
-        merger = Merger(store, settings, {"id": f"seed/{user_key}"}, users[user_key], now)
-        results.append(merger.merge({
-            "change_id": _id(f"change/{key}"), "record_type": record_type, "record_id": _id(key), "op": None,
-            "hlc": str(clock.now()), "base": {}, "fields": fields, "resolves": [],
-        }))
-        merger.finish()
+    def change(user_key, key, record_type, fields, change_key=None):
+        writes = WriteApplier(store, settings, {"id": f"seed/{user_key}"}, users[user_key], now)
+        results.append(writes.write(record_type, _id(key), fields, change_id=_id(f"change/{change_key or key}")))
+        writes.finish()
 
     with store.transaction():
         serial = 0
@@ -125,17 +124,8 @@ def seed_demo(store, settings, now=None):
                 "items": {pid: {"question": "Ordinarie rondbesök", "status": "open"} for pid in residents}})
         # The dispatcher assigns Halmstad's acute request to Anna Berg: an assigned request in the queue.
         halmstad = f"request/Halmstad/{REQUESTS[0][0]}"
-        merger = Merger(store, settings, {"id": "seed/dispatcher-lena"}, users["dispatcher-lena"], now)
-        stored = store.get_record("visit_request", _id(halmstad))
-        results.append(merger.merge({
-            "change_id": _id(f"change/{halmstad}/assign"), "record_type": "visit_request",
-            "record_id": _id(halmstad), "op": None, "hlc": str(clock.now()),
-            "base": {path: w["version"] for path, w in stored.state["fields"].items()},
-            "fields": {"status": "assigned", "assigned_doctor_id": ids["doctor-anna"]}, "resolves": []}))
-        merger.finish()
-    rejected = [r for r in results if r["result"] == "rejected"]
-    if rejected:
-        raise RuntimeError(f"the demo seed was rejected by the merge: {rejected}")
+        change("dispatcher-lena", halmstad, "visit_request",
+               {"status": "assigned", "assigned_doctor_id": ids["doctor-anna"]}, change_key=f"{halmstad}/assign")
     return {"users": [store.get_user(uid) for uid in ids.values()], "changes": len(results)}
 
 

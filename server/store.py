@@ -123,26 +123,8 @@ def encode_wire(state):
 
 
 def index_columns(state):
-    """The columns a record is found by: its patient, municipality, personnummer, status, assignee."""
-    rtype = records.get(state["type"])
-    fields = state["fields"]
-
-    def value(name):
-        write = fields.get(name)
-        return None if write is None else write["value"]
-
-    if rtype.patient_field == "id":
-        patient_id = state["id"]
-    else:
-        patient_id = value(rtype.patient_field) if rtype.patient_field else None
-    return {
-        "patient_id": patient_id,
-        "municipality": value("municipality"),
-        "personnummer": value("personnummer"),
-        "status": value("status"),
-        # Who a request belongs to: its accepting doctor, else the one it is assigned to.
-        "assignee": value("accepted_by") or value("assigned_doctor_id"),
-    }
+    """The columns a record is found by, as its record type declares them (:meth:`RecordType.index_values`)."""
+    return records.get(state["type"]).index_values(state)
 
 
 class Store(abc.ABC):

@@ -10,6 +10,7 @@ import datetime as dt
 import itertools
 import uuid
 
+from schema.change import make_change
 from schema.clock import HybridClock
 from schema.merge import Actor, apply_change
 
@@ -47,22 +48,9 @@ class Laptop:
         self.wall += tick_ms
         self.op += 1
         view = self.views.get(record_id)
-        change = {
-            "change_id": f"{self.device_id}-{self.op}-{next(_ids)}",
-            "record_type": record_type,
-            "record_id": record_id,
-            "device_id": self.device_id,
-            "op": self.op,
-            "hlc": str(self.clock.now()),
-            "base": {p: w["version"] for p, w in view["fields"].items()} if view else {},
-            "fields": fields,
-        }
-        if resolves:
-            change["resolves"] = list(resolves)
-            # As the laptop client does: a resolution lists every competing version it saw.
-            for conflict in view["conflicts"] if view else ():
-                if conflict["id"] in resolves:
-                    change["base"][conflict["field"]] = sorted(v["version"] for v in conflict["values"])
+        change = make_change(record_type, record_id, fields, state=view, resolves=resolves, op=self.op,
+                             change_id=f"{self.device_id}-{self.op}-{next(_ids)}", hlc=str(self.clock.now()),
+                             device_id=self.device_id)
         if local:
             self.views[record_id] = apply_change(view, change, self.actor, NOW).state
         return change

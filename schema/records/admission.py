@@ -45,6 +45,7 @@ RECORD = register(RecordType(
     creators=frozenset({"doctor"}),
     editors=frozenset({"doctor"}),
     schema=AdmissionSchema,
+    index={"status": "status"},
     severity="medium",
     status_field="status",
     fields={"status": FieldSpec(rule=MACHINE, severity="medium"), "reason": FieldSpec(clinical=True),

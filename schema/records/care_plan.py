@@ -25,6 +25,7 @@ RECORD = register(RecordType(
     creators=frozenset({"doctor", "nurse"}),
     editors=frozenset({"doctor", "nurse"}),
     schema=CarePlanSchema,
+    index={"status": "status"},
     severity="medium",
     fields={"participants": TEXT, "content": TEXT},
 ))

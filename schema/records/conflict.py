@@ -33,6 +33,7 @@ class ConflictSchema(RecordSchema):
 RECORD = register(RecordType(
     name="conflict",
     schema=ConflictSchema,
+    index={"status": "status"},
     severity="low",
     fields={},
     patient_field=None,

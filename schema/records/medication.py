@@ -55,6 +55,7 @@ RECORD = register(RecordType(
     creators=frozenset({"doctor"}),
     editors=frozenset({"doctor"}),
     schema=MedicationSchema,
+    index={"status": "status"},
     severity="high",
     status_field="status",
     fields={

@@ -25,6 +25,7 @@ RECORD = register(RecordType(
     creators=frozenset({"doctor"}),
     editors=frozenset({"doctor"}),
     schema=MedicationReviewSchema,
+    index={"status": "status"},
     severity="medium",
     fields={"participants": TEXT, "findings": TEXT, "decisions": TEXT},
 ))

@@ -85,6 +85,38 @@ def duplicate_notice(conflict, state):
             "message": DUPLICATE_NOTICE}
 
 
+def flag_duplicates(writes, state, before):
+    """After a patient is stored: raise the duplicate-patient conflict on every patient sharing its personnummer.
+
+    Runs for a new patient and for one whose personnummer an admin corrected.
+    The full conflict (every record, author and device) is kept for admins, who
+    merge duplicates; each patient's state gets only a notice that a possible
+    duplicate is under review (:func:`duplicate_notice`), written to the feed so
+    every device holding one of them sees it. Returns the conflict ids raised.
+    """
+    personnummer = _value(state, "personnummer")
+    if not personnummer or (before is not None and _value(before, "personnummer") == personnummer):
+        return []
+    same = writes.store.patients_with_personnummer(personnummer)
+    if len(same) < 2:
+        return []
+    conflict = duplicate_conflict([s.state for s in same])
+    writes.store.save_duplicate(conflict)
+    for stored in same:
+        patient = stored.state
+        if any(c["id"] == conflict["id"] for c in patient["conflicts"]):
+            continue
+        patient["conflicts"].append(duplicate_notice(conflict, patient))
+        writes.annotate(patient, conflict["id"], {"rule": "duplicate_patient", "action": "conflict",
+                                                  "conflict": conflict["id"], "patients": conflict["patients"]})
+    return [conflict["id"]]
+
+
+def _value(state, name):
+    write = state["fields"].get(name)
+    return write["value"] if write else None
+
+
 def resolve_duplicate(state, conflict_id, kept_id, admin_id):
     """The patient state with its duplicate-patient conflict (or notice) resolved: ``kept_id`` is kept."""
     resolved = copy.deepcopy(state)
@@ -99,11 +131,14 @@ RECORD = register(RecordType(
     creators=frozenset({"doctor", "nurse"}),
     editors=frozenset({"doctor", "nurse"}),
     schema=PatientSchema,
+    index={"municipality": "municipality", "personnummer": "personnummer"},
+    changes_scope=True,
     severity="low",
     fields={"personnummer": FieldSpec(rule=Immutable(), severity="high"),
             "municipality": FieldSpec(ref=Ref.municipality()),
             "named_doctor_id": FieldSpec(ref=Ref.person("doctor")),
             "named_nurse_id": FieldSpec(ref=Ref.person("nurse"))},
     guards=(immutable("personnummer"),),
+    after_store=(flag_duplicates,),
     patient_field="id",
 ))

@@ -41,6 +41,7 @@ RECORD = register(RecordType(
     editors=frozenset({"doctor", "nurse"}),
     editable={"nurse": {"items.*.question", "items.*.note"}},
     schema=RoundSchema,
+    index={"municipality": "municipality", "status": "status"},
     severity="medium",
     nested=("items",),
     fields={"items.*.note": FieldSpec(rule=KeepBoth(), severity="medium", clinical=True),

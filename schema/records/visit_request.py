@@ -52,13 +52,18 @@ MACHINE = StateMachine(
 )
 
 
+#: The urgencies a nurse picks from (DOMAIN.md "Dispatch").
+URGENCIES = ("acute", "urgent", "planned")
+#: The RETTS colours, shown as received, never recomputed.
+RETTS_COLOURS = ("red", "orange", "yellow", "green", "blue")
+
+
 class VisitRequestSchema(RecordSchema):
     patient_id = RecordRef(required=True, allow_none=False)
     reason = Text(required=True, allow_none=False, limit=4000)
-    urgency = fields.String(required=True, validate=validate.OneOf(("acute", "urgent", "planned")))
+    urgency = fields.String(required=True, validate=validate.OneOf(URGENCIES))
     observation_id = RecordRef()
-    retts_colour = fields.String(allow_none=True,
-                                 validate=validate.OneOf(("red", "orange", "yellow", "green", "blue")))
+    retts_colour = fields.String(allow_none=True, validate=validate.OneOf(RETTS_COLOURS))
     requested_by = RecordRef()
     received_at = IsoDateTime()
     deadline = IsoDateTime()
@@ -158,6 +163,9 @@ RECORD = register(RecordType(
     creatable={"nurse": {"patient_id", "reason", "urgency", "observation_id", "retts_colour", "callback_phone",
                          "status"}},
     schema=VisitRequestSchema,
+    # Who a request belongs to: its accepting doctor, else the one it is assigned to.
+    index={"status": "status", "assignee": ("accepted_by", "assigned_doctor_id")},
+    changes_scope=True,
     severity="low",
     status_field="status",
     fields={

@@ -197,7 +197,7 @@ def test_retract_marks_entered_in_error(hemsync, server):
 def test_rejected_lists_the_servers_reasons(hemsync, server, tmp_path):
     login_as(hemsync, server, "u-dr-anna")
     with Replica(tmp_path / "laptop.db") as replica:
-        replica.settle([])
+        replica.record_results([])
         replica.conn.execute(
             "INSERT INTO rejected (change_id, op, record_type, record_id, change, code, error, rejected_at) "
             "VALUES ('c1', 1, 'visit', 'v1', ?, 'sealed_record', ?, '2026-11-25T10:00:00+00:00')",

@@ -13,7 +13,7 @@ from client_sync.errors import (
     DeviceRevoked,
     ProtocolError,
     RequestRefused,
-    ServerError,
+    ServerFailed,
     Unauthorized,
 )
 from client_sync.http import DEFAULT_TIMEOUT, SyncClient
@@ -84,7 +84,7 @@ def test_after_the_last_try_a_connection_error_is_connection_lost_keeping_the_ca
 def test_after_the_last_try_a_5xx_is_a_server_error_with_its_response():
     answer = error(500, "internal_error", "a bug")
     client, _, _ = client_with(answer, answer, retries=1)
-    with pytest.raises(ServerError) as raised:
+    with pytest.raises(ServerFailed) as raised:
         client.pull()
     assert raised.value.response is answer and raised.value.code == "internal_error"
 

@@ -330,7 +330,7 @@ def test_a_wipe_another_process_blocks_says_so_and_the_next_opening_finishes_it(
 def test_logging_in_as_someone_else_wipes_like_a_revoked_laptop(doctor, server):
     replica, _ = doctor
     with_patients(replica)
-    replica.settle([{"change_id": c["change"]["change_id"], "result": "applied"} for c in replica.outbox()])
+    replica.record_results([{"change_id": c["change"]["change_id"], "result": "applied"} for c in replica.outbox()])
     replica.finish_pull()
     with another_process_reading(replica.path) as other:
         threading.Timer(1.0, other.release).start()

@@ -6,7 +6,7 @@ import uuid
 import pytest
 import requests
 
-from client_sync.errors import ClientTooOld, ConnectionLost, DeviceRevoked, ServerError, SyncBusy
+from client_sync.errors import ClientTooOld, ConnectionLost, DeviceRevoked, ServerFailed, SyncBusy
 from client_sync.lock import sync_lock
 from client_sync.sync import sync, verify
 from schema.wire import encode_state
@@ -209,7 +209,7 @@ def test_a_server_failing_again_and_again_shows_in_status_until_a_sync_succeeds(
     replica.drop_access_entries([e["id"] for e in replica.access_entries(100)])
     for _ in range(3):  # the handshake answers; the push fails with a 500
         server.faults = [handshake, error(500, "internal_error", "the server failed")]
-        with pytest.raises(ServerError):
+        with pytest.raises(ServerFailed):
             sync(replica, client=client)
     failure = replica.setting("last_sync_error")
     assert (failure["stage"], failure["code"], failure["status"], failure["attempts"]) == (

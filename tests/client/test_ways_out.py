@@ -23,7 +23,7 @@ def new_patient(replica, **extra):
 def reject_unsent(replica, code="out_of_scope", message="Varberg is outside your municipalities"):
     """Settle every unsent change as the server rejecting it."""
     changes = replica.unsent(100)
-    replica.settle([{"change_id": c["change_id"], "result": "rejected",
+    replica.record_results([{"change_id": c["change_id"], "result": "rejected",
                      "error": {"code": code, "message": message, "details": {}}} for c in changes])
     return [c["change_id"] for c in changes]
 

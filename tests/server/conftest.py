@@ -6,6 +6,7 @@ import uuid
 import pytest
 import requests
 
+from schema.change import make_change
 from schema.clock import HybridClock
 from tests.live_server import start_live_server
 
@@ -40,9 +41,9 @@ class Laptop:
     def change(self, record_type, record_id=None, base=None, hlc=None, **fields):
         """A change as the laptop records it (a new record unless ``base`` is given)."""
         self.op += 1
-        return {"change_id": str(uuid.uuid4()), "record_type": record_type,
-                "record_id": record_id or str(uuid.uuid4()), "device_id": self.device_id, "op": self.op,
-                "hlc": hlc or str(self.clock.now()), "base": base or {}, "fields": fields}
+        return make_change(record_type, record_id or str(uuid.uuid4()), fields, state=None, base=base,
+                           change_id=str(uuid.uuid4()), hlc=hlc or str(self.clock.now()), op=self.op,
+                           device_id=self.device_id)
 
     def edit(self, record_type, record_id, **fields):
         """A change to a record this laptop pulled, on top of what it saw."""

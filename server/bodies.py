@@ -17,6 +17,9 @@ __all__ = [
     "PullResponseSchema",
     "HandshakeRequestSchema",
     "HandshakeResponseSchema",
+    "DispatchSettingsSchema",
+    "STAFF_FIELDS",
+    "DEVICE_HEALTH_FIELDS",
     "AccessLogRequestSchema",
     "AccessLogResponseSchema",
     "ErrorSchema",
@@ -141,9 +144,27 @@ class StaffSchema(Schema):
     hsa_id = fields.String(allow_none=True)
 
 
+#: What devices learn of a user (the handshake's ``user`` and ``staff``): never a token.
+STAFF_FIELDS = tuple(StaffSchema().fields)
+
+
 class DeviceSchema(Schema):
     id = fields.String(required=True)
     label = fields.String(allow_none=True)
+
+
+class DispatchSettingsSchema(Schema):
+    """:meth:`schema.dispatch.DispatchSettings.to_wire`: times as HH:MM, spans in minutes."""
+
+    timezone = fields.String(required=True)
+    workday_start = fields.String(required=True)
+    workday_end = fields.String(required=True)
+    working_weekdays = fields.List(fields.Integer(), required=True, metadata={"description": "0 is Monday"})
+    planned_days = fields.Integer(required=True)
+    risk_step_minutes = fields.Integer(required=True)
+    escalate_before_minutes = fields.Integer(required=True)
+    acute_window_minutes = fields.Integer(required=True)
+    recent_discharge_days = fields.Integer(required=True)
 
 
 class HandshakeResponseSchema(Schema):
@@ -158,6 +179,8 @@ class HandshakeResponseSchema(Schema):
     max_clock_ahead_ms = fields.Integer(required=True)
     page_size = fields.Integer(required=True)
     max_batch = fields.Integer(required=True, metadata={"description": "most changes one push may carry"})
+    dispatch = fields.Nested(DispatchSettingsSchema, required=True, metadata={
+        "description": "the region's dispatch settings, so a laptop's queue and deadlines are the server's"})
 
 
 class AccessEntrySchema(Strict):
@@ -211,6 +234,10 @@ class DeviceHealthSchema(Schema):
     clock_offset_ms = fields.Integer(allow_none=True)
     clock_flagged_at = fields.String(allow_none=True)
     op_gaps = fields.Integer(allow_none=True)
+
+
+#: The device-health columns an admin sees (API and CLI alike), as the OpenAPI schema declares them.
+DEVICE_HEALTH_FIELDS = tuple(DeviceHealthSchema().fields)
 
 
 class AuditEntrySchema(Schema):
