@@ -16,14 +16,15 @@ from schema.errors import HemsyncError
 from . import admin, audit, auth, jobs, queue, settings
 from .errors import ServerError
 from .seed import STAFF, demo_users, seed_demo
-from .store import SqliteStore
+from .store import is_postgres_url, open_store
+from .store.postgres import redacted
 
 __all__ = ["main"]
 
 
 @dataclasses.dataclass
 class Context:
-    """What every command shares: the database path, its store (opened on first use), settings."""
+    """What every command shares: the database (a SQLite path or a PostgreSQL URL), its store, settings."""
 
     db: str
     _store: object = None
@@ -32,13 +33,24 @@ class Context:
     def store(self):
         """The store on ``--db``, opened (and migrated) once."""
         if self._store is None:
-            self._store = SqliteStore(self.db)
+            self._store = open_store(self.db)
         return self._store
+
+    @property
+    def shown(self):
+        """The database as messages name it (a URL without its password)."""
+        return redacted(self.db)
 
     @property
     def settings(self):
         """The HEMSYNC_* settings, with the database from ``--db``."""
-        return settings.load(overrides={"HEMSYNC_DB": self.db})
+        return settings.load(overrides=self.overrides)
+
+    @property
+    def overrides(self):
+        """The database settings ``--db`` names."""
+        key = "HEMSYNC_DATABASE_URL" if is_postgres_url(self.db) else "HEMSYNC_DB"
+        return {"HEMSYNC_DATABASE_URL": "", key: self.db}
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -75,8 +87,10 @@ def emit(as_json, data, text):
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--db", envvar="HEMSYNC_DB", default="var/hemsync.db", show_default=True,
-              type=click.Path(dir_okay=False), help="SQLite database file (env HEMSYNC_DB).")
+@click.option("--db", envvar=["HEMSYNC_DATABASE_URL", "HEMSYNC_DB"], default="var/hemsync.db", show_default=True,
+              metavar="PATH|URL",
+              help="SQLite database file, or a postgresql:// URL "
+                   "(env HEMSYNC_DATABASE_URL, then HEMSYNC_DB).")
 @click.pass_context
 def main(ctx, db):
     """The hemsync sync server: laptops push and pull through it.
@@ -101,9 +115,10 @@ def init(ctx, as_json):
     \b
     Example:
         hemsync-server --db var/hemsync.db init
+        hemsync-server --db postgresql://hemsync@db.example:5432/hemsync init
     """
     ctx.store.migrate()
-    emit(as_json, {"db": ctx.db}, f"database ready: {ctx.db}")
+    emit(as_json, {"db": ctx.shown}, f"database ready: {ctx.shown}")
 
 
 @main.command("add-municipality")
@@ -468,7 +483,7 @@ def serve(ctx, host, port, threads, certfile, keyfile, demo):
 
     certfile = certfile or ctx.settings["HEMSYNC_TLS_CERTFILE"] or None
     keyfile = keyfile or ctx.settings["HEMSYNC_TLS_KEYFILE"] or None
-    app = create_app({"HEMSYNC_DB": ctx.db, "STORE": ctx.store})
+    app = create_app({**ctx.overrides, "STORE": ctx.store})
     # Built first: a certificate that does not load stops `serve` before anything is seeded or enrolled.
     server = make_server(app, host=host, port=port, threads=threads, certfile=certfile, keyfile=keyfile)
     scheme = "https" if server.ssl_adapter else "http"
@@ -477,7 +492,7 @@ def serve(ctx, host, port, threads, certfile, keyfile, demo):
     scheduler = jobs.scheduler(ctx.store, app.config["HEMSYNC"])
     scheduler.start()
     interval = app.config["HEMSYNC"]["HEMSYNC_ESCALATION_INTERVAL"]
-    click.echo(f"hemsync-server: serving {ctx.db} on {scheme}://{host}:{port} (cheroot, {threads} threads); "
+    click.echo(f"hemsync-server: serving {ctx.shown} on {scheme}://{host}:{port} (cheroot, {threads} threads); "
                + (f"escalation job every {interval} s" if interval > 0 else "no jobs in this process"))
     try:
         server.safe_start()
