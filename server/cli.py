@@ -121,6 +121,24 @@ def init(ctx, as_json):
     emit(as_json, {"db": ctx.shown}, f"database ready: {ctx.shown}")
 
 
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@json_option
+@pass_context
+@library_errors
+def backup(ctx, path, as_json):
+    """Copy the SQLite database to PATH while the server runs (SQLite's online backup API).
+
+    PATH must not exist yet. A PostgreSQL database is backed up with its own tools (docs/deploy.md).
+
+    \b
+    Example:
+        hemsync-server --db var/hemsync.db backup /backups/hemsync-$(date +%F).db
+    """
+    ctx.store.backup(path)
+    emit(as_json, {"db": ctx.shown, "backup": path}, f"backed up {ctx.shown} to {path}")
+
+
 @main.command("add-municipality")
 @click.argument("name")
 @by_option
@@ -464,9 +482,12 @@ def merge_patients(ctx, kept_id, duplicate_id, reason, admin_id, as_json):
               help="PEM private key of --certfile (env HEMSYNC_TLS_KEYFILE).")
 @click.option("--demo", is_flag=True,
               help="Seed the demo region into an empty database and print fresh demo device tokens first.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Server processes on the one port (more than 1 needs a PostgreSQL --db).")
+@click.option("--reuse-port", is_flag=True, hidden=True, help="Share the port with other processes (--workers).")
 @pass_context
 @library_errors
-def serve(ctx, host, port, threads, certfile, keyfile, demo):
+def serve(ctx, host, port, threads, certfile, keyfile, demo, workers, reuse_port):
     """Serve the sync server with cheroot (HTTPS with --certfile/--keyfile), and run its jobs.
 
     The escalation job runs every HEMSYNC_ESCALATION_INTERVAL seconds (0: not in this process).
@@ -477,15 +498,21 @@ def serve(ctx, host, port, threads, certfile, keyfile, demo):
         hemsync-server --db var/hemsync.db serve --host 0.0.0.0 --port 5443 \\
             --certfile /etc/hemsync/tls.crt --keyfile /etc/hemsync/tls.key
         hemsync-server serve --demo     # what `make run` does
+        hemsync-server --db postgresql://hemsync@db.example/hemsync serve --workers 4 --port 5000
     """
     from . import create_app
     from .wsgi import make_server
+
+    if workers > 1:
+        _serve_workers(ctx, host, port, threads, certfile, keyfile, demo, workers)
+        return
 
     certfile = certfile or ctx.settings["HEMSYNC_TLS_CERTFILE"] or None
     keyfile = keyfile or ctx.settings["HEMSYNC_TLS_KEYFILE"] or None
     app = create_app({**ctx.overrides, "STORE": ctx.store})
     # Built first: a certificate that does not load stops `serve` before anything is seeded or enrolled.
-    server = make_server(app, host=host, port=port, threads=threads, certfile=certfile, keyfile=keyfile)
+    server = make_server(app, host=host, port=port, threads=threads, certfile=certfile, keyfile=keyfile,
+                         reuse_port=reuse_port)
     scheme = "https" if server.ssl_adapter else "http"
     if demo:
         _demo_start(ctx, f"{scheme}://{host}:{port}")
@@ -498,6 +525,26 @@ def serve(ctx, host, port, threads, certfile, keyfile, demo):
         server.safe_start()
     finally:
         scheduler.shutdown(wait=False)
+
+
+def _serve_workers(ctx, host, port, threads, certfile, keyfile, demo, workers):
+    """``serve --workers N``: N processes on one port, supervised (server.workers)."""
+    from . import workers as supervisor
+
+    if not is_postgres_url(ctx.db):
+        raise click.ClickException(
+            f"--workers {workers} needs PostgreSQL: several processes cannot share the SQLite file {ctx.db} "
+            "safely and fast. Set HEMSYNC_DATABASE_URL=postgresql://... (docs/deploy.md), or serve one process")
+    if port == 0:
+        raise click.ClickException("--workers needs a fixed --port: every process listens on the same one")
+    if demo:
+        scheme = "https" if certfile or ctx.settings["HEMSYNC_TLS_CERTFILE"] else "http"
+        _demo_start(ctx, f"{scheme}://{host}:{port}")
+    ctx.store.close()  # each process opens its own pool
+    args = ["--host", host, "--port", str(port), "--threads", str(threads)]
+    args += ["--certfile", certfile] if certfile else []
+    args += ["--keyfile", keyfile] if keyfile else []
+    supervisor.supervise(ctx.db, args, workers, echo=click.echo)
 
 
 def _demo_start(ctx, server):

@@ -60,6 +60,24 @@ def postgres_url():
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+def pytest_generate_tests(metafunc):
+    """Run the tests of a module marked ``both_stores`` once on SQLite and once on PostgreSQL."""
+    if "store_kind" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_stores"):
+        metafunc.parametrize("store_kind", ["sqlite", "postgres"])
+
+
+@pytest.fixture
+def store_kind():
+    """Which store a live server runs on: SQLite, unless the module is marked ``both_stores``."""
+    return "sqlite"
+
+
+@pytest.fixture
+def server_database(request, store_kind):
+    """The ``database=`` of ``start_live_server``: None (its SQLite file) or a fresh PostgreSQL URL."""
+    return request.getfixturevalue("postgres_url") if store_kind == "postgres" else None
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database(request, tmp_path):
     """A fresh database of each kind, as ``open_store`` takes it: a SQLite path, then a PostgreSQL URL."""

@@ -157,6 +157,10 @@ class Store(abc.ABC):
         """The names of the migrations applied to this database, in the order they were applied."""
 
     @abc.abstractmethod
+    def backup(self, path):
+        """Write a consistent copy of the whole database to ``path`` while it serves (where the store can)."""
+
+    @abc.abstractmethod
     def close(self):
         """Release the store's connections."""
 

@@ -54,6 +54,7 @@ import secrets
 import threading
 import zlib
 
+import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -464,8 +465,15 @@ def redacted(url):
 class PostgresStore(Store):
     """The store on one PostgreSQL database: a pool of connections, one per thread's open transaction."""
 
-    def __init__(self, url, max_connections=16):
+    def __init__(self, url, max_connections=16, connect_timeout=10):
         self.url = url
+        try:
+            # One plain connection first: its error says what is wrong (no server, no such database, ...).
+            psycopg.connect(url, connect_timeout=connect_timeout).close()
+        except psycopg.Error as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+            raise StoreError(f"could not connect to {redacted(url)}: {reason}. Is PostgreSQL running there, "
+                             "and does the database exist (createdb)?") from exc
         self._local = threading.local()
         self._pool = ConnectionPool(url, min_size=1, max_size=max_connections, open=False, timeout=POOL_TIMEOUT,
                                     kwargs={"autocommit": True, "row_factory": dict_row},
@@ -547,6 +555,10 @@ class PostgresStore(Store):
         if not self._local.locked:
             self._local.conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             self._local.locked = True
+
+    def backup(self, path):
+        raise StoreError(f"back up {redacted(self.url)} with PostgreSQL's own tools (pg_dump, or base backups "
+                         "and WAL archiving: docs/deploy.md), not hemsync-server backup")
 
     def close(self):
         self._pool.close()

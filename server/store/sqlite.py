@@ -348,6 +348,21 @@ class SqliteStore(Store):
         finally:
             conn.close()
 
+    def backup(self, path):
+        """Copy the database to ``path`` with SQLite's online backup API: consistent, while pushes go on."""
+        target = pathlib.Path(path)
+        if target.resolve() == pathlib.Path(self.path).resolve():
+            raise StoreError(f"the backup must go to another file than the database {self.path}")
+        if target.exists():
+            raise StoreError(f"{target} exists already: give a new file, so no earlier backup is overwritten")
+        _owner_only(target)  # patient data: readable by its owner only, like the database
+        copy = sqlite3.connect(target)
+        try:
+            # Pages in steps, so writers are held up for a moment at a time, not for the whole copy.
+            self._conn().backup(copy, pages=1024)
+        finally:
+            copy.close()
+
     def _conn(self):
         conn = getattr(self._local, "conn", None)
         if conn is None:

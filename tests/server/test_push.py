@@ -4,11 +4,15 @@ import json
 import datetime as dt
 import uuid
 
+import pytest
 import requests
 
 from schema.clock import Hlc
 
 from .conftest import PERSONNUMMER, new_patient, new_request, versions
+
+# Every test here runs against the SQLite store and the PostgreSQL store.
+pytestmark = pytest.mark.both_stores
 
 
 def _head(server):

@@ -17,6 +17,9 @@ from tests.live_server import start_live_server
 
 from .conftest import PERSONNUMMER, Laptop, new_patient, new_request
 
+# Every test here runs against the SQLite store and the PostgreSQL store.
+pytestmark = pytest.mark.both_stores
+
 NORMAL_VITALS = {"resp_rate": 16, "temperature": 37.0, "systolic_bp": 120, "pulse": 70, "consciousness": "A"}
 
 

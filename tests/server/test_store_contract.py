@@ -5,6 +5,7 @@ SQLite file, a new PostgreSQL database); without a reachable PostgreSQL its half
 """
 
 import threading
+import uuid
 
 import pytest
 
@@ -291,3 +292,66 @@ def test_two_processes_escalate_a_request_once(stores):
 def test_the_store_applies_the_named_migrations(store):
     assert store.migrations() == ["m001_initial", "m002_op_gaps", "m002_escalations", "m003_municipalities",
                                   "m005_duplicates", "m004_server_secret"]
+
+
+def test_two_processes_given_the_same_retried_batch_apply_it_once(stores):
+    from server import auth, push, settings
+
+    first, second = stores
+    auth.add_municipality(first, "Halmstad")
+    user = auth.add_user(first, "Maria", "nurse", ["Halmstad"])
+    device, _ = auth.enroll(first, user["id"], "laptop")
+    change = {"change_id": f"{device['id']}-1", "record_type": "patient", "record_id": str(uuid.uuid4()),
+              "device_id": device["id"], "op": 1, "hlc": f"{int(NOW.timestamp() * 1000):016d}-000000",
+              "base": {}, "fields": {"personnummer": "191212121212", "name": "Tolvan", "municipality": "Halmstad"}}
+    body = {"pending": 0, "changes": [change]}
+    values, together, answers = settings.load(environ={}), threading.Barrier(2), []
+
+    def receive(store):
+        together.wait(10)
+        answers.append(push.push(store, values, store.get_device(device["id"]), user, body, now=NOW))
+
+    threads = [threading.Thread(target=receive, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [a["results"] for a in answers] == [answers[0]["results"]] * 2
+    assert answers[0]["results"][0]["result"] == "applied"
+    assert first.head() == 1
+    audited = [e for e in second.audit_log(limit=100) if e["change_id"] == change["change_id"]]
+    assert len(audited) == len({e["kind"] for e in audited}) >= 1
+    assert second.get_device(device["id"])["last_op"] == 1
+
+
+def _raw(store, statement):
+    """Run one SQL statement on the store's own connection, as a careless tool would."""
+    if hasattr(store, "_pool"):
+        with store._connection() as conn:
+            conn.execute(statement)
+    else:
+        store._conn().execute(statement)
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE audit SET kind = 'x'", "DELETE FROM audit", "UPDATE escalations SET kind = 'x'",
+    "DELETE FROM escalations", "DELETE FROM records",
+])
+def test_the_database_refuses_to_rewrite_the_audit_log_the_escalation_feed_or_records(store, statement):
+    store.put_record(_patient("p1"), "c1")
+    store.audit([{"kind": "access", "patient_id": "p1"}])
+    store.add_escalation({"request_id": "r1", "kind": "deadline", "at": "t", "details": {}})
+    with pytest.raises(Exception, match="append only|never deleted"):
+        _raw(store, statement)
+    assert (len(store.audit_log()), len(store.escalations()), store.head()) == (1, 1, 1)
+
+
+def test_a_database_that_cannot_be_reached_is_named_without_its_password():
+    from server.errors import StoreError
+    from server.store.postgres import redacted
+
+    assert redacted("postgresql://hemsync:s3cret@db.example:5432/hemsync") == \
+        "postgresql://hemsync:***@db.example:5432/hemsync"
+    with pytest.raises(StoreError, match=r"could not connect to postgresql://hemsync:\*\*\*@127\.0\.0\.1:9/x") as caught:
+        open_store("postgresql://hemsync:s3cret@127.0.0.1:9/x?connect_timeout=2")
+    assert "s3cret" not in str(caught.value)
