@@ -139,6 +139,39 @@ def backup(ctx, path, as_json):
     emit(as_json, {"db": ctx.shown, "backup": path}, f"backed up {ctx.shown} to {path}")
 
 
+@main.command("copy-to")
+@click.argument("url")
+@json_option
+@pass_context
+@library_errors
+def copy_to(ctx, url, as_json):
+    """Move everything from the SQLite database to an empty PostgreSQL one, and verify the copy.
+
+    Stop the server first. Records keep their feed numbers (laptops' cursors stay valid),
+    the audit log and the escalation feed their ids; each table's rows are counted and
+    digested on both sides, and any difference undoes the copy.
+
+    \b
+    Example:
+        createdb hemsync
+        hemsync-server --db var/hemsync.db copy-to postgresql://hemsync@db.example/hemsync
+    """
+    from .store.copy import copy_store
+
+    if is_postgres_url(ctx.db) or not is_postgres_url(url):
+        raise click.ClickException("copy-to moves a SQLite --db into a postgresql:// URL")
+    target = open_store(url)
+    try:
+        digests = copy_store(ctx.store, target)
+    finally:
+        target.close()
+    rows = {table: count for table, (count, _) in digests.items()}
+    emit(as_json, {"db": ctx.shown, "to": redacted(url), "tables": {t: {"rows": c, "sha256": d}
+                                                                     for t, (c, d) in digests.items()}},
+         f"copied {ctx.shown} to {redacted(url)}, verified: "
+         + ", ".join(f"{table} {count}" for table, count in rows.items()))
+
+
 @main.command("add-municipality")
 @click.argument("name")
 @by_option

@@ -556,6 +556,11 @@ class PostgresStore(Store):
             self._local.conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             self._local.locked = True
 
+    def table_rows(self, table, key):
+        """Every row of one of the store's tables, in key order (for copy-to and its check)."""
+        order = ", ".join(quote(c) for c in key)
+        return iter(self._rows(f"SELECT * FROM {quote(table)} ORDER BY {order}"))
+
     def backup(self, path):
         raise StoreError(f"back up {redacted(self.url)} with PostgreSQL's own tools (pg_dump, or base backups "
                          "and WAL archiving: docs/deploy.md), not hemsync-server backup")

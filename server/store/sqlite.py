@@ -348,6 +348,11 @@ class SqliteStore(Store):
         finally:
             conn.close()
 
+    def table_rows(self, table, key):
+        """Every row of one of the store's tables, in key order (for copy-to and its check)."""
+        order = ", ".join(quote(c) for c in key)
+        return (dict(row) for row in self._conn().execute(f"SELECT * FROM {quote(table)} ORDER BY {order}"))
+
     def backup(self, path):
         """Copy the database to ``path`` with SQLite's online backup API: consistent, while pushes go on."""
         target = pathlib.Path(path)

@@ -243,3 +243,23 @@ def test_a_backup_of_the_sqlite_file_is_a_private_copy_and_never_overwrites_one(
 def test_a_postgresql_database_is_backed_up_with_its_own_tools(postgres_url, tmp_path):
     result = CliRunner().invoke(main, ["--db", postgres_url, "backup", str(tmp_path / "copy.db")])
     assert result.exit_code == 1 and "pg_dump" in result.output
+
+
+def test_copy_to_moves_everything_to_postgresql_with_its_feed_numbers_and_verifies_it(run, tmp_path, postgres_url):
+    from server.store import open_store
+    from server.store.copy import table_digests
+
+    assert run("seed-demo")[0] == 0
+    admin = demo_users()["admin-per"]
+    assert run("audit", "--by", admin)[0] == 0
+    code, output = run("copy-to", postgres_url, "--json")
+    assert code == 0, output
+    source, target = open_store(str(tmp_path / "cli.db")), open_store(postgres_url)
+    assert table_digests(target) == table_digests(source)
+    assert target.head() == source.head() > 0 and target.server_secret() == source.server_secret()
+    # The feed carries on after the copied numbers.
+    [patient] = target.get_records("patient", [next(r.id for r in _all(source, "patient"))])
+    assert target.put_record(patient.state, "after-copy") == source.head() + 1
+    code, output = run("copy-to", postgres_url)
+    assert code == 1 and "not empty" in output
+    source.close(), target.close()
