@@ -69,6 +69,9 @@ WRITE_LOCK = zlib.crc32(b"hemsync.write")
 MIGRATE_LOCK = zlib.crc32(b"hemsync.migrate")
 #: Seconds to wait for a connection from the pool before failing the request.
 POOL_TIMEOUT = 30
+#: A process that stops between two statements of a transaction (hung, stopped, cut off) would hold
+#: the write lock and stall every writer: PostgreSQL ends such a session after this long.
+IDLE_IN_TRANSACTION = "60s"
 
 NOW_TEXT = """to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
 
@@ -476,7 +479,8 @@ class PostgresStore(Store):
                              "and does the database exist (createdb)?") from exc
         self._local = threading.local()
         self._pool = ConnectionPool(url, min_size=1, max_size=max_connections, open=False, timeout=POOL_TIMEOUT,
-                                    kwargs={"autocommit": True, "row_factory": dict_row},
+                                    kwargs={"autocommit": True, "row_factory": dict_row,
+                                            "options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION}"},
                                     # A connection broken by a database restart is replaced, not handed out.
                                     check=ConnectionPool.check_connection, name="hemsync")
         try:

@@ -355,3 +355,13 @@ def test_a_database_that_cannot_be_reached_is_named_without_its_password():
     with pytest.raises(StoreError, match=r"could not connect to postgresql://hemsync:\*\*\*@127\.0\.0\.1:9/x") as caught:
         open_store("postgresql://hemsync:s3cret@127.0.0.1:9/x?connect_timeout=2")
     assert "s3cret" not in str(caught.value)
+
+
+def test_a_postgresql_session_stuck_inside_a_transaction_cannot_hold_the_write_lock_for_long(postgres_url):
+    store = open_store(postgres_url)
+    try:
+        with store.transaction():
+            assert store._rows("SHOW idle_in_transaction_session_timeout")[0] == {
+                "idle_in_transaction_session_timeout": "1min"}
+    finally:
+        store.close()
