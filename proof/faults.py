@@ -15,7 +15,9 @@ conflicting offline work, some laptops syncing first, and then one fault:
   SQL statement of the write;
 - ``server_kill``: the server is SIGKILLed while a push is in flight (a seeded
   push of a long outbox, while its request arrives, while it is merged, or as
-  its answer leaves) and restarted; the laptop syncs until one completes.
+  its answer leaves) and restarted; the laptop syncs until one completes. On
+  PostgreSQL, half of them end every database session of the server instead
+  (what a database restart does to it: open transactions rolled back).
 
 Then every laptop syncs to the head and the trial checks that each replica
 equals what the server hands its device, that no outbox keeps anything, and
@@ -260,9 +262,15 @@ class Trials:
         fraction, delay, down_for = rng.uniform(0.05, 0.95), rng.uniform(0.0, 0.05), rng.uniform(0.1, 0.8)
         server = self.server
         state = {"pushes": 0, "total": 0, "answered": False, "killed": None}
+        # On PostgreSQL half the kills hit the database instead: every session of the server's
+        # ended at once, open transactions rolled back, as a database restart does to them.
+        database = server.on_postgres and rng.random() < 0.5
 
         def kill(how):
             state["killed"] = how
+            if database:
+                server.kill_database_sessions()
+                return
             server.kill()
 
             def restart():
@@ -315,7 +323,8 @@ class Trials:
             proxy.stop()
         _wait_until_up(server)
         trial.landed = bool(state["killed"]) and not state["killed"].startswith("too late")
-        trial.detail = f"server SIGKILLed {state['killed'] or 'never (no push reached it)'}; " \
+        victim = "the database's sessions ended" if database else "server SIGKILLed"
+        trial.detail = f"{victim} {state['killed'] or 'never (no push reached it)'}; " \
                        f"{extra} extra changes, {failed} sync(s) failed"
 
 

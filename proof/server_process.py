@@ -77,11 +77,18 @@ class ServerProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
-    def kill_one_worker(self):
-        """SIGKILL one of ``serve --workers``'s processes (the supervisor starts another); return its pid."""
-        pid = _children(self.process.pid)[0]
-        os.kill(pid, signal.SIGKILL)
-        return pid
+    @property
+    def on_postgres(self):
+        """True when the server keeps its data in PostgreSQL."""
+        return isinstance(self.db_path, str)
+
+    def kill_database_sessions(self):
+        """End every PostgreSQL session on the server's database but this one (a restart, as the server sees it)."""
+        import psycopg
+
+        with psycopg.connect(self.db_path, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
     def stop(self):
         """Stop the server (SIGTERM, then SIGKILL) and close the set-up store."""

@@ -650,10 +650,17 @@ def _owner_only(path):
     SQLite gives the -wal and -shm files the database file's mode, so making the
     file 0600 before SQLite opens it keeps the patient data in all three private.
     A database left readable by others by an older version is tightened too.
+
+    An existing file is never opened here: closing a descriptor of it would drop every
+    POSIX lock this process holds on it, those of SQLite connections already open on it
+    too, and another process would then take the WAL away from under them.
     """
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    os.close(fd)
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass  # made meanwhile by another process, which SQLite may have open: leave it be
     if os.name == "posix":
         for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             if name.exists() and name.stat().st_mode & 0o077:
