@@ -265,6 +265,8 @@ class Trials:
         # On PostgreSQL half the kills hit the database instead: every session of the server's
         # ended at once, open transactions rolled back, as a database restart does to them.
         database = server.on_postgres and rng.random() < 0.5
+        if database:
+            moment = "merging"  # outside a transaction the server would not notice: a new connection is taken
 
         def kill(how):
             state["killed"] = how

@@ -365,3 +365,22 @@ def test_a_postgresql_session_stuck_inside_a_transaction_cannot_hold_the_write_l
                 "idle_in_transaction_session_timeout": "1min"}
     finally:
         store.close()
+
+
+def test_a_transaction_cut_off_by_a_database_restart_is_undone_and_the_next_one_works(postgres_url):
+    import psycopg
+
+    store = open_store(postgres_url)
+    try:
+        with pytest.raises(psycopg.OperationalError):
+            with store.transaction():
+                store.put_record(_patient("p1"), "c1")
+                # What a restart does to the server's sessions: each ended, its transaction rolled back.
+                with psycopg.connect(postgres_url, autocommit=True) as admin:
+                    admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                store.put_record(_patient("p2", personnummer="193804029829"), "c2")
+        assert store.head() == 0
+        assert store.put_record(_patient("p1"), "c1") > 0
+    finally:
+        store.close()
