@@ -84,3 +84,12 @@ def database(request, tmp_path):
     if request.param == "sqlite":
         return str(tmp_path / "hemsync.db")
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter):
+    """Say once, at the end, that the PostgreSQL half did not run (each skip is listed above it too)."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "PostgreSQL half skipped" in str(r.longrepr)]
+    if skipped:
+        terminalreporter.write_sep("=", f"PostgreSQL half skipped: {len(skipped)} tests did not run on PostgreSQL "
+                                        f"(no PostgreSQL at {_admin_url()})", yellow=True)
