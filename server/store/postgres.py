@@ -41,6 +41,11 @@ it audits (``scopes``, ``device_records``), which nothing holding the lock
 writes, and a lone ``update_device`` outside a transaction (one statement, one
 row, waiting for nothing while it holds it).
 
+PostgreSQL's text cannot hold a NUL character, SQLite's can: a NUL in a value
+bound to a statement (an id or a message made from bad input; record states are
+JSON, where it is escaped) is bound as U+FFFD, so bad input is kept and found
+(looked up the same way), never a failed statement.
+
 Migrations are named (the names of server.store.sqlite's, one for one),
 tracked in ``hemsync_migrations``, and applied in one transaction under an
 advisory lock, so processes starting together migrate once.
@@ -56,6 +61,7 @@ import zlib
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.string import StrDumperUnknown
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import StoreError
@@ -455,6 +461,17 @@ ON CONFLICT (id) DO UPDATE SET
 """
 
 
+class NulFreeText(StrDumperUnknown):
+    """Binds text with each NUL character (which PostgreSQL's text cannot hold) as U+FFFD."""
+
+    def dump(self, obj):
+        return super().dump(obj.replace("\x00", "\ufffd") if "\x00" in obj else obj)
+
+
+def _configure(conn):
+    conn.adapters.register_dumper(str, NulFreeText)
+
+
 def quote(identifier):
     """An SQL identifier, quoted (the only way a name enters SQL text here)."""
     return '"' + identifier.replace('"', '""') + '"'
@@ -482,7 +499,8 @@ class PostgresStore(Store):
                                     kwargs={"autocommit": True, "row_factory": dict_row,
                                             "options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION}"},
                                     # A connection broken by a database restart is replaced, not handed out.
-                                    check=ConnectionPool.check_connection, name="hemsync")
+                                    check=ConnectionPool.check_connection, configure=_configure,
+                                    name="hemsync")
         try:
             self._pool.open(wait=True, timeout=POOL_TIMEOUT)
         except PoolTimeout as exc:

@@ -313,3 +313,18 @@ def test_a_late_offline_edit_of_a_signed_visit_becomes_an_amendment_and_a_confli
     assert len(amendments) == 1
     assert "återbesök" in amendments[0]["fields"]["text"]
     assert doctor.records[("visit", visit["record_id"])]["fields"]["plan"] == "vila"
+
+
+def test_a_nul_character_in_an_id_or_a_value_is_never_a_server_error_on_either_store(region):
+    nurse = region.nurse
+    odd_id = {**new_patient(nurse), "change_id": "c\x00"}
+    assert nurse.push(odd_id)["results"][0]["result"] == "applied"
+    assert nurse.push(odd_id)["results"][0]["result"] == "applied"  # a retry finds it, and doubles nothing
+    patient = nurse.change("patient", personnummer=PERSONNUMMER[1], name="Tolvan\x00Tolvansson",
+                           municipality="Halmstad")
+    dangling = nurse.change("warning", patient_id="p\x00", kind="allergy", text="penicillin", severity="high")
+    answer = nurse.push(patient, dangling)
+    assert [r["result"] for r in answer["results"]] == ["applied", "rejected"]
+    stored = region.server.store.get_record("patient", patient["record_id"])
+    assert stored.state["fields"]["name"]["value"] == "Tolvan\x00Tolvansson"
+    assert region.server.store.head() == 2

@@ -384,3 +384,11 @@ def test_a_transaction_cut_off_by_a_database_restart_is_undone_and_the_next_one_
         assert store.put_record(_patient("p1"), "c1") > 0
     finally:
         store.close()
+
+
+def test_text_with_a_nul_character_is_kept_and_found_on_either_store(store):
+    assert store.audit([{"kind": "rejected", "patient_id": "p\x00", "details": {"why": "a\x00b"}}]) == 1
+    [entry] = store.audit_log(patient_id="p\x00")
+    # SQLite keeps the NUL; PostgreSQL's text cannot hold one and keeps U+FFFD in its place.
+    assert entry["patient_id"] in ("p\x00", "p\ufffd") and entry["details"] == {"why": "a\x00b"}
+    assert store.get_record("patient", "p\x00") is None and store.get_change("c\x00") is None
