@@ -38,12 +38,15 @@ REQUESTS ?= 10000
 bench: $(STAMP)
 	$(BIN)/python -m proof.bench --n $(N)
 
+# POSTGRES=postgresql://... serves from a scratch database there with WORKERS= processes (default 4).
 load: $(STAMP)
-	$(BIN)/python -m proof.load --laptops $(LAPTOPS) --duration $(DURATION)
+	$(BIN)/python -m proof.load --laptops $(LAPTOPS) --duration $(DURATION) $(if $(INTERVAL),--interval $(INTERVAL)) \
+		$(if $(POSTGRES),--postgres $(POSTGRES) --workers $(or $(WORKERS),4))
 
 # TRIALS= trials (default 200); SEED= reruns from that seed (one trial unless TRIALS= is given).
 faults: $(STAMP)
-	$(BIN)/python -m proof.faults $(if $(TRIALS),--trials $(TRIALS)) $(if $(SEED),--seed $(SEED))
+	$(BIN)/python -m proof.faults $(if $(TRIALS),--trials $(TRIALS)) $(if $(SEED),--seed $(SEED)) \
+		$(if $(POSTGRES),--postgres $(POSTGRES) --workers $(or $(WORKERS),4))
 
 fuzz: $(STAMP)
 	$(BIN)/python -m proof.fuzz --requests $(REQUESTS) $(if $(SEED),--seed $(SEED))

@@ -15,17 +15,23 @@ conflicting offline work, some laptops syncing first, and then one fault:
   SQL statement of the write;
 - ``server_kill``: the server is SIGKILLed while a push is in flight (a seeded
   push of a long outbox, while its request arrives, while it is merged, or as
-  its answer leaves) and restarted; the laptop syncs until one completes.
+  its answer leaves) and restarted; the laptop syncs until one completes. On
+  PostgreSQL, half of them end every database session of the server instead
+  (what a database restart does to it: open transactions rolled back).
 
 Then every laptop syncs to the head and the trial checks that each replica
 equals what the server hands its device, that no outbox keeps anything, and
 that every change the laptops made was merged exactly once (proof/laptops.py).
 A failure prints its seed: ``make faults SEED=<seed>`` runs that trial alone.
 
+With ``--postgres URL`` the server is ``serve --workers 4`` on a scratch PostgreSQL
+database, and ``server_kill`` SIGKILLs all four processes mid-push.
+
 Example: python -m proof.faults --trials 200
 """
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -47,7 +53,7 @@ from client_sync.sync import PAUSE_ENV, sync
 
 from .laptops import converged, ledger_problems, login
 from .proxy import LoopbackProxy, message_length
-from .server_process import ROOT, ServerProcess
+from .server_process import ROOT, ServerProcess, scratch_database
 from .workload import Editor, Workload, shared_records
 
 __all__ = ["main", "run_trials", "Trial", "KINDS"]
@@ -112,9 +118,9 @@ def _paused(process, timeout=60):
 class Trials:
     """One server for a run of trials; each trial in a municipality of its own."""
 
-    def __init__(self, workdir, progress=print):
+    def __init__(self, workdir, progress=print, database=None, workers=1):
         self.workdir = pathlib.Path(workdir)
-        self.server = ServerProcess(self.workdir / "server")
+        self.server = ServerProcess(self.workdir / "server", database=database, workers=workers)
         self.server.start()
         self.progress = progress
 
@@ -256,9 +262,17 @@ class Trials:
         fraction, delay, down_for = rng.uniform(0.05, 0.95), rng.uniform(0.0, 0.05), rng.uniform(0.1, 0.8)
         server = self.server
         state = {"pushes": 0, "total": 0, "answered": False, "killed": None}
+        # On PostgreSQL half the kills hit the database instead: every session of the server's
+        # ended at once, open transactions rolled back, as a database restart does to them.
+        database = server.on_postgres and rng.random() < 0.5
+        if database:
+            moment = "merging"  # outside a transaction the server would not notice: a new connection is taken
 
         def kill(how):
             state["killed"] = how
+            if database:
+                server.kill_database_sessions()
+                return
             server.kill()
 
             def restart():
@@ -311,7 +325,8 @@ class Trials:
             proxy.stop()
         _wait_until_up(server)
         trial.landed = bool(state["killed"]) and not state["killed"].startswith("too late")
-        trial.detail = f"server SIGKILLed {state['killed'] or 'never (no push reached it)'}; " \
+        victim = "the database's sessions ended" if database else "server SIGKILLed"
+        trial.detail = f"{victim} {state['killed'] or 'never (no push reached it)'}; " \
                        f"{extra} extra changes, {failed} sync(s) failed"
 
 
@@ -335,10 +350,13 @@ def _wait_until_up(server, timeout=30):
     raise AssertionError("the server did not come back")
 
 
-def run_trials(first_seed, trials, workdir=None, progress=print):
-    """Run ``trials`` trials with seeds ``first_seed``, ``first_seed + 1``, ...; return their :class:`Trial` list."""
+def run_trials(first_seed, trials, workdir=None, progress=print, database=None, workers=1):
+    """Run ``trials`` trials with seeds ``first_seed``, ``first_seed + 1``, ...; return their :class:`Trial` list.
+
+    ``database``: a PostgreSQL URL to serve from with ``workers`` processes (``server_kill`` kills them all).
+    """
     workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="hemsync-faults-"))
-    runner = Trials(workdir, progress)
+    runner = Trials(workdir, progress, database, workers)
     done = []
     try:
         for seed in range(first_seed, first_seed + trials):
@@ -374,13 +392,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m proof.faults", description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=None, help="default 200 (1 with --seed)")
     parser.add_argument("--seed", type=int, default=None, help="the first trial's seed (default: from the clock)")
+    parser.add_argument("--postgres", metavar="URL", default=os.environ.get("POSTGRES") or None,
+                        help="serve from a scratch database on this PostgreSQL server (made and dropped)")
+    parser.add_argument("--workers", type=int, default=4, help="server processes with --postgres")
     args = parser.parse_args(argv)
     trials = args.trials or int(os.environ.get("TRIALS") or 0) or (1 if args.seed is not None else 200)
     seed = args.seed if args.seed is not None else int(time.time()) % 1_000_000 * 1000
     print(f"faults: {trials} trial(s) from seed {seed} (rerun one: make faults SEED=<seed>)")
     workdir = tempfile.mkdtemp(prefix="hemsync-faults-")
     try:
-        done = run_trials(seed, trials, workdir)
+        with contextlib.ExitStack() as stack:
+            database = stack.enter_context(scratch_database(args.postgres)) if args.postgres else None
+            done = run_trials(seed, trials, workdir, database=database, workers=args.workers if database else 1)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     figures = summary(done)

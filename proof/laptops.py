@@ -6,13 +6,14 @@ database, that every change a laptop made was merged exactly once: never
 lost, never doubled.
 """
 
+import collections
 import json
 import pathlib
-import sqlite3
 
 from client_sync.http import SyncClient
 from client_sync.replica import Replica
-from schema.wire import decode_state, merged_changes
+from schema.wire import merged_changes
+from server.store import open_store
 
 __all__ = ["Laptop", "login", "server_wires", "replica_wires", "converged", "ledger_problems"]
 
@@ -92,21 +93,27 @@ def converged(laptop, client=None):
 
 
 def ledger_problems(db_path, laptops):
-    """Every change the laptops made is in the server's ledger once and in its record; no record counts a change twice."""
+    """Every change the laptops made is in the server's ledger once and in its record; no record counts a change twice.
+
+    ``db_path``: the server's SQLite file or PostgreSQL URL (read through its store).
+    """
     problems = []
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+    store = open_store(db_path)
     try:
+        ledger = {row["change_id"]: row for row in store.table_rows("changes", ("change_id",))}
+        accepted = collections.Counter(
+            (row["record_type"], row["record_id"]) for row in ledger.values()
+            if json.loads(row["result"])["result"] in ("applied", "conflict"))
         results = {}
         for laptop in laptops:
             rejected = {r["change"]["change_id"] for r in laptop.replica.rejected()}
             for change_id in sorted(laptop.written):
-                row = conn.execute("SELECT record_type, record_id, result FROM changes WHERE change_id = ?",
-                                   (change_id,)).fetchone()
+                row = ledger.get(change_id)
                 if row is None:
                     problems.append(f"{laptop.name}: change {change_id} never reached the server (lost)")
                     continue
-                result = json.loads(row[2])["result"]
-                results[change_id] = (row[0], row[1], result)
+                result = json.loads(row["result"])["result"]
+                results[change_id] = (row["record_type"], row["record_id"], result)
                 if result == "rejected" and change_id not in rejected:
                     problems.append(f"{laptop.name}: change {change_id} was rejected but the laptop does not show it")
         states = {}
@@ -115,21 +122,16 @@ def ledger_problems(db_path, laptops):
                 continue
             key = (record_type, record_id)
             if key not in states:
-                row = conn.execute("SELECT state FROM records WHERE type = ? AND id = ?", key).fetchone()
-                states[key] = decode_state(json.loads(row[0])) if row else None
+                stored = store.get_record(record_type, record_id)
+                states[key] = stored.state if stored else None
             if states[key] is None or change_id not in merged_changes(states[key]):
                 problems.append(f"change {change_id} was accepted but its record {record_type}/{record_id} "
                                 "does not hold it (lost)")
         for (record_type, record_id), state in sorted(states.items()):
-            if state is None:
-                continue
-            accepted = conn.execute(
-                "SELECT count(*) FROM changes WHERE record_type = ? AND record_id = ? "
-                "AND json_extract(result, '$.result') IN ('applied', 'conflict')",
-                (record_type, record_id)).fetchone()[0]
-            if state["rev"] != accepted:
-                problems.append(f"{record_type}/{record_id}: rev {state['rev']} but {accepted} accepted change(s) "
+            if state is not None and state["rev"] != accepted[(record_type, record_id)]:
+                problems.append(f"{record_type}/{record_id}: rev {state['rev']} but "
+                                f"{accepted[(record_type, record_id)]} accepted change(s) "
                                 "(a change merged twice, or one missing)")
     finally:
-        conn.close()
+        store.close()
     return problems

@@ -14,9 +14,11 @@ them), errors, conflicts, the load generator's and the server's CPU, and the
 checks. Exits non-zero when a check fails.
 
 Example: python -m proof.load --laptops 50 --duration 120
+         python -m proof.load --laptops 200 --interval 30 --postgres postgresql://postgres@127.0.0.1/postgres
 """
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
@@ -34,7 +36,7 @@ from client_sync.sync import sync
 from schema.errors import HemsyncError
 
 from .laptops import converged, ledger_problems, login
-from .server_process import ServerProcess
+from .server_process import ServerProcess, scratch_database
 from .workload import Editor, Workload, shared_records
 
 __all__ = ["main", "run", "TimedSession"]
@@ -69,14 +71,19 @@ def percentile(values, fraction):
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
-def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progress=print):
-    """Run the load test; return the figures (a dict, ``ok`` says whether every check passed)."""
+def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progress=print, database=None,
+        workers=1):
+    """Run the load test; return the figures (a dict, ``ok`` says whether every check passed).
+
+    ``database``: a PostgreSQL URL to serve from (``workers`` processes) instead of a SQLite file.
+    """
     workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="hemsync-load-"))
     work = Workload(seed)
-    server = ServerProcess(workdir / "server")
+    server = ServerProcess(workdir / "server", database=database, workers=workers)
     log, errors, refused, syncs = [], [], [0], [0]
     conflicts = [0]
-    figures = {"laptops": laptops, "duration_s": duration, "interval_s": interval, "seed": seed}
+    figures = {"laptops": laptops, "duration_s": duration, "interval_s": interval, "seed": seed,
+               "store": "postgresql" if database else "sqlite", "server_processes": workers}
     try:
         roles = ["nurse" if i % 3 == 2 else "doctor" for i in range(laptops)]
         tokens = []
@@ -189,6 +196,7 @@ def table(f):
     """The figures as a readable table."""
     rows = [
         ("laptops / duration", f"{f['laptops']} / {f['wall_s']:.0f} s", f"sync every {f['interval_s']:.0f} s"),
+        ("store / server processes", f"{f['store']} / {f['server_processes']}", ""),
         ("syncs", f"{f['syncs']}", f"{f['requests']} HTTP requests"),
         ("push latency p50/p95/p99", f"{f['push_p50_ms']}/{f['push_p95_ms']}/{f['push_p99_ms']} ms",
          f"{f['push_requests']} pushes"),
@@ -213,13 +221,19 @@ def main(argv=None):
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between a laptop's syncs")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print only the JSON object")
+    parser.add_argument("--postgres", metavar="URL", default=os.environ.get("POSTGRES") or None,
+                        help="serve from a scratch database on this PostgreSQL server (made and dropped)")
+    parser.add_argument("--workers", type=int, default=4, help="server processes with --postgres")
     args = parser.parse_args(argv)
     if args.duration > 3600 or args.laptops > 500:
         parser.error("bounded: at most 3600 s and 500 laptops")
     workdir = tempfile.mkdtemp(prefix="hemsync-load-")
     quiet = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     try:
-        figures = run(args.laptops, args.duration, args.interval, args.seed, workdir, progress=quiet)
+        with contextlib.ExitStack() as stack:
+            database = stack.enter_context(scratch_database(args.postgres)) if args.postgres else None
+            figures = run(args.laptops, args.duration, args.interval, args.seed, workdir, progress=quiet,
+                          database=database, workers=args.workers if database else 1)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if not args.json:

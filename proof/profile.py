@@ -31,7 +31,7 @@ __all__ = ["server_profiles", "areas", "main"]
 AREAS = (
     ("marshmallow validation", "marshmallow/"),
     ("merge rules (schema/)", "/schema/"),
-    ("server store (SQL)", "server/store.py"),
+    ("server store (SQL)", "server/store/"),
     ("server push/pull/audit", "/server/"),
     ("sqlite3", "sqlite3"),
     ("json", "json/"),

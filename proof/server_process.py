@@ -5,6 +5,7 @@ while it runs: SQLite in WAL mode lets both write). ``kill()`` is a SIGKILL,
 ``start()`` again serves the same database on the same port.
 """
 
+import contextlib
 import os
 import pathlib
 import signal
@@ -12,11 +13,12 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 
 import requests
 
 from server import auth
-from server.store import SqliteStore
+from server.store import open_store
 
 __all__ = ["ServerProcess", "free_port", "ROOT"]
 
@@ -33,25 +35,28 @@ def free_port():
 class ServerProcess:
     """``hemsync-server --db DB serve`` in a subprocess; ``url``, ``add_user``, ``enroll``, ``kill``, ``start``."""
 
-    def __init__(self, workdir, *, threads=8, env=None):
+    def __init__(self, workdir, *, threads=8, env=None, database=None, workers=1):
         self.workdir = pathlib.Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.db_path = self.workdir / "hemsync.db"
+        # A PostgreSQL URL (``database``) or the SQLite file in the work directory.
+        self.db_path = database or self.workdir / "hemsync.db"
+        self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.threads = threads
         self.env = {**os.environ, **(env or {})}
         self.process = None
         self.starts = 0
-        self._store = SqliteStore(self.db_path)  # creates and migrates the database
+        self._store = open_store(self.db_path)  # creates and migrates the database
 
     def start(self, timeout=30):
         """Start serving (again) and wait until /healthz answers."""
         log = open(self.workdir / "server.log", "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "server", "--db", str(self.db_path), "serve", "--host", "127.0.0.1",
-             "--port", str(self.port), "--threads", str(self.threads)],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+             "--port", str(self.port), "--threads", str(self.threads), "--workers", str(self.workers)],
+            # A session of its own: kill() takes a supervisor's workers with it.
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self.starts += 1
         deadline = time.monotonic() + timeout
@@ -69,8 +74,21 @@ class ServerProcess:
     def kill(self):
         """SIGKILL the server: no clean shutdown, whatever it was doing."""
         if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
+
+    @property
+    def on_postgres(self):
+        """True when the server keeps its data in PostgreSQL."""
+        return isinstance(self.db_path, str)
+
+    def kill_database_sessions(self):
+        """End every PostgreSQL session on the server's database but this one (a restart, as the server sees it)."""
+        import psycopg
+
+        with psycopg.connect(self.db_path, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
     def stop(self):
         """Stop the server (SIGTERM, then SIGKILL) and close the set-up store."""
@@ -94,12 +112,44 @@ class ServerProcess:
         return device["id"], token
 
     def cpu_seconds(self):
-        """User + system CPU seconds the server process has used so far (Linux /proc)."""
-        fields = (pathlib.Path("/proc") / str(self.process.pid) / "stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU seconds the server's processes (a supervisor's workers too) have used (Linux /proc)."""
+        return sum(_cpu_seconds(pid) for pid in [self.process.pid, *_children(self.process.pid)])
 
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def _children(pid):
+    try:
+        return [int(c) for c in (pathlib.Path("/proc") / str(pid) / "task" / str(pid) / "children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _cpu_seconds(pid):
+    try:
+        fields = (pathlib.Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0  # a worker that ended meanwhile
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def scratch_database(url):
+    """A new PostgreSQL database on the server ``url`` names, for one proof run; dropped after. Yields its URL."""
+    import psycopg
+    from psycopg import sql
+
+    name = f"hemsync_proof_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    base, _, query = url.partition("?")
+    scheme, _, rest = base.partition("://")
+    try:
+        yield f"{scheme}://{rest.split('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

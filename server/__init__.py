@@ -11,7 +11,7 @@ from . import errors, settings
 from .api import public, v1
 from .body_encoding import compress_response
 from .openapi import openapi
-from .store import SqliteStore, Store
+from .store import SqliteStore, Store, database_target, open_store
 
 __all__ = ["create_app", "Store", "SqliteStore"]
 
@@ -21,7 +21,7 @@ def create_app(test_config=None):
 
     ``test_config`` may set settings by name (``HEMSYNC_DB`` or ``db``), Flask
     config keys, and ``STORE``: an open :class:`Store` to use instead of opening
-    ``HEMSYNC_DB`` (tests and the CLI share one that way).
+    ``HEMSYNC_DATABASE_URL`` or ``HEMSYNC_DB`` (tests and the CLI share one that way).
     """
     overrides, flask_config = {}, {}
     for key, value in (test_config or {}).items():
@@ -32,7 +32,7 @@ def create_app(test_config=None):
     # Plain bodies are cut off here; gzip bodies are counted again after inflating (server.body_encoding).
     app.config["MAX_CONTENT_LENGTH"] = values["HEMSYNC_MAX_BODY_BYTES"]
     app.config.update(flask_config)
-    app.extensions["hemsync.store"] = flask_config.get("STORE") or SqliteStore(values["HEMSYNC_DB"])
+    app.extensions["hemsync.store"] = flask_config.get("STORE") or open_store(database_target(values))
     errors.init_app(app)
     app.register_blueprint(public)
     app.register_blueprint(openapi)

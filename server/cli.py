@@ -17,14 +17,15 @@ from schema.roles import ROLES
 from . import admin, audit, auth, jobs, queue, settings
 from .errors import ServerError
 from .seed import STAFF, demo_users, seed_demo
-from .store import SqliteStore
+from .store import is_postgres_url, open_store
+from .store.postgres import redacted
 
 __all__ = ["main"]
 
 
 @dataclasses.dataclass
 class Context:
-    """What every command shares: the database path, its store (opened on first use), settings."""
+    """What every command shares: the database (a SQLite path or a PostgreSQL URL), its store, settings."""
 
     db: str
     _store: object = None
@@ -33,13 +34,24 @@ class Context:
     def store(self):
         """The store on ``--db``, opened (and migrated) once."""
         if self._store is None:
-            self._store = SqliteStore(self.db)
+            self._store = open_store(self.db)
         return self._store
+
+    @property
+    def shown(self):
+        """The database as messages name it (a URL without its password)."""
+        return redacted(self.db)
 
     @property
     def settings(self):
         """The HEMSYNC_* settings, with the database from ``--db``."""
-        return settings.load(overrides={"HEMSYNC_DB": self.db})
+        return settings.load(overrides=self.overrides)
+
+    @property
+    def overrides(self):
+        """The database settings ``--db`` names."""
+        key = "HEMSYNC_DATABASE_URL" if is_postgres_url(self.db) else "HEMSYNC_DB"
+        return {"HEMSYNC_DATABASE_URL": "", key: self.db}
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -76,8 +88,10 @@ def emit(as_json, data, text):
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--db", envvar="HEMSYNC_DB", default="var/hemsync.db", show_default=True,
-              type=click.Path(dir_okay=False), help="SQLite database file (env HEMSYNC_DB).")
+@click.option("--db", envvar=["HEMSYNC_DATABASE_URL", "HEMSYNC_DB"], default="var/hemsync.db", show_default=True,
+              metavar="PATH|URL",
+              help="SQLite database file, or a postgresql:// URL "
+                   "(env HEMSYNC_DATABASE_URL, then HEMSYNC_DB).")
 @click.pass_context
 def main(ctx, db):
     """The hemsync sync server: laptops push and pull through it.
@@ -102,9 +116,61 @@ def init(ctx, as_json):
     \b
     Example:
         hemsync-server --db var/hemsync.db init
+        hemsync-server --db postgresql://hemsync@db.example:5432/hemsync init
     """
     ctx.store.migrate()
-    emit(as_json, {"db": ctx.db}, f"database ready: {ctx.db}")
+    emit(as_json, {"db": ctx.shown}, f"database ready: {ctx.shown}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@json_option
+@pass_context
+@library_errors
+def backup(ctx, path, as_json):
+    """Copy the SQLite database to PATH while the server runs (SQLite's online backup API).
+
+    PATH must not exist yet. A PostgreSQL database is backed up with its own tools (docs/deploy.md).
+
+    \b
+    Example:
+        hemsync-server --db var/hemsync.db backup /backups/hemsync-$(date +%F).db
+    """
+    ctx.store.backup(path)
+    emit(as_json, {"db": ctx.shown, "backup": path}, f"backed up {ctx.shown} to {path}")
+
+
+@main.command("copy-to")
+@click.argument("url")
+@json_option
+@pass_context
+@library_errors
+def copy_to(ctx, url, as_json):
+    """Move everything from the SQLite database to an empty PostgreSQL one, and verify the copy.
+
+    Stop the server first. Records keep their feed numbers (laptops' cursors stay valid),
+    the audit log and the escalation feed their ids; each table's rows are counted and
+    digested on both sides, and any difference undoes the copy.
+
+    \b
+    Example:
+        createdb hemsync
+        hemsync-server --db var/hemsync.db copy-to postgresql://hemsync@db.example/hemsync
+    """
+    from .store.copy import copy_store
+
+    if is_postgres_url(ctx.db) or not is_postgres_url(url):
+        raise click.ClickException("copy-to moves a SQLite --db into a postgresql:// URL")
+    target = open_store(url)
+    try:
+        digests = copy_store(ctx.store, target)
+    finally:
+        target.close()
+    rows = {table: count for table, (count, _) in digests.items()}
+    emit(as_json, {"db": ctx.shown, "to": redacted(url), "tables": {t: {"rows": c, "sha256": d}
+                                                                     for t, (c, d) in digests.items()}},
+         f"copied {ctx.shown} to {redacted(url)}, verified: "
+         + ", ".join(f"{table} {count}" for table, count in rows.items()))
 
 
 @main.command("add-municipality")
@@ -449,9 +515,12 @@ def merge_patients(ctx, kept_id, duplicate_id, reason, admin_id, as_json):
               help="PEM private key of --certfile (env HEMSYNC_TLS_KEYFILE).")
 @click.option("--demo", is_flag=True,
               help="Seed the demo region into an empty database and print fresh demo device tokens first.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Server processes on the one port (more than 1 needs a PostgreSQL --db).")
+@click.option("--reuse-port", is_flag=True, hidden=True, help="Share the port with other processes (--workers).")
 @pass_context
 @library_errors
-def serve(ctx, host, port, threads, certfile, keyfile, demo):
+def serve(ctx, host, port, threads, certfile, keyfile, demo, workers, reuse_port):
     """Serve the sync server with cheroot (HTTPS with --certfile/--keyfile), and run its jobs.
 
     The escalation job runs every HEMSYNC_ESCALATION_INTERVAL seconds (0: not in this process).
@@ -462,27 +531,53 @@ def serve(ctx, host, port, threads, certfile, keyfile, demo):
         hemsync-server --db var/hemsync.db serve --host 0.0.0.0 --port 5443 \\
             --certfile /etc/hemsync/tls.crt --keyfile /etc/hemsync/tls.key
         hemsync-server serve --demo     # what `make run` does
+        hemsync-server --db postgresql://hemsync@db.example/hemsync serve --workers 4 --port 5000
     """
     from . import create_app
     from .wsgi import make_server
 
+    if workers > 1:
+        _serve_workers(ctx, host, port, threads, certfile, keyfile, demo, workers)
+        return
+
     certfile = certfile or ctx.settings["HEMSYNC_TLS_CERTFILE"] or None
     keyfile = keyfile or ctx.settings["HEMSYNC_TLS_KEYFILE"] or None
-    app = create_app({"HEMSYNC_DB": ctx.db, "STORE": ctx.store})
+    app = create_app({**ctx.overrides, "STORE": ctx.store})
     # Built first: a certificate that does not load stops `serve` before anything is seeded or enrolled.
-    server = make_server(app, host=host, port=port, threads=threads, certfile=certfile, keyfile=keyfile)
+    server = make_server(app, host=host, port=port, threads=threads, certfile=certfile, keyfile=keyfile,
+                         reuse_port=reuse_port)
     scheme = "https" if server.ssl_adapter else "http"
     if demo:
         _demo_start(ctx, f"{scheme}://{host}:{port}")
     scheduler = jobs.scheduler(ctx.store, app.config["HEMSYNC"])
     scheduler.start()
     interval = app.config["HEMSYNC"]["HEMSYNC_ESCALATION_INTERVAL"]
-    click.echo(f"hemsync-server: serving {ctx.db} on {scheme}://{host}:{port} (cheroot, {threads} threads); "
+    click.echo(f"hemsync-server: serving {ctx.shown} on {scheme}://{host}:{port} (cheroot, {threads} threads); "
                + (f"escalation job every {interval} s" if interval > 0 else "no jobs in this process"))
     try:
         server.safe_start()
     finally:
         scheduler.shutdown(wait=False)
+
+
+def _serve_workers(ctx, host, port, threads, certfile, keyfile, demo, workers):
+    """``serve --workers N``: N processes on one port, supervised (server.workers)."""
+    from . import workers as supervisor
+
+    if not is_postgres_url(ctx.db):
+        raise click.ClickException(
+            f"--workers {workers} needs PostgreSQL: several processes cannot share the SQLite file {ctx.db} "
+            "safely and fast. Set HEMSYNC_DATABASE_URL=postgresql://... (docs/deploy.md), or serve one process")
+    if port == 0:
+        raise click.ClickException("--workers needs a fixed --port: every process listens on the same one")
+    if demo:
+        scheme = "https" if certfile or ctx.settings["HEMSYNC_TLS_CERTFILE"] else "http"
+        _demo_start(ctx, f"{scheme}://{host}:{port}")
+    ctx.store.close()  # each process opens its own pool
+    args = ["--host", host, "--port", str(port), "--threads", str(threads)]
+    args += ["--certfile", certfile] if certfile else []
+    args += ["--keyfile", keyfile] if keyfile else []
+    supervisor.supervise(ctx.db, args, workers, echo=click.echo)
 
 
 def _demo_start(ctx, server):

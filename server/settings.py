@@ -38,7 +38,11 @@ class Setting:
 
 
 SETTINGS = (
-    Setting("HEMSYNC_DB", "var/hemsync.db", "Path of the server's SQLite database file."),
+    Setting("HEMSYNC_DB", "var/hemsync.db", "Path of the server's SQLite database file (when HEMSYNC_DATABASE_URL "
+            "is empty)."),
+    Setting("HEMSYNC_DATABASE_URL", "",
+            "A PostgreSQL database (`postgresql://user@host:5432/name`) to keep everything in instead of the "
+            "SQLite file: for several server processes. Overrides HEMSYNC_DB."),
     Setting("HEMSYNC_MAX_CLOCK_AHEAD", 120,
             "Seconds a pushed change's HLC may be ahead of the server's clock before it is re-stamped.",
             int),

@@ -69,13 +69,14 @@ def tls_adapter(certfile, keyfile):
     return adapter
 
 
-def make_server(app, host="127.0.0.1", port=0, threads=8, certfile=None, keyfile=None):
+def make_server(app, host="127.0.0.1", port=0, threads=8, certfile=None, keyfile=None, reuse_port=False):
     """A cheroot server for ``app`` (not yet listening: call ``prepare()`` then ``serve()``, or ``safe_start()``).
 
     TLS is on when ``certfile`` or ``keyfile`` is given (both are needed). The body
-    limit is the app's ``HEMSYNC_MAX_BODY_BYTES``.
+    limit is the app's ``HEMSYNC_MAX_BODY_BYTES``. ``reuse_port``: several processes
+    listen on one port (``serve --workers``).
     """
-    server = wsgi.Server((host, port), app, numthreads=threads, server_name="hemsync")
+    server = wsgi.Server((host, port), app, numthreads=threads, server_name="hemsync", reuse_port=reuse_port)
     server.ConnectionClass = _Connection
     server.max_request_body_size = app.config["HEMSYNC"]["HEMSYNC_MAX_BODY_BYTES"]
     if certfile or keyfile:

@@ -15,9 +15,9 @@ PERSONNUMMER = "19121212-1212"  # Skatteverket's published test personnummer ("T
 
 
 @pytest.fixture
-def live(tmp_path):
-    """The real sync server on a free 127.0.0.1 port."""
-    server = start_live_server(tmp_path / "server")
+def live(tmp_path, server_database):
+    """The real sync server on a free 127.0.0.1 port (on each store, in modules marked ``both_stores``)."""
+    server = start_live_server(tmp_path / "server", database=server_database)
     yield server
     server.stop()
 

@@ -10,7 +10,8 @@ from client_sync.sync import sync
 
 from .conftest import new_patient, replica_wires, server_wires
 
-pytestmark = pytest.mark.e2e
+# Converges on the SQLite store and on the PostgreSQL store.
+pytestmark = [pytest.mark.e2e, pytest.mark.both_stores]
 
 
 def offline_work(anna, bo, cia, patient_id, visit_id):

@@ -21,3 +21,12 @@ def test_a_short_load_run_converges_with_nothing_lost_or_doubled(tmp_path):
     assert figures["problems"] == []
     assert figures["errors"] == 0
     assert figures["syncs"] >= 6 and figures["changes_made"] > 0
+
+
+def test_a_short_load_run_on_postgresql_with_four_server_processes_converges(tmp_path, postgres_url):
+    figures = load.run(laptops=6, duration=6, interval=2, seed=3, workdir=tmp_path, progress=lambda *a: None,
+                       database=postgres_url, workers=4)
+    assert (figures["store"], figures["server_processes"]) == ("postgresql", 4)
+    assert figures["problems"] == []
+    assert figures["errors"] == 0
+    assert figures["syncs"] >= 6 and figures["changes_made"] > 0

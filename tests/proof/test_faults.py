@@ -20,3 +20,10 @@ def test_every_fault_trial_ends_with_every_laptop_equal_to_the_server(tmp_path):
     # Real faults, not formalities: every kind was tried, and nearly every fault hit a transfer.
     assert set(figures["by_kind"]) == set(KINDS)
     assert figures["landed_mid_transfer"] >= TRIALS * 0.8
+
+
+def test_fault_trials_on_postgresql_with_four_server_processes_lose_and_double_nothing(tmp_path, postgres_url):
+    done = run_trials(FIRST_SEED, 8, tmp_path, progress=lambda *a: None, database=postgres_url, workers=4)
+    failed = [(t.seed, t.kind, t.detail, t.problems) for t in done if t.problems]
+    assert failed == []
+    assert "server_kill" in {t.kind for t in done}

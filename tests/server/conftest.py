@@ -14,9 +14,9 @@ CLIENT_VERSION = "0.1.0"
 
 
 @pytest.fixture
-def live_server(tmp_path):
-    """The real server on a free loopback port, with a fresh database."""
-    server = start_live_server(tmp_path)
+def live_server(tmp_path, server_database):
+    """The real server on a free loopback port, with a fresh database (of each store, in modules marked so)."""
+    server = start_live_server(tmp_path, database=server_database)
     yield server
     server.stop()
 

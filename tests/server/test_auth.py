@@ -9,6 +9,9 @@ from server.auth import hash_token
 
 from .conftest import CLIENT_VERSION, new_patient
 
+# Every test here runs against the SQLite store and the PostgreSQL store.
+pytestmark = pytest.mark.both_stores
+
 V1_CALLS = (("post", "/v1/handshake", {}), ("post", "/v1/push", {"changes": []}), ("get", "/v1/pull", None),
             ("post", "/v1/access-log", {"entries": []}), ("get", "/v1/admin/audit", None))
 
@@ -85,7 +88,7 @@ def test_the_handshake_records_the_outbox_and_returns_identity_staff_and_limits(
 def test_a_token_is_stored_only_as_its_hash(region):
     device = region.server.store.get_device(region.nurse.device_id)
     assert device["token_hash"] == hash_token(region.nurse.token)
-    assert region.nurse.token not in region.server.db_path.read_bytes().decode("latin-1")
+    assert region.nurse.token not in region.server.database_text()
 
 
 def test_admin_endpoints_are_for_admins_only(region):

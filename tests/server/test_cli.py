@@ -5,6 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from server import create_app
 from server.cli import main
 from server.seed import MUNICIPALITIES, demo_users
 
@@ -185,3 +186,80 @@ def _all(store, record_type):
 
     everything = ScopeKeys(full=frozenset(store.patients_in(MUNICIPALITIES)), municipalities=frozenset(MUNICIPALITIES))
     return [r for r in store.records_since(0, everything, 10_000) if r.type == record_type]
+
+
+def test_init_creates_either_database_and_upgrades_an_older_one(database):
+    from server.store import open_store
+
+    runner = CliRunner()
+    result = runner.invoke(main, ["--db", database, "init", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["db"] == database
+    store = open_store(database)
+    full = store.migrations()
+    # An older database: the last migration (the server secret) not yet applied.
+    if database.startswith("postgresql://"):
+        with store._connection() as conn:
+            conn.execute("DROP TABLE secrets")
+            conn.execute("DELETE FROM hemsync_migrations WHERE name = 'm004_server_secret'")
+    else:
+        store._conn().execute("DROP TABLE secrets")
+        store._conn().execute("DELETE FROM _sqlite_migrations WHERE name = 'm004_server_secret'")
+    store.close()
+    assert runner.invoke(main, ["--db", database, "init"]).exit_code == 0
+    store = open_store(database)
+    assert store.migrations() == full and len(store.server_secret()) == 32
+    store.close()
+
+
+def test_the_database_url_setting_chooses_the_store_over_the_database_file(postgres_url, tmp_path, monkeypatch):
+    from server.store import PostgresStore
+
+    monkeypatch.setenv("HEMSYNC_DB", str(tmp_path / "unused.db"))
+    monkeypatch.setenv("HEMSYNC_DATABASE_URL", postgres_url)
+    result = CliRunner().invoke(main, ["init", "--json"])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "unused.db").exists()
+    app = create_app({"HEMSYNC_DATABASE_URL": postgres_url})
+    assert isinstance(app.extensions["hemsync.store"], PostgresStore)
+    app.extensions["hemsync.store"].close()
+
+
+def test_a_backup_of_the_sqlite_file_is_a_private_copy_and_never_overwrites_one(run, tmp_path):
+    from server.store import SqliteStore
+
+    assert run("seed-demo")[0] == 0
+    target = tmp_path / "backups" / "copy.db"
+    code, output = run("backup", str(target), "--json")
+    assert code == 0, output
+    original, copy = SqliteStore(tmp_path / "cli.db"), SqliteStore(target)
+    assert (copy.head(), len(copy.users())) == (original.head(), len(original.users())) and copy.head() > 0
+    assert target.stat().st_mode & 0o077 == 0
+    original.close(), copy.close()
+    code, output = run("backup", str(target))
+    assert code == 1 and "exists already" in output
+
+
+def test_a_postgresql_database_is_backed_up_with_its_own_tools(postgres_url, tmp_path):
+    result = CliRunner().invoke(main, ["--db", postgres_url, "backup", str(tmp_path / "copy.db")])
+    assert result.exit_code == 1 and "pg_dump" in result.output
+
+
+def test_copy_to_moves_everything_to_postgresql_with_its_feed_numbers_and_verifies_it(run, tmp_path, postgres_url):
+    from server.store import open_store
+    from server.store.copy import table_digests
+
+    assert run("seed-demo")[0] == 0
+    admin = demo_users()["admin-per"]
+    assert run("audit", "--by", admin)[0] == 0
+    code, output = run("copy-to", postgres_url, "--json")
+    assert code == 0, output
+    source, target = open_store(str(tmp_path / "cli.db")), open_store(postgres_url)
+    assert table_digests(target) == table_digests(source)
+    assert target.head() == source.head() > 0 and target.server_secret() == source.server_secret()
+    # The feed carries on after the copied numbers.
+    [patient] = target.get_records("patient", [next(r.id for r in _all(source, "patient"))])
+    assert target.put_record(patient.state, "after-copy") == source.head() + 1
+    code, output = run("copy-to", postgres_url)
+    assert code == 1 and "not empty" in output
+    source.close(), target.close()

@@ -19,7 +19,7 @@ from server import auth, jobs, settings
 from server.cli import main
 from server.jobs import ESCALATION_JOB, escalate_due
 from server.push import push
-from server.store import SqliteStore
+from server.store import SqliteStore, open_store
 
 STOCKHOLM_WINTER = dt.timezone(dt.timedelta(hours=1))
 #: Wednesday 9 January 2030, 10:00 Swedish time: a working day, inside working hours.
@@ -75,9 +75,9 @@ class Clinic:
 
 
 @pytest.fixture
-def store(tmp_path):
-    """A fresh server store."""
-    made = SqliteStore(tmp_path / "hemsync.db")
+def store(database):
+    """A fresh server store, of each kind (SQLite, PostgreSQL)."""
+    made = open_store(database)
     yield made
     made.close()
 
@@ -187,9 +187,9 @@ def test_two_scheduler_threads_on_one_store_escalate_each_request_exactly_once(c
         assert sum(1 for h in state["history"] if h["field"] == "escalated_at") == 0
 
 
-def test_two_server_processes_on_one_database_file_escalate_each_request_exactly_once(clinic, store, tmp_path):
+def test_two_server_processes_on_one_database_escalate_each_request_exactly_once(clinic, store, database):
     requests = {clinic.request(T) for _ in range(5)}
-    other = SqliteStore(tmp_path / "hemsync.db")  # a second process's store on the same file
+    other = open_store(database)  # a second process's store on the same database
     at = T + dt.timedelta(hours=2)
     try:
         results = _race([lambda: escalate_due(store, at, SETTINGS), lambda: escalate_due(other, at, SETTINGS)])

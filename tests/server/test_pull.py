@@ -2,9 +2,14 @@
 
 import json
 
+import pytest
+
 from tests.live_server import start_live_server
 
 from .conftest import PERSONNUMMER, Region, new_patient, new_request, versions
+
+# Every test here runs against the SQLite store and the PostgreSQL store.
+pytestmark = pytest.mark.both_stores
 
 
 def _patients(laptop, n, municipality="Halmstad"):

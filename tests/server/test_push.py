@@ -4,11 +4,15 @@ import json
 import datetime as dt
 import uuid
 
+import pytest
 import requests
 
 from schema.clock import Hlc
 
 from .conftest import PERSONNUMMER, new_patient, new_request, versions
+
+# Every test here runs against the SQLite store and the PostgreSQL store.
+pytestmark = pytest.mark.both_stores
 
 
 def _head(server):
@@ -315,3 +319,18 @@ def test_a_base_that_is_no_object_is_invalid_value_also_from_a_device_with_rejec
     region.nurse.push(region.nurse.change("patient", name="", municipality="Halmstad"))  # rejected: no personnummer
     answer = region.nurse.push(region.nurse.change("patient", base=[["c"]], name="Tolvan"))
     assert answer["results"][0]["error"]["code"] == "invalid_value"
+
+
+def test_a_nul_character_in_an_id_or_a_value_is_never_a_server_error_on_either_store(region):
+    nurse = region.nurse
+    odd_id = {**new_patient(nurse), "change_id": "c\x00"}
+    assert nurse.push(odd_id)["results"][0]["result"] == "applied"
+    assert nurse.push(odd_id)["results"][0]["result"] == "applied"  # a retry finds it, and doubles nothing
+    patient = nurse.change("patient", personnummer=PERSONNUMMER[1], name="Tolvan\x00Tolvansson",
+                           municipality="Halmstad")
+    dangling = nurse.change("warning", patient_id="p\x00", kind="allergy", text="penicillin", severity="high")
+    answer = nurse.push(patient, dangling)
+    assert [r["result"] for r in answer["results"]] == ["applied", "rejected"]
+    stored = region.server.store.get_record("patient", patient["record_id"])
+    assert stored.state["fields"]["name"]["value"] == "Tolvan\x00Tolvansson"
+    assert region.server.store.head() == 2

@@ -18,6 +18,9 @@ from tests.merging import deep_list
 
 from .conftest import PERSONNUMMER, Laptop, new_patient, new_request
 
+# Every test here runs against the SQLite store and the PostgreSQL store.
+pytestmark = pytest.mark.both_stores
+
 NORMAL_VITALS = {"resp_rate": 16, "temperature": 37.0, "systolic_bp": 120, "pulse": 70, "consciousness": "A"}
 
 

@@ -1,24 +1,25 @@
-"""The storage contract: every Store implementation must pass this suite (only SQLite so far).
+"""The storage contract: every Store implementation passes this suite, SQLite and PostgreSQL alike.
 
-A PostgreSQL store joins by adding a factory to STORES.
+Each test gets a fresh store of each kind (``database`` in tests/conftest.py: a new
+SQLite file, a new PostgreSQL database); without a reachable PostgreSQL its half skips.
 """
 
 import threading
+import uuid
 
 import pytest
 
 from schema.merge import Actor, apply_change
-from server.store import ScopeKeys, SqliteStore
+from server.store import ScopeKeys, open_store
 
-STORES = {"sqlite": lambda tmp_path: SqliteStore(tmp_path / "store.db")}
 NOW = __import__("datetime").datetime(2030, 1, 2, 10, tzinfo=__import__("datetime").timezone.utc)
 NURSE = Actor("u-nurse", "nurse")
 
 
-@pytest.fixture(params=sorted(STORES))
-def store(request, tmp_path):
+@pytest.fixture
+def store(database):
     """A fresh, empty store of each implementation."""
-    made = STORES[request.param](tmp_path)
+    made = open_store(database)
     yield made
     made.close()
 
@@ -178,3 +179,216 @@ def test_writers_on_several_threads_are_serialised_without_losing_a_write(store)
     for t in threads:
         t.join()
     assert store.head() == 8
+
+
+# --- several processes on one database ------------------------------------------------------
+# A second store opened on the same database is what a second server process has: its own
+# connections, nothing shared in memory.
+
+@pytest.fixture
+def stores(database):
+    """Two stores on one fresh database, as two server processes have."""
+    first, second = open_store(database), open_store(database)
+    yield first, second
+    first.close()
+    second.close()
+
+
+def _waits(thread, seconds=0.5):
+    """True when ``thread`` is still blocked after ``seconds``."""
+    thread.join(timeout=seconds)
+    return thread.is_alive()
+
+
+def test_a_reader_never_sees_a_feed_number_past_one_that_commits_later(database, stores):
+    first, second = stores
+    reader = open_store(database)
+    keys = ScopeKeys(full=frozenset({"p1", "p2"}))
+    took_number, release_first = threading.Event(), threading.Event()
+    seqs = {}
+
+    def early_but_slow():
+        with first.transaction():
+            seqs["first"] = first.put_record(_patient("p1"), "c1")
+            took_number.set()
+            release_first.wait(10)
+
+    def late_but_quick():
+        with second.transaction():
+            seqs["second"] = second.put_record(_patient("p2", personnummer="193804029829"), "c2")
+
+    slow = threading.Thread(target=early_but_slow)
+    slow.start()
+    assert took_number.wait(10)
+    quick = threading.Thread(target=late_but_quick)
+    quick.start()
+    try:
+        # The second writer cannot draw a number while the first's is uncommitted ...
+        assert _waits(quick) and "second" not in seqs
+        # ... so a reader between the two sees neither, and its cursor stays before both.
+        assert (reader.head(), reader.records_since(0, keys, 10)) == (0, [])
+    finally:
+        release_first.set()
+        slow.join(10)
+        quick.join(10)
+        reader.close()
+    assert seqs["first"] < seqs["second"]
+    assert [r.id for r in first.records_since(0, keys, 10)] == ["p1", "p2"]
+
+
+def test_the_server_clock_never_goes_back_when_two_processes_advance_it(stores):
+    def advance(store, times):
+        for _ in range(times):
+            with store.transaction():
+                last = store.clock() or "0000000000000000-000000"
+                millis, _, counter = last.partition("-")
+                store.save_clock(f"{millis}-{int(counter) + 1:06d}")
+
+    threads = [threading.Thread(target=advance, args=(s, 25)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Each read-advance-save happened under the lock: no two saw the same clock.
+    assert stores[0].clock() == "0000000000000000-000050"
+
+
+def test_device_counters_lose_no_increment_from_two_processes(stores):
+    stores[0].add_user(_user())
+    stores[0].add_device({"id": "d1", "user_id": "u1", "label": "l", "token_hash": "h1", "created_at": "t"})
+
+    def count(store):
+        for _ in range(20):
+            store.update_device("d1", {"pending": 1}, {"rejected_count": 1, "op_gaps": 2})
+
+    threads = [threading.Thread(target=count, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    device = stores[1].get_device("d1")
+    assert (device["rejected_count"], device["op_gaps"]) == (40, 80)
+
+
+def test_two_processes_escalate_a_request_once(stores):
+    entry = {"request_id": "r1", "kind": "deadline", "patient_id": "p1", "municipality": "Halmstad",
+             "at": "2030-01-02T10:00:00+00:00", "details": {}}
+    together, results = threading.Barrier(2), []
+
+    def escalate(store):
+        together.wait(10)
+        with store.transaction():
+            results.append(store.add_escalation(entry))
+
+    threads = [threading.Thread(target=escalate, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(None) == 1
+    assert len(stores[0].escalations()) == 1
+
+
+def test_the_store_applies_the_named_migrations(store):
+    assert store.migrations() == ["m001_initial", "m002_op_gaps", "m002_escalations", "m003_municipalities",
+                                  "m005_duplicates", "m004_server_secret"]
+
+
+def test_two_processes_given_the_same_retried_batch_apply_it_once(stores):
+    from server import auth, push, settings
+
+    first, second = stores
+    auth.add_municipality(first, "Halmstad")
+    user = auth.add_user(first, "Maria", "nurse", ["Halmstad"])
+    device, _ = auth.enroll(first, user["id"], "laptop")
+    change = {"change_id": f"{device['id']}-1", "record_type": "patient", "record_id": str(uuid.uuid4()),
+              "device_id": device["id"], "op": 1, "hlc": f"{int(NOW.timestamp() * 1000):016d}-000000",
+              "base": {}, "fields": {"personnummer": "191212121212", "name": "Tolvan", "municipality": "Halmstad"}}
+    body = {"pending": 0, "changes": [change]}
+    values, together, answers = settings.load(environ={}), threading.Barrier(2), []
+
+    def receive(store):
+        together.wait(10)
+        answers.append(push.push(store, values, store.get_device(device["id"]), user, body, now=NOW))
+
+    threads = [threading.Thread(target=receive, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [a["results"] for a in answers] == [answers[0]["results"]] * 2
+    assert answers[0]["results"][0]["result"] == "applied"
+    assert first.head() == 1
+    audited = [e for e in second.audit_log(limit=100) if e["change_id"] == change["change_id"]]
+    assert len(audited) == len({e["kind"] for e in audited}) >= 1
+    assert second.get_device(device["id"])["last_op"] == 1
+
+
+def _raw(store, statement):
+    """Run one SQL statement on the store's own connection, as a careless tool would."""
+    if hasattr(store, "_pool"):
+        with store._connection() as conn:
+            conn.execute(statement)
+    else:
+        store._conn().execute(statement)
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE audit SET kind = 'x'", "DELETE FROM audit", "UPDATE escalations SET kind = 'x'",
+    "DELETE FROM escalations", "DELETE FROM records",
+])
+def test_the_database_refuses_to_rewrite_the_audit_log_the_escalation_feed_or_records(store, statement):
+    store.put_record(_patient("p1"), "c1")
+    store.audit([{"kind": "access", "patient_id": "p1"}])
+    store.add_escalation({"request_id": "r1", "kind": "deadline", "at": "t", "details": {}})
+    with pytest.raises(Exception, match="append only|never deleted"):
+        _raw(store, statement)
+    assert (len(store.audit_log()), len(store.escalations()), store.head()) == (1, 1, 1)
+
+
+def test_a_database_that_cannot_be_reached_is_named_without_its_password():
+    from server.errors import StoreError
+    from server.store.postgres import redacted
+
+    assert redacted("postgresql://hemsync:s3cret@db.example:5432/hemsync") == \
+        "postgresql://hemsync:***@db.example:5432/hemsync"
+    with pytest.raises(StoreError, match=r"could not connect to postgresql://hemsync:\*\*\*@127\.0\.0\.1:9/x") as caught:
+        open_store("postgresql://hemsync:s3cret@127.0.0.1:9/x?connect_timeout=2")
+    assert "s3cret" not in str(caught.value)
+
+
+def test_a_postgresql_session_stuck_inside_a_transaction_cannot_hold_the_write_lock_for_long(postgres_url):
+    store = open_store(postgres_url)
+    try:
+        with store.transaction():
+            assert store._rows("SHOW idle_in_transaction_session_timeout")[0] == {
+                "idle_in_transaction_session_timeout": "1min"}
+    finally:
+        store.close()
+
+
+def test_a_transaction_cut_off_by_a_database_restart_is_undone_and_the_next_one_works(postgres_url):
+    import psycopg
+
+    store = open_store(postgres_url)
+    try:
+        with pytest.raises(psycopg.OperationalError):
+            with store.transaction():
+                store.put_record(_patient("p1"), "c1")
+                # What a restart does to the server's sessions: each ended, its transaction rolled back.
+                with psycopg.connect(postgres_url, autocommit=True) as admin:
+                    admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                store.put_record(_patient("p2", personnummer="193804029829"), "c2")
+        assert store.head() == 0
+        assert store.put_record(_patient("p1"), "c1") > 0
+    finally:
+        store.close()
+
+
+def test_text_with_a_nul_character_is_kept_and_found_on_either_store(store):
+    assert store.audit([{"kind": "rejected", "patient_id": "p\x00", "details": {"why": "a\x00b"}}]) == 1
+    [entry] = store.audit_log(patient_id="p\x00")
+    # SQLite keeps the NUL; PostgreSQL's text cannot hold one and keeps U+FFFD in its place.
+    assert entry["patient_id"] in ("p\x00", "p\ufffd") and entry["details"] == {"why": "a\x00b"}
+    assert store.get_record("patient", "p\x00") is None and store.get_change("c\x00") is None

@@ -7,6 +7,7 @@ import os
 import socket
 import ssl
 import stat
+import subprocess
 import sys
 import time
 
@@ -134,3 +135,25 @@ def test_an_existing_world_readable_database_is_made_owner_only_when_opened(tmp_
     os.chmod(path, 0o644)
     SqliteStore(path).close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def _in_another_process(path, code):
+    """Run ``code`` (Python, with ``conn``: a sqlite3 connection on ``path``) in a process of its own."""
+    script = f"import sqlite3; conn = sqlite3.connect({str(path)!r}); {code}; conn.close()"
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX locks")
+def test_a_second_store_on_the_file_in_one_process_keeps_the_first_ones_writes_visible_to_other_processes(tmp_path):
+    path = tmp_path / "hemsync.db"
+    first = SqliteStore(path)
+    first.add_municipality("Halmstad")
+    # Opening the file again in this process must not drop the first connection's locks: with them
+    # gone, another process closing its connection thinks it is the last, and removes the WAL the
+    # first connection still writes to.
+    SqliteStore(path).close()
+    _in_another_process(path, "conn.execute('SELECT 1 FROM municipalities').fetchall()")
+    first.add_municipality("Laholm")
+    seen = _in_another_process(path, "print(sorted(r[0] for r in conn.execute('SELECT name FROM municipalities')))")
+    first.close()
+    assert seen.strip() == "['Halmstad', 'Laholm']"

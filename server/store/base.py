@@ -1,0 +1,322 @@
+"""The store interface push, pull, auth and audit talk to, and what every implementation shares.
+
+:class:`Store` is the contract; :class:`StoredRecord` and :class:`ScopeKeys` are
+what it hands out and takes; :func:`index_columns` and :func:`encode_wire` make a
+record's stored row from its merge state, the same way in every store. The
+contract suite ``tests/server/test_store_contract.py`` runs against every
+implementation (server.store.sqlite, server.store.postgres).
+
+Writes happen inside :meth:`Store.transaction`: a push batch or a pulled page
+commits whole or not at all. Write methods called outside one open their own.
+
+The change feed: every write of a record appends a feed entry whose ``seq``
+grows monotonically *in commit order* (a reader that has seen ``seq`` n has
+seen every entry below it), and the record row carries the ``seq`` of its
+latest write, so "records changed since a cursor" is one indexed range.
+Records are never deleted (the law keeps them ten years), and the audit log
+and the escalation feed are append only: the database itself refuses.
+"""
+
+import abc
+import dataclasses
+import json
+
+from schema import records
+from schema.wire import decode_state, encode_state
+
+__all__ = ["Store", "StoredRecord", "ScopeKeys", "index_columns", "encode_wire", "REQUEST_TYPE",
+           "DEVICE_COLUMNS", "DEVICE_COUNTERS"]
+
+#: The only record type ``ScopeKeys.requests`` matches.
+REQUEST_TYPE = "visit_request"
+
+#: The device columns :meth:`Store.update_device` may set, and those it may add to.
+DEVICE_COLUMNS = frozenset({
+    "label", "revoked_at", "last_sync_at", "last_seen_at", "client_version", "pending", "reported_rejected",
+    "rejected_count", "last_op", "clock_offset_ms", "clock_flagged_at", "op_gaps",
+})
+DEVICE_COUNTERS = frozenset({"rejected_count", "op_gaps"})
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredRecord:
+    """A record as stored: its feed position, index columns and wire-encoded state (JSON text)."""
+
+    type: str
+    id: str
+    seq: int
+    patient_id: str | None
+    municipality: str | None
+    wire: str
+
+    @property
+    def state(self):
+        """The decoded merge state."""
+        return decode_state(json.loads(self.wire))
+
+
+@dataclasses.dataclass(frozen=True)
+class ScopeKeys:
+    """What a device may see, as sets of keys the store can match records against.
+
+    ``full``: patients whose every record is in scope; ``lite``: patients of
+    whom only ``lite_types`` are (a dispatcher's); ``municipalities``: records
+    without a patient (rounds) by their municipality; ``requests``: single
+    visit requests by id (a dispatcher's open requests), matched against
+    records of type ``visit_request`` only: ids are made on laptops, so a record
+    of another type may carry an open request's id.
+    """
+
+    full: frozenset = frozenset()
+    lite: frozenset = frozenset()
+    municipalities: frozenset = frozenset()
+    requests: frozenset = frozenset()
+    lite_types: tuple = ()
+
+    PARTS = ("full", "lite", "municipalities", "requests")
+
+    def __or__(self, other):
+        return self._combine(other, frozenset.__or__)
+
+    def __and__(self, other):
+        return self._combine(other, frozenset.__and__)
+
+    def __sub__(self, other):
+        return self._combine(other, frozenset.__sub__)
+
+    def __bool__(self):
+        return any(getattr(self, part) for part in self.PARTS)
+
+    def _combine(self, other, op):
+        return dataclasses.replace(
+            self, **{part: op(getattr(self, part), getattr(other, part)) for part in self.PARTS},
+            lite_types=self.lite_types or other.lite_types,
+        )
+
+    def covers(self, record_type, record_id, patient_id, municipality):
+        """True when a record with these index columns is in this scope."""
+        if record_type == REQUEST_TYPE and record_id in self.requests:
+            return True
+        if patient_id is not None:
+            return patient_id in self.full or (record_type in self.lite_types and patient_id in self.lite)
+        return municipality in self.municipalities
+
+    def to_json(self):
+        """A canonical JSON text (sorted), so equal scopes have equal digests."""
+        return json.dumps({part: sorted(getattr(self, part)) for part in self.PARTS}
+                          | {"lite_types": sorted(self.lite_types)}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text):
+        """The inverse of :meth:`to_json`."""
+        data = json.loads(text)
+        return cls(**{part: frozenset(data[part]) for part in cls.PARTS}, lite_types=tuple(data["lite_types"]))
+
+
+def encode_wire(state):
+    """A record's merge state as the JSON text it is stored and shipped as."""
+    return json.dumps(encode_state(state), separators=(",", ":"), ensure_ascii=False)
+
+
+def index_columns(state):
+    """The columns a record is found by, as its record type declares them (:meth:`RecordType.index_values`)."""
+    return records.get(state["type"]).index_values(state)
+
+
+class Store(abc.ABC):
+    """The operations push, pull, auth and audit need; one implementation per database."""
+
+    @abc.abstractmethod
+    def transaction(self):
+        """A context manager: one write transaction (joins one already open on this thread)."""
+
+    @abc.abstractmethod
+    def savepoint(self):
+        """A context manager inside an open transaction: what it wrote is undone if it raises."""
+
+    @abc.abstractmethod
+    def migrations(self):
+        """The names of the migrations applied to this database, in the order they were applied."""
+
+    @abc.abstractmethod
+    def backup(self, path):
+        """Write a consistent copy of the whole database to ``path`` while it serves (where the store can)."""
+
+    @abc.abstractmethod
+    def close(self):
+        """Release the store's connections."""
+
+    # users and devices
+    @abc.abstractmethod
+    def add_user(self, user):
+        """Add a user: ``{"id", "name", "role", "municipalities", "hsa_id", "created_at"}``."""
+
+    @abc.abstractmethod
+    def get_user(self, user_id):
+        """The user with this id, or None."""
+
+    @abc.abstractmethod
+    def users(self):
+        """Every user, by name."""
+
+    # the region's municipalities
+    @abc.abstractmethod
+    def add_municipality(self, name):
+        """Add a municipality to the region's list (as the region spells it); True when it was new."""
+
+    @abc.abstractmethod
+    def municipalities(self):
+        """The region's municipalities, by name."""
+
+    @abc.abstractmethod
+    def add_device(self, device):
+        """Add a device: ``{"id", "user_id", "label", "token_hash", "created_at"}``."""
+
+    @abc.abstractmethod
+    def get_device(self, device_id):
+        """The device with this id, or None."""
+
+    @abc.abstractmethod
+    def device_by_token_hash(self, token_hash):
+        """The device whose token has this SHA-256 hash, or None."""
+
+    @abc.abstractmethod
+    def update_device(self, device_id, values=None, increments=None):
+        """Set columns of a device's health (``values``) and add to counters (``increments``)."""
+
+    @abc.abstractmethod
+    def devices(self):
+        """Every device with its user's name and role, for device health."""
+
+    # the server's clock
+    @abc.abstractmethod
+    def clock(self):
+        """The server clock's last HLC (a string), or None before the first."""
+
+    @abc.abstractmethod
+    def save_clock(self, hlc):
+        """Persist the server clock's last HLC."""
+
+    # records and the feed
+    @abc.abstractmethod
+    def get_record(self, record_type, record_id):
+        """The :class:`StoredRecord` of this type and id, or None."""
+
+    @abc.abstractmethod
+    def put_record(self, state, change_id, wire=None):
+        """Store a record's merge state as its newest write; return its new feed ``seq``.
+
+        ``wire`` is the state already encoded as the JSON text of :func:`encode_wire`, when the
+        caller has it (push measures it against the record size limit)."""
+
+    @abc.abstractmethod
+    def head(self):
+        """The feed's last ``seq`` (0 when empty)."""
+
+    @abc.abstractmethod
+    def records_since(self, after, keys, limit, upto=None):
+        """Records in scope ``keys`` with ``after < seq <= upto`` (no bound: None), by seq, at most ``limit``."""
+
+    @abc.abstractmethod
+    def records_in(self, keys):
+        """``(type, id, patient_id, municipality)`` of every record in scope ``keys`` (for purge markers)."""
+
+    @abc.abstractmethod
+    def patients_with_personnummer(self, personnummer):
+        """The stored patient records with this personnummer."""
+
+    @abc.abstractmethod
+    def patients_in(self, municipalities):
+        """Ids of the patients of these municipalities."""
+
+    @abc.abstractmethod
+    def request_patients(self, assignee, excluded_statuses):
+        """Patient ids of requests belonging to ``assignee`` whose status is not excluded."""
+
+    @abc.abstractmethod
+    def requests_with_status(self, statuses):
+        """``(request id, patient id)`` of every visit request whose status is one of ``statuses``."""
+
+    @abc.abstractmethod
+    def get_records(self, record_type, ids):
+        """The :class:`StoredRecord` of this type with one of these ids, by id."""
+
+    @abc.abstractmethod
+    def records_of_patients(self, record_type, patient_ids):
+        """The :class:`StoredRecord` of this type that belong to one of these patients, by id."""
+
+    # scope snapshots and what each device holds
+    @abc.abstractmethod
+    def save_scope(self, keys):
+        """Store a :class:`ScopeKeys` (deduplicated by content); return its id."""
+
+    @abc.abstractmethod
+    def get_scope(self, scope_id):
+        """The :class:`ScopeKeys` with this id, or None."""
+
+    @abc.abstractmethod
+    def hold(self, device_id, pairs):
+        """Note that a device was handed these ``(type, id)`` records."""
+
+    @abc.abstractmethod
+    def release(self, device_id, pairs):
+        """Note that a device was told to purge these ``(type, id)`` records."""
+
+    @abc.abstractmethod
+    def holds(self, device_id, record_type, record_id):
+        """True when the device was handed this record and not told to purge it."""
+
+    # changes and quarantine
+    @abc.abstractmethod
+    def get_change(self, change_id):
+        """The stored change (with its ``result``) with this id, or None."""
+
+    @abc.abstractmethod
+    def save_change(self, change):
+        """Store a merged or rejected change and its result under its ``change_id``."""
+
+    @abc.abstractmethod
+    def rejected_refs(self, device_id, change_ids, record_ids):
+        """Which of these ids name a rejected change of the device, or a record whose creation it had rejected."""
+
+    @abc.abstractmethod
+    def quarantine(self, entry):
+        """Keep a rejected change with its error for an admin."""
+
+    @abc.abstractmethod
+    def quarantined(self, after=0, limit=100):
+        """Quarantined changes after an entry id, oldest first, each with the ``patient_id`` it is about."""
+
+    # duplicate patients (admins only)
+    @abc.abstractmethod
+    def save_duplicate(self, conflict):
+        """Keep (or update, by id) a full duplicate-patient conflict for admins."""
+
+    @abc.abstractmethod
+    def duplicates(self, status=None):
+        """The duplicate-patient conflicts, oldest first, optionally of one status."""
+
+    # the audit log (append only)
+    @abc.abstractmethod
+    def audit(self, entries):
+        """Append audit entries; ones whose ``key`` was seen before are skipped. Return how many were new."""
+
+    @abc.abstractmethod
+    def audit_log(self, patient_id=None, after=0, limit=100):
+        """Audit entries after an entry id, oldest first, optionally of one patient."""
+
+    # the server's own secret
+    @abc.abstractmethod
+    def server_secret(self):
+        """The server's random secret (bytes) for signing pull cursors; made when the store was created."""
+
+    # the escalation feed (append only)
+    @abc.abstractmethod
+    def add_escalation(self, entry):
+        """Append ``{"request_id", "kind", "patient_id", "municipality", "at", "details"}`` unless the feed
+        holds this request and kind already; return its new id, or None when it was there (another
+        process was first)."""
+
+    @abc.abstractmethod
+    def escalations(self, after=None, limit=100, municipality=None):
+        """Escalation feed entries: newest first, or oldest first after an entry id (a cursor)."""
