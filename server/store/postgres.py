@@ -248,10 +248,10 @@ M004_SERVER_SECRET = (
 MIGRATIONS = (
     ("m001_initial", M001_INITIAL),
     ("m002_op_gaps", M002_OP_GAPS),
-    ("m002_escalations", M002_ESCALATIONS),
+    ("m002_escalations", M002_ESCALATIONS),  # the second m002 of the first landing: the name databases recorded
     ("m003_municipalities", M003_MUNICIPALITIES),
-    ("m005_duplicates", M005_DUPLICATES),
     ("m004_server_secret", M004_SERVER_SECRET),
+    ("m005_duplicates", M005_DUPLICATES),
 )
 
 CREATE_MIGRATIONS_TABLE = """

@@ -81,8 +81,10 @@ def m002_op_gaps(db):
     db["devices"].add_column("op_gaps", int, not_null_default=0)
 
 
-@MIGRATIONS()
-def m002_escalations(db):
+# The first landing numbered two migrations m002: databases recorded that name, so it stays
+# as the migration's name, and the function says where it stands.
+@MIGRATIONS(name="m002_escalations")
+def m002b_escalations(db):
     """The escalation feed: one entry per request and kind, whatever the number of server processes."""
     db["escalations"].create({
         "id": int, "request_id": str, "kind": str, "patient_id": str, "municipality": str, "at": str,
@@ -105,17 +107,17 @@ def m003_municipalities(db):
 
 
 @MIGRATIONS()
-def m005_duplicates(db):
-    """Duplicate patients, in full, for admins: the patients' own records carry only a notice."""
-    db["duplicates"].create({"id": str, "status": str, "conflict": str, "at": str}, pk="id",
-                            not_null={"status", "conflict"})
-
-
-@MIGRATIONS()
 def m004_server_secret(db):
     """The server's random secret, made once per database: pull cursors are signed with it."""
     db["secrets"].create({"name": str, "value": str}, pk="name")
     db["secrets"].insert({"name": "cursor", "value": secrets.token_hex(32)})
+
+
+@MIGRATIONS()
+def m005_duplicates(db):
+    """Duplicate patients, in full, for admins: the patients' own records carry only a notice."""
+    db["duplicates"].create({"id": str, "status": str, "conflict": str, "at": str}, pk="id",
+                            not_null={"status", "conflict"})
 
 
 ESCALATION_TRIGGERS = (

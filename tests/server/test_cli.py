@@ -197,18 +197,18 @@ def test_init_creates_either_database_and_upgrades_an_older_one(database):
     assert json.loads(result.output)["db"] == database
     store = open_store(database)
     full = store.migrations()
-    # An older database: the last migration (the server secret) not yet applied.
+    # An older database: the last migration (the duplicates table) not yet applied.
     if database.startswith("postgresql://"):
         with store._connection() as conn:
-            conn.execute("DROP TABLE secrets")
-            conn.execute("DELETE FROM hemsync_migrations WHERE name = 'm004_server_secret'")
+            conn.execute("DROP TABLE duplicates")
+            conn.execute("DELETE FROM hemsync_migrations WHERE name = 'm005_duplicates'")
     else:
-        store._conn().execute("DROP TABLE secrets")
-        store._conn().execute("DELETE FROM _sqlite_migrations WHERE name = 'm004_server_secret'")
+        store._conn().execute("DROP TABLE duplicates")
+        store._conn().execute("DELETE FROM _sqlite_migrations WHERE name = 'm005_duplicates'")
     store.close()
     assert runner.invoke(main, ["--db", database, "init"]).exit_code == 0
     store = open_store(database)
-    assert store.migrations() == full and len(store.server_secret()) == 32
+    assert store.migrations() == full and store.duplicates() == [] and len(store.server_secret()) == 32
     store.close()
 
 
