@@ -19,6 +19,7 @@ and the escalation feed are append only: the database itself refuses.
 
 import abc
 import dataclasses
+import functools
 import json
 
 from schema import records
@@ -49,9 +50,13 @@ class StoredRecord:
     municipality: str | None
     wire: str
 
-    @property
+    @functools.cached_property
     def state(self):
-        """The decoded merge state."""
+        """The decoded merge state, decoded once per stored record read (the push path asks for it often).
+
+        Callers that change it (a hook adding a conflict) change this read's copy only: every
+        read from the store is a new StoredRecord.
+        """
         return decode_state(json.loads(self.wire))
 
 
