@@ -16,8 +16,9 @@ conflicting offline work, some laptops syncing first, and then one fault:
 - ``server_kill``: the server is SIGKILLed while a push is in flight (a seeded
   push of a long outbox, while its request arrives, while it is merged, or as
   its answer leaves) and restarted; the laptop syncs until one completes. On
-  PostgreSQL, half of them end every database session of the server instead
-  (what a database restart does to it: open transactions rolled back).
+  PostgreSQL, a third of them end every database session of the server instead
+  (what a database restart does to it: open transactions rolled back), and with
+  several processes another third SIGKILLs only the process serving the push.
 
 Then every laptop syncs to the head and the trial checks that each replica
 equals what the server hands its device, that no outbox keeps anything, and
@@ -25,7 +26,8 @@ that every change the laptops made was merged exactly once (proof/laptops.py).
 A failure prints its seed: ``make faults SEED=<seed>`` runs that trial alone.
 
 With ``--postgres URL`` the server is ``serve --workers 4`` on a scratch PostgreSQL
-database, and ``server_kill`` SIGKILLs all four processes mid-push.
+database, and ``server_kill`` SIGKILLs all four processes mid-push, or only the one
+serving the push (its supervisor starts another), or ends the database's sessions.
 
 Example: python -m proof.faults --trials 200
 """
@@ -262,17 +264,23 @@ class Trials:
         fraction, delay, down_for = rng.uniform(0.05, 0.95), rng.uniform(0.0, 0.05), rng.uniform(0.1, 0.8)
         server = self.server
         state = {"pushes": 0, "total": 0, "answered": False, "killed": None}
-        # On PostgreSQL half the kills hit the database instead: every session of the server's
-        # ended at once, open transactions rolled back, as a database restart does to them.
-        database = server.on_postgres and rng.random() < 0.5
-        if database:
+        # On PostgreSQL a third of the kills hit the database instead: every session of the
+        # server's ended at once, open transactions rolled back, as a database restart does to
+        # them; with several processes another third kills only the one serving the push.
+        victim = rng.choice(("all", "database", "one_worker") if server.workers > 1 else ("all", "database")) \
+            if server.on_postgres else "all"
+        if victim == "database":
             moment = "merging"  # outside a transaction the server would not notice: a new connection is taken
 
         def kill(how):
             state["killed"] = how
-            if database:
+            if victim == "database":
                 server.kill_database_sessions()
                 return
+            if victim == "one_worker":
+                pid = server.kill_worker_serving(state["port"])
+                state["killed"] = f"{how}: worker {pid}" if pid else f"too late: no worker held push {nth}"
+                return  # its supervisor starts another; the other workers go on serving
             server.kill()
 
             def restart():
@@ -298,6 +306,7 @@ class Trials:
                 state["pushes"] += 1
                 if state["pushes"] == nth:
                     state["total"] = message_length(data)
+                    state["port"] = flow.server_side_port
             if state["pushes"] != nth:
                 return None
             if direction == "down":
@@ -325,8 +334,9 @@ class Trials:
             proxy.stop()
         _wait_until_up(server)
         trial.landed = bool(state["killed"]) and not state["killed"].startswith("too late")
-        victim = "the database's sessions ended" if database else "server SIGKILLed"
-        trial.detail = f"{victim} {state['killed'] or 'never (no push reached it)'}; " \
+        what = {"all": "server SIGKILLed", "database": "the database's sessions ended",
+                "one_worker": "one of the server's processes SIGKILLed"}[victim]
+        trial.detail = f"{what} {state['killed'] or 'never (no push reached it)'}; " \
                        f"{extra} extra changes, {failed} sync(s) failed"
 
 

@@ -44,6 +44,7 @@ class Flow:
     answers: int = -1        # down: the up offset of the request being answered
     limit: int | None = None  # cut once this many bytes went this way
     seen: dict = dataclasses.field(default_factory=dict)  # up: requests seen on this connection, by kind
+    server_side_port: int = 0  # the proxy's own port on its line to the server (which process serves it)
 
 
 class LoopbackProxy:
@@ -103,8 +104,9 @@ class LoopbackProxy:
                 self.connections += 1
             limits = self.plan(number) or {}
             pair = (client, upstream)
-            up = Flow(number, "up", limit=limits.get("up"))
-            down = Flow(number, "down", limit=limits.get("down"))
+            port = upstream.getsockname()[1]
+            up = Flow(number, "up", limit=limits.get("up"), server_side_port=port)
+            down = Flow(number, "down", limit=limits.get("down"), server_side_port=port)
             target = limits.get("target")
             for source, sink, flow in ((client, upstream, up), (upstream, client, down)):
                 threading.Thread(target=self._pump, args=(source, sink, flow, up, target, pair),

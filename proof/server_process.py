@@ -77,6 +77,43 @@ class ServerProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
+    def kill_worker_serving(self, client_port):
+        """SIGKILL the one server process holding the connection from ``client_port`` (Linux /proc).
+
+        Of ``serve --workers N`` only the process merging the push dies; its supervisor
+        starts another, and the other workers go on serving. Returns the pid killed, or None.
+        """
+        inodes = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(table) as lines:
+                for line in list(lines)[1:]:
+                    local, remote, inode = (line.split()[i] for i in (1, 2, 9))
+                    if int(local.rsplit(":", 1)[1], 16) == self.port and int(remote.rsplit(":", 1)[1], 16) == client_port:
+                        inodes.add(f"socket:[{inode}]")
+        for pid in self._pids():
+            try:
+                held = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+            except OSError:
+                continue
+            if held & inodes:
+                os.kill(pid, signal.SIGKILL)
+                return pid
+        return None
+
+    def _pids(self):
+        """The server's processes: the supervisor and its workers (one session, started by start())."""
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as stat:
+                        session = int(stat.read().rsplit(")", 1)[1].split()[3])  # state, ppid, pgrp, session
+                except (OSError, ValueError, IndexError):
+                    continue
+                if self.process and session == self.process.pid:
+                    found.append(int(entry))
+        return found
+
     @property
     def on_postgres(self):
         """True when the server keeps its data in PostgreSQL."""
