@@ -84,6 +84,17 @@ class LiveServer:
             finally:
                 conn.close()
 
+    def rows(self, statement):
+        """The rows of one SQL query (plain SQL both stores speak), as tuples, on a connection of its own."""
+        if self.on_postgres:
+            with psycopg.connect(self.db_path, autocommit=True) as conn:
+                return [tuple(row) for row in conn.execute(statement).fetchall()]
+        conn = sqlite3.connect(self.db_path)
+        try:
+            return [tuple(row) for row in conn.execute(statement).fetchall()]
+        finally:
+            conn.close()
+
     def database_text(self):
         """Everything the database holds, as text: the SQLite file's bytes, or every PostgreSQL row."""
         if not self.on_postgres:

@@ -7,8 +7,6 @@ declares its patient, its index columns and its rules, and the server's one
 write path, the scope, the audit and the laptop read everything from there.
 """
 
-import sqlite3
-
 import pytest
 from marshmallow import fields, validate
 
@@ -20,7 +18,7 @@ from schema.validation import RecordRef, RecordSchema, Text
 
 from .conftest import new_patient, replica_wires, server_wires
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.both_stores]
 
 
 class WoundNoteSchema(RecordSchema):
@@ -62,9 +60,8 @@ def test_a_record_type_declared_in_one_module_merges_scopes_audits_and_syncs(wou
     # syncs and scopes: the doctor of Umeå has it, the nurse of Vännäs never sees it
     assert doctor.get("wound_note", note_id).fields["stage"] == "2"
     assert elsewhere.local("wound_note", note_id) is None
-    with sqlite3.connect(live.db_path) as conn:  # indexed by the columns the type declares
-        indexed = conn.execute("SELECT patient_id, status FROM records WHERE type = 'wound_note'").fetchall()
-    assert indexed == [(patient_id, "open")]
+    # indexed by the columns the type declares
+    assert live.rows("SELECT patient_id, status FROM records WHERE type = 'wound_note'") == [(patient_id, "open")]
 
     # merges by its own rules: both edit the text offline, both texts are kept as a conflict
     nurse.write("wound_note", note_id, {"text": "Sår vä underben, rodnad kring"})

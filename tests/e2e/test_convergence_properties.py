@@ -21,7 +21,7 @@ from schema.wire import decode_state
 
 from .conftest import new_patient, replica_wires, server_wires
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.both_stores]
 _names = itertools.count()
 
 EDITS = {

@@ -11,7 +11,7 @@ from server.jobs import escalate_due
 
 from .conftest import new_patient, replica_wires, server_wires
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.both_stores]
 
 
 def test_an_escalation_reaches_the_dispatchers_laptop_through_sync(live, laptops):

@@ -16,7 +16,7 @@ from tests.live_server import start_live_server
 
 from .conftest import new_patient, replica_wires, server_wires
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.both_stores]
 ROOT = pathlib.Path(__file__).parents[2]
 
 

@@ -12,7 +12,7 @@ from tests.live_server import start_live_server
 
 from .conftest import Laptops, new_patient, replica_wires, server_wires
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.both_stores]
 
 
 @pytest.fixture

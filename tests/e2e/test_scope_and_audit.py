@@ -9,7 +9,7 @@ from schema.clock import Hlc
 
 from .conftest import new_patient, replica_wires, server_wires
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.both_stores]
 
 
 def test_openings_logged_offline_reach_the_servers_audit_log(laptops, admin):

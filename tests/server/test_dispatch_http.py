@@ -15,6 +15,8 @@ from server.jobs import escalate_due
 from server.push import push
 from tests.server.conftest import PERSONNUMMER, new_patient, new_request
 
+pytestmark = pytest.mark.both_stores
+
 STOCKHOLM_WINTER = dt.timezone(dt.timedelta(hours=1))
 #: Wednesday 9 January 2030, 09:00 Swedish time: a working day, inside working hours.
 T = dt.datetime(2030, 1, 9, 9, 0, tzinfo=STOCKHOLM_WINTER)

@@ -10,6 +10,9 @@ import requests
 from server.errors import ERROR_STATUS
 
 from .conftest import new_patient
+import pytest
+
+pytestmark = pytest.mark.both_stores
 
 PROTOCOL = pathlib.Path(__file__).parents[2] / "docs" / "protocol.md"
 

@@ -4,6 +4,9 @@ import uuid
 
 from schema.wire import record_digest, scope_digest
 from tests.server.conftest import PERSONNUMMER, new_patient, new_request
+import pytest
+
+pytestmark = pytest.mark.both_stores
 
 
 def _digest(laptop):

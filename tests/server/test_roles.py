@@ -4,6 +4,8 @@ import pytest
 
 from .conftest import new_patient, new_request
 
+pytestmark = pytest.mark.both_stores
+
 
 @pytest.fixture
 def world(region):
