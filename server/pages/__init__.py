@@ -9,7 +9,7 @@ apply; every page that shows patients audits the read. See docs/web.md.
 """
 
 from .. import web
-from . import dispatch, nurse, session, signin
+from . import admin, dispatch, nurse, session, signin
 
 __all__ = ["init_app"]
 
@@ -24,5 +24,5 @@ def init_app(app):
 
     web.init_app(app, timezone=app.config["HEMSYNC"]["HEMSYNC_TIMEZONE"], name_of=name_of)
     session.init_app(app)
-    for blueprint in (signin.blueprint, nurse.blueprint, dispatch.blueprint):
+    for blueprint in (signin.blueprint, nurse.blueprint, dispatch.blueprint, admin.blueprint):
         app.register_blueprint(blueprint)

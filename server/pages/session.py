@@ -68,12 +68,15 @@ def current_user():
 
 def home_of(user):
     """Where a person lands after signing in: a dispatcher on the queue, a nurse on her requests."""
-    return {"dispatcher": "dispatch.queue_page", "nurse": "nurse.my_requests"}.get(user["role"], "signin.no_pages")
+    return {"dispatcher": "dispatch.queue_page", "nurse": "nurse.my_requests",
+            "admin": "admin.users"}.get(user["role"], "signin.no_pages")
 
 
 NAV = {
     "nurse": (("nurse.my_requests", "My requests"), ("nurse.patients", "Patients")),
     "dispatcher": (("dispatch.queue_page", "Queue"),),
+    "admin": (("admin.users", "Users"), ("admin.devices", "Devices"), ("admin.quarantine", "Quarantine"),
+              ("admin.duplicates", "Duplicates"), ("admin.audit_log", "Audit log")),
 }
 
 

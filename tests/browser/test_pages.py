@@ -108,3 +108,17 @@ def test_signing_in_lands_each_person_on_their_page(browser, region):
     page.close()
     assert region.sign_in(browser, "dispatcher-lena").url.endswith("/dispatch/queue")
     assert region.sign_in(browser, "nurse-halmstad").url.endswith("/nurse/requests")
+
+
+def test_an_admin_lands_on_the_users_and_searches_the_audit_log_by_user(browser, region):
+    admin = region.sign_in(browser, "admin-per")
+    expect(admin.get_by_role("heading", name="Användare")).to_be_visible()
+    expect(admin.get_by_role("cell", name="Maria Ek")).to_be_visible()
+    screenshot(admin, "admin-users")
+    admin.get_by_role("link", name="Enheter").click()
+    expect(admin.get_by_role("heading", name="Enheter")).to_be_visible()
+    admin.get_by_role("link", name="Granskningslogg").click()
+    admin.get_by_label("Användar-id").fill(region.ids["nurse-halmstad"])
+    admin.get_by_role("button", name="Sök").click()
+    expect(admin.get_by_role("cell", name="Maria Ek").first).to_be_visible()
+    screenshot(admin, "admin-audit")

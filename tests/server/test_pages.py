@@ -169,3 +169,35 @@ def test_the_swedish_catalogue_translates_every_message_it_holds():
     from server.web import i18n
 
     assert all(message.string for message in i18n.catalogue() if message.id)
+
+
+def test_an_admin_revokes_a_device_from_the_devices_page_and_it_is_audited(demo):
+    from server import auth
+
+    app, store, ids = demo
+    device, _ = auth.enroll(store, ids["nurse-halmstad"], "Marias dator")
+    client = app.test_client()
+    assert sign_in(client, store, ids["admin-per"]).headers["Location"] == "/admin/users"
+    token = csrf_of(client, "/admin/devices")
+    assert client.post(f"/admin/devices/{device['id']}/revoke", data={"csrf_token": token}).status_code == 302
+    assert store.get_device(device["id"])["revoked_at"]
+    assert any(e["details"].get("action") == "revoke" and e["device_id"] == device["id"]
+               for e in store.audit_log(limit=10_000))
+
+
+def test_every_admin_page_opens_and_the_audit_log_read_is_audited(demo):
+    app, store, ids = demo
+    client = app.test_client()
+    sign_in(client, store, ids["admin-per"])
+    for path in ("/admin/users", "/admin/devices", "/admin/quarantine", "/admin/duplicates",
+                 f"/admin/audit?user_id={ids['nurse-halmstad']}"):
+        assert client.get(path).status_code == 200, path
+    reads = {e["details"]["read"] for e in store.audit_log(limit=10_000) if e["kind"] == "admin_read"}
+    assert reads == {"quarantine", "duplicates", "audit"}
+
+
+def test_a_nurse_may_not_open_the_admin_pages(demo):
+    app, store, ids = demo
+    client = app.test_client()
+    sign_in(client, store, ids["nurse-halmstad"])
+    assert client.get("/admin/users").status_code == 403
