@@ -14,7 +14,7 @@ from schema.errors import HemsyncError
 
 from .. import audit, queue, web
 from ..errors import ChangeRefused
-from .session import WEB_DEVICE, page, signed_in, writes
+from .session import WEB_DEVICE, audit_read, page, signed_in, writes
 
 __all__ = ["blueprint"]
 
@@ -43,7 +43,7 @@ def board():
     for escalation in escalations:
         patient = view.patients.get(escalation["patient_id"], {})
         escalation["patient_name"] = patient.get("name", "")
-    store.audit(audit.office_read(g.user, WEB_DEVICE, entries + escalations, f"GET {request.path}"))
+    audit_read(audit.office_read(g.user, WEB_DEVICE, entries + escalations, f"GET {request.path}"))
     return entries, escalations
 
 

@@ -20,7 +20,7 @@ from schema.records.visit_request import RETTS_COLOURS, URGENCIES
 
 from .. import audit, scope, web
 from ..errors import ChangeRefused
-from .session import WEB_DEVICE, page, signed_in, writes
+from .session import WEB_DEVICE, audit_read, page, signed_in, writes
 
 __all__ = ["blueprint"]
 
@@ -37,7 +37,7 @@ def _store():
 
 def _shown(patient_pairs):
     """Audit what a page showed, as a pull would be: ``(patient_id, "type/id")`` pairs."""
-    _store().audit(audit.shown(g.user, WEB_DEVICE, patient_pairs, f"{request.method} {request.path}"))
+    audit_read(audit.shown(g.user, WEB_DEVICE, patient_pairs, f"{request.method} {request.path}"))
 
 
 def _my_patients():

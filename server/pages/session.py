@@ -19,10 +19,13 @@ from .. import passwords, web
 from ..writes import WriteApplier
 from schema.clock import utcnow
 
-__all__ = ["WEB_DEVICE", "init_app", "begin", "end", "signed_in", "writes", "home_of"]
+__all__ = ["WEB_DEVICE", "POLL_AUDIT_SECONDS", "init_app", "begin", "end", "signed_in", "writes", "home_of",
+           "audit_read"]
 
 #: The device written on the pages' changes: the server itself, on behalf of the signed-in user.
 WEB_DEVICE = {"id": "hemsync-web"}
+#: A live part polled again every 2 s logs a patient it shows once per this many seconds, not per poll.
+POLL_AUDIT_SECONDS = 600
 
 
 def init_app(app):
@@ -113,3 +116,18 @@ def page(template, **values):
 def writes():
     """The one write path, as the web device on behalf of the signed-in user (roles and scope are theirs)."""
     return WriteApplier(_store(), current_app.config["HEMSYNC"], WEB_DEVICE, g.user, utcnow())
+
+
+def audit_read(entries):
+    """Write the read's audit entries; a live part's repeats within POLL_AUDIT_SECONDS are logged once.
+
+    The first render of a page is always logged. Its polls (``?part=``) carry a key
+    naming the user, the page, the patient and the time window, which the store
+    keeps once: an open board is not 40,000 audit rows a shift, yet who saw whom
+    stays known to the window.
+    """
+    if request.args.get("part"):
+        window = int(time.time()) // POLL_AUDIT_SECONDS
+        entries = [{**e, "key": f"web-poll/{e['user_id']}/{request.path}/{e['patient_id']}/{window}"}
+                   for e in entries]
+    _store().audit(entries)

@@ -122,3 +122,17 @@ def test_an_admin_lands_on_the_users_and_searches_the_audit_log_by_user(browser,
     admin.get_by_role("button", name="Sök").click()
     expect(admin.get_by_role("cell", name="Maria Ek").first).to_be_visible()
     screenshot(admin, "admin-audit")
+
+
+def test_an_escalation_reaches_an_open_board_as_a_banner(browser, region):
+    import datetime as dt
+
+    from schema.clock import utcnow
+    from server import jobs
+
+    board = region.sign_in(browser, "dispatcher-lena")
+    expect(board.get_by_role("heading", name="Kö")).to_be_visible()
+    added = jobs.escalate_due(region.store, utcnow() + dt.timedelta(days=30), region.server.app.config["HEMSYNC"])
+    assert added
+    expect(board.locator(".banner").first).to_contain_text("Eskalerad", timeout=LIVE)
+    screenshot(board, "dispatcher-escalation")

@@ -201,3 +201,16 @@ def test_a_nurse_may_not_open_the_admin_pages(demo):
     client = app.test_client()
     sign_in(client, store, ids["nurse-halmstad"])
     assert client.get("/admin/users").status_code == 403
+
+
+def test_a_polled_board_logs_each_patient_once_per_window_not_per_poll(demo):
+    app, store, ids = demo
+    client = app.test_client()
+    sign_in(client, store, ids["dispatcher-lena"])
+    client.get("/dispatch/queue?part=board")
+    before = len(store.audit_log(limit=100_000))
+    for _ in range(5):
+        client.get("/dispatch/queue?part=board")
+    assert len(store.audit_log(limit=100_000)) == before
+    client.get("/dispatch/queue")
+    assert len(store.audit_log(limit=100_000)) > before
