@@ -26,6 +26,7 @@ __all__ = [
     "Suggestion",
     "is_working_day",
     "deadline_for",
+    "emergency_reasons",
     "is_out_of_hours",
     "queue_entries",
     "due_for_escalation",
@@ -260,6 +261,20 @@ def _why(entry, settings):
     return f"{sentence[0].upper()}{sentence[1:]}."
 
 
+def emergency_reasons(news2, retts_colour):
+    """Why to consider an ambulance (112): NEWS2 7 or more, RETTS red; empty when neither.
+
+    The queue and the nurse's vitals form (as the vitals are typed) both ask this.
+    """
+    reasons = []
+    if news2 is not None and news2.emergency:
+        reasons.append(f"NEWS2 {news2.total}")
+    # RETTS is shown as received, never recomputed (it is a licensed algorithm).
+    if retts_colour == "red":
+        reasons.append("RETTS red")
+    return reasons
+
+
 def _entry(request, patient, observations, corrections, now, settings):
     received = _utc(request["received_at"])
     deadline = (
@@ -269,12 +284,7 @@ def _entry(request, patient, observations, corrections, now, settings):
     )
     observation = _current_observation(request.get("observation_id"), observations, corrections)
     news2 = score(observation) if observation is not None else None
-    reasons = []
-    if news2 is not None and news2.emergency:
-        reasons.append(f"NEWS2 {news2.total}")
-    # RETTS is shown as received, never recomputed (it is a licensed algorithm).
-    if request.get("retts_colour") == "red":
-        reasons.append("RETTS red")
+    reasons = emergency_reasons(news2, request.get("retts_colour"))
     flags = _risk_flags(news2, patient, now, settings)
     escalated_at = request.get("escalated_at")
     return QueueEntry(

@@ -7,7 +7,7 @@ is its command line. The wire protocol is docs/protocol.md.
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import errors, settings
+from . import errors, pages, settings
 from .api import public, v1
 from .body_encoding import compress_response
 from .openapi import openapi
@@ -37,6 +37,7 @@ def create_app(test_config=None):
     app.register_blueprint(public)
     app.register_blueprint(openapi)
     app.register_blueprint(v1)
+    pages.init_app(app)
     app.after_request(compress_response)
     hops = values["HEMSYNC_PROXY_HOPS"]
     if hops:

@@ -7,6 +7,7 @@ of the library become ``click.ClickException`` here and only here.
 import dataclasses
 import functools
 import json
+import sys
 
 import click
 
@@ -14,7 +15,7 @@ from schema.clock import utcnow
 from schema.errors import HemsyncError
 from schema.roles import ROLES
 
-from . import admin, audit, auth, jobs, queue, settings
+from . import admin, audit, auth, jobs, passwords, queue, settings
 from .errors import ServerError
 from .seed import STAFF, demo_users, seed_demo
 from .store import is_postgres_url, open_store
@@ -211,6 +212,32 @@ def municipalities(ctx, as_json):
     """
     names = ctx.store.municipalities()
     emit(as_json, {"municipalities": names}, "\n".join(names) or "no municipalities yet: add-municipality NAME")
+
+
+@main.command("set-password")
+@click.option("--user", "user_id", required=True, metavar="USER_ID", help="The person whose password is set.")
+@by_option
+@json_option
+@pass_context
+@library_errors
+def set_password(ctx, user_id, admin_id, as_json):
+    """Set or reset a person's password for the web pages (--by an admin; audited, never shown).
+
+    The password is read from a hidden prompt (asked twice), or from the first
+    line of stdin when that is not a terminal, so it never lands in shell
+    history. A reset ends the person's open sessions.
+
+    \b
+    Example:
+        hemsync-server set-password --user USER_ID --by ADMIN_ID
+    """
+    by = auth.acting_admin(ctx.store, admin_id, "set a password")
+    if sys.stdin.isatty():
+        password = click.prompt("new password (not shown)", hide_input=True, confirmation_prompt=True, err=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    user = passwords.set_password(ctx.store, user_id, password, by)
+    emit(as_json, {"user": user["id"], "name": user["name"]}, f"password set for {user['name']} ({user['id']})")
 
 
 @main.command("add-user")

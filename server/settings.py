@@ -83,6 +83,8 @@ SETTINGS = (
             "Failed authentications from one client address before it is answered 429 for a while.", int),
     Setting("HEMSYNC_AUTH_LOCKOUT_SECONDS", 60,
             "Seconds a client address past HEMSYNC_AUTH_FAILURES waits (doubling while it goes on failing).", int),
+    Setting("HEMSYNC_SESSION_MINUTES", 480,
+            "Minutes a sign-in to the web pages lasts (one working shift), then the person signs in again.", int),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

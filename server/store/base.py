@@ -325,3 +325,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def escalations(self, after=None, limit=100, municipality=None):
         """Escalation feed entries: newest first, or oldest first after an entry id (a cursor)."""
+
+    # web sign-in (server.web.signin)
+    @abc.abstractmethod
+    def set_password_hash(self, user_id, password_hash):
+        """Keep a user's password hash (an argon2 string), replacing any earlier one."""
+
+    @abc.abstractmethod
+    def password_hash(self, user_id):
+        """A user's password hash, or None when none was set."""

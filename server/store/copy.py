@@ -23,7 +23,7 @@ TABLES = (
     ("users", ("id",)), ("municipalities", ("name",)), ("devices", ("id",)), ("feed", ("seq",)),
     ("records", ("type", "id")), ("changes", ("change_id",)), ("quarantine", ("id",)), ("audit", ("id",)),
     ("device_records", ("device_id", "type", "id")), ("scopes", ("id",)), ("clock", ("id",)),
-    ("escalations", ("id",)), ("duplicates", ("id",)), ("secrets", ("name",)),
+    ("escalations", ("id",)), ("duplicates", ("id",)), ("secrets", ("name",)), ("passwords", ("user_id",)),
 )
 #: Tables whose key is drawn by the database (identity columns), to be carried on after the copy.
 IDENTITY = {"feed": "seq", "quarantine": "id", "audit": "id", "scopes": "id", "escalations": "id"}

@@ -244,6 +244,8 @@ M004_SERVER_SECRET = (
     lambda: ("INSERT INTO secrets (name, value) VALUES ('cursor', %s)", (secrets.token_hex(32),)),
 )
 
+M006_PASSWORDS = ("CREATE TABLE passwords (user_id text PRIMARY KEY, hash text NOT NULL, set_at text)",)
+
 #: The migrations, named and ordered as server.store.sqlite's are.
 MIGRATIONS = (
     ("m001_initial", M001_INITIAL),
@@ -252,6 +254,7 @@ MIGRATIONS = (
     ("m003_municipalities", M003_MUNICIPALITIES),
     ("m004_server_secret", M004_SERVER_SECRET),
     ("m005_duplicates", M005_DUPLICATES),
+    ("m006_passwords", M006_PASSWORDS),
 )
 
 CREATE_MIGRATIONS_TABLE = """
@@ -821,6 +824,16 @@ class PostgresStore(Store):
         params = {"after": after, "limit": limit, "municipality": municipality}
         rows = self._rows(SELECT_ESCALATIONS_NEWEST if after is None else SELECT_ESCALATIONS_AFTER, params)
         return [{**r, "details": json.loads(r["details"])} for r in rows]
+
+    # web sign-in
+    def set_password_hash(self, user_id, password_hash):
+        self._write(f"INSERT INTO passwords (user_id, hash, set_at) VALUES (%s, %s, {NOW_TEXT}) ON CONFLICT (user_id) "
+                    "DO UPDATE SET hash = excluded.hash, set_at = excluded.set_at",
+                    (user_id, password_hash))
+
+    def password_hash(self, user_id):
+        row = self._one("SELECT hash FROM passwords WHERE user_id = %s", (user_id,))
+        return row["hash"] if row else None
 
 
 def _user(row):

@@ -120,6 +120,12 @@ def m005_duplicates(db):
                             not_null={"status", "conflict"})
 
 
+@MIGRATIONS()
+def m006_passwords(db):
+    """Web sign-in: one password hash per user (argon2id, set by an admin), never the password."""
+    db["passwords"].create({"user_id": str, "hash": str, "set_at": str}, pk="user_id", not_null={"hash"})
+
+
 ESCALATION_TRIGGERS = (
     """CREATE TRIGGER escalations_append_only_update BEFORE UPDATE ON escalations
 BEGIN SELECT RAISE(ABORT, 'the escalation feed is append only'); END""",
@@ -644,6 +650,18 @@ class SqliteStore(Store):
         params = {"after": after, "limit": limit, "municipality": municipality}
         rows = self._rows(SELECT_ESCALATIONS_NEWEST if after is None else SELECT_ESCALATIONS_AFTER, params)
         return [{**r, "details": json.loads(r["details"])} for r in rows]
+
+    # web sign-in
+    def set_password_hash(self, user_id, password_hash):
+        with self.transaction():
+            self._conn().execute(
+                "INSERT INTO passwords (user_id, hash, set_at) VALUES (?, ?, ?) ON CONFLICT (user_id) "
+                "DO UPDATE SET hash = excluded.hash, set_at = excluded.set_at",
+                (user_id, password_hash, _now_text(self._conn())))
+
+    def password_hash(self, user_id):
+        rows = self._rows("SELECT hash FROM passwords WHERE user_id = ?", (user_id,))
+        return rows[0]["hash"] if rows else None
 
 
 def _owner_only(path):

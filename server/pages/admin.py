@@ -1,0 +1,85 @@
+"""The admin's pages: users, devices (health, revoke), quarantine, duplicate patients, the audit log.
+
+Each read an admin makes is audited as the CLI's and the API's are (``admin_read``);
+revoking a device is audited as ``hemsync-server revoke`` is.
+"""
+
+from flask import Blueprint, current_app, flash, g, redirect, request, url_for
+
+from .. import audit, auth, web
+from ..errors import NotFound
+from .session import WEB_DEVICE, page, signed_in
+
+__all__ = ["blueprint"]
+
+blueprint = Blueprint("admin", __name__, url_prefix="/admin")
+web.csrf.protect(blueprint)
+#: Most audit entries one page of the log shows.
+AUDIT_PAGE = 200
+
+
+def _store():
+    return current_app.extensions["hemsync.store"]
+
+
+@blueprint.get("/users")
+@signed_in("admin")
+def users():
+    """Everyone who works in the region, with role, municipalities, HSA-id and whether a password is set."""
+    people = [{**user, "has_password": _store().password_hash(user["id"]) is not None} for user in _store().users()]
+    return page("admin_users.html", users=people)
+
+
+@blueprint.get("/devices")
+@signed_in("admin")
+def devices():
+    """Device health: last sync, changes waiting, rejected, clock offset; revoke."""
+    return page("admin_devices.html", devices=auth.device_health(_store()))
+
+
+@blueprint.post("/devices/<device_id>/revoke")
+@signed_in("admin")
+def revoke(device_id):
+    """Revoke a device: it is told to wipe its replica."""
+    try:
+        with _store().transaction():
+            device = auth.revoke(_store(), device_id)
+            _store().audit([audit.admin("revoke", {"for_user": device["user_id"], "via": "web"}, user=g.user,
+                                        device_id=device_id)])
+    except NotFound:
+        flash(web.i18n.gettext("No such device."), "error")
+    else:
+        flash(web.i18n.gettext("The device was revoked."), "ok")
+    return redirect(url_for("admin.devices"))
+
+
+@blueprint.get("/quarantine")
+@signed_in("admin")
+def quarantine():
+    """Rejected changes with their reasons (audited: they hold clinical text)."""
+    entries = _store().quarantined(limit=AUDIT_PAGE)
+    _store().audit(audit.quarantine_read(g.user, WEB_DEVICE, entries, f"GET {request.path}"))
+    return page("admin_quarantine.html", entries=entries)
+
+
+@blueprint.get("/duplicates")
+@signed_in("admin")
+def duplicates():
+    """Open duplicate-patient conflicts: the patients sharing a personnummer (merge with the CLI)."""
+    conflicts = _store().duplicates(status="open")
+    _store().audit(audit.duplicates_read(g.user, WEB_DEVICE, conflicts, f"GET {request.path}"))
+    return page("admin_duplicates.html", conflicts=conflicts)
+
+
+@blueprint.get("/audit")
+@signed_in("admin")
+def audit_log():
+    """The audit log, newest page, searchable by patient id and by user id."""
+    patient_id = request.args.get("patient_id", "").strip() or None
+    user_id = request.args.get("user_id", "").strip() or None
+    entries = _store().audit_log(patient_id=patient_id, limit=10_000 if user_id else AUDIT_PAGE)
+    if user_id:
+        entries = [e for e in entries if e["user_id"] == user_id][-AUDIT_PAGE:]
+    _store().audit(audit.audit_log_read(g.user, WEB_DEVICE, entries, f"GET {request.path}", patient_id))
+    return page("admin_audit.html", entries=list(reversed(entries)), patient_id=patient_id or "",
+                user_id=user_id or "")

@@ -1,0 +1,111 @@
+"""The dispatcher's pages: the live queue with the reasons, suggestions beside each request, assign, cancel.
+
+The order, deadlines, flags and suggestions are :mod:`schema.dispatch`'s (via
+:mod:`server.queue`). The board's table is a partial the page fetches again
+every 2 s (docs/web.md "Live"), so a laptop's push, another dispatcher's
+assignment or the escalation job shows within 5 s without a reload.
+"""
+
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+
+from schema.clock import utcnow
+from schema.dispatch import suggest_doctors
+from schema.errors import HemsyncError
+
+from .. import audit, queue, web
+from ..errors import ChangeRefused
+from .session import WEB_DEVICE, audit_read, page, signed_in, writes
+
+__all__ = ["blueprint"]
+
+blueprint = Blueprint("dispatch", __name__, url_prefix="/dispatch")
+web.csrf.protect(blueprint)
+#: Escalations shown in the banner: the newest few.
+BANNER_ESCALATIONS = 5
+
+
+def _store():
+    return current_app.extensions["hemsync.store"]
+
+
+def board():
+    """The queue entries with patient, request and suggestions, and the newest escalations; audited."""
+    store = _store()
+    view = queue.open_view(store)
+    entries = queue.queue(store, current_app.config["HEMSYNC"], utcnow())
+    doctors = [user for user in store.users() if user["role"] == "doctor"]
+    for entry in entries:
+        req = view.requests[entry["request_id"]]
+        patient = view.patients.get(req["patient_id"], {})
+        entry.update(patient=patient, request=req,
+                     suggestions=suggest_doctors(req, patient, doctors, view.requests.values()))
+    escalations = [e for e in store.escalations(limit=BANNER_ESCALATIONS) if e["request_id"] in view.requests]
+    for escalation in escalations:
+        patient = view.patients.get(escalation["patient_id"], {})
+        escalation["patient_name"] = patient.get("name", "")
+    audit_read(audit.office_read(g.user, WEB_DEVICE, entries + escalations, f"GET {request.path}"))
+    return entries, escalations
+
+
+@blueprint.get("/queue")
+@signed_in("dispatcher")
+def queue_page():
+    """The region's open requests in dispatch order; ``?part=board`` is the live part the page polls."""
+    entries, escalations = board()
+    if request.args.get("part") == "board":
+        return render_template("_board.html", entries=entries, escalations=escalations)
+    return page("queue.html", entries=entries, escalations=escalations)
+
+
+def _change(request_id, fields, done):
+    try:
+        with _store().transaction():
+            applier = writes()
+            applier.write("visit_request", request_id, fields)
+            applier.finish()
+    except (ChangeRefused, HemsyncError) as exc:
+        flash(web.i18n.gettext("Not saved: %(why)s", why=getattr(exc, "message", exc)), "error")
+    else:
+        flash(done, "ok")
+    return redirect(url_for("dispatch.queue_page"))
+
+
+@blueprint.post("/requests/<request_id>/assign")
+@signed_in("dispatcher")
+def assign(request_id):
+    """Assign the request to a doctor (a suggested one, or any doctor by choice)."""
+    doctor_id = request.form.get("doctor_id", "")
+    doctor = _store().get_user(doctor_id)
+    if doctor is None or doctor["role"] != "doctor":
+        flash(web.i18n.gettext("Choose a doctor."), "error")
+        return redirect(url_for("dispatch.queue_page"))
+    return _change(request_id, {"status": "assigned", "assigned_doctor_id": doctor_id},
+                   web.i18n.gettext("Assigned to %(name)s.", name=doctor["name"]))
+
+
+@blueprint.post("/requests/<request_id>/override")
+@signed_in("dispatcher")
+def override(request_id):
+    """Put the request at a place in the queue chosen by hand, with the reason."""
+    reason = request.form.get("reason", "").strip()
+    try:
+        place = int(request.form.get("priority", ""))
+    except ValueError:
+        place = None
+    if not reason or place is None:
+        flash(web.i18n.gettext("An override needs a priority and a reason."), "error")
+        return redirect(url_for("dispatch.queue_page"))
+    return _change(request_id, {"priority_override": place, "priority_override_reason": reason},
+                   web.i18n.gettext("Priority changed."))
+
+
+@blueprint.post("/requests/<request_id>/cancel")
+@signed_in("dispatcher")
+def cancel(request_id):
+    """Cancel the request, with the reason."""
+    reason = request.form.get("reason", "").strip()
+    if not reason:
+        flash(web.i18n.gettext("Say why the request is cancelled."), "error")
+        return redirect(url_for("dispatch.queue_page"))
+    return _change(request_id, {"status": "cancelled", "cancel_reason": reason},
+                   web.i18n.gettext("The request was cancelled."))

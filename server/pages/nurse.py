@@ -1,0 +1,194 @@
+"""The nurse's pages: find a patient, the patient's page, request a visit with vitals, her requests.
+
+NEWS2 as the vitals are typed is the server's (:func:`schema.news2.score`, via
+``/news2``), and so is the "consider 112" advice
+(:func:`schema.dispatch.emergency_reasons`). Patients are those of her scope
+(:func:`server.scope.keys_for`); every page that shows one audits it.
+"""
+
+import re
+import uuid
+
+from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
+
+from schema.clock import now_text
+from schema.dispatch import emergency_reasons
+from schema.errors import HemsyncError
+from schema.merge import view
+from schema.news2 import PARAMETERS, score
+from schema.records.visit_request import RETTS_COLOURS, URGENCIES
+
+from .. import audit, scope, web
+from ..errors import ChangeRefused
+from .session import WEB_DEVICE, audit_read, page, signed_in, writes
+
+__all__ = ["blueprint"]
+
+blueprint = Blueprint("nurse", __name__, url_prefix="/nurse")
+web.csrf.protect(blueprint)
+#: Most patients one search shows: a longer list is a sign to type more.
+SEARCH_LIMIT = 50
+_INTEGER_VITALS = ("resp_rate", "spo2", "systolic_bp", "pulse")
+
+
+def _store():
+    return current_app.extensions["hemsync.store"]
+
+
+def _shown(patient_pairs):
+    """Audit what a page showed, as a pull would be: ``(patient_id, "type/id")`` pairs."""
+    audit_read(audit.shown(g.user, WEB_DEVICE, patient_pairs, f"{request.method} {request.path}"))
+
+
+def _my_patients():
+    return {p.id: view(p.state) for p in _store().get_records("patient", scope.keys_for(_store(), g.user).full)}
+
+
+def _patient(patient_id):
+    """The patient if it is in the nurse's scope, else 404 (out of scope looks like unknown)."""
+    if patient_id not in scope.keys_for(_store(), g.user).full:
+        abort(404)
+    stored = _store().get_record("patient", patient_id)
+    if stored is None:
+        abort(404)
+    return view(stored.state)
+
+
+def matches(patient, query):
+    """Whether ``query`` names the patient: part of the name, or the personnummer's digits (any form)."""
+    digits = re.sub(r"\D", "", query)
+    if len(digits) >= 6 and digits in (patient.get("personnummer") or ""):
+        return True
+    return query.casefold() in (patient.get("name") or "").casefold()
+
+
+@blueprint.get("/patients")
+@signed_in("nurse")
+def patients():
+    """Search the patients of her municipalities by name or personnummer."""
+    query = request.args.get("q", "").strip()
+    found = []
+    if query:
+        found = sorted((p for p in _my_patients().values() if not p.get("entered_in_error") and matches(p, query)),
+                       key=lambda p: (p.get("name") or "", p["id"]))[:SEARCH_LIMIT]
+        _shown([(p["id"], f"patient/{p['id']}") for p in found])
+    return page("patients.html", query=query, patients=found)
+
+
+def _requests(patient_ids, mine=False):
+    rows = []
+    names = {}
+    for stored in _store().records_of_patients("visit_request", patient_ids):
+        row = view(stored.state)
+        if mine and row.get("requested_by") != g.user["id"]:
+            continue
+        rows.append(row)
+    for stored in _store().get_records("patient", {r["patient_id"] for r in rows}):
+        names[stored.id] = view(stored.state).get("name")
+    for row in rows:
+        row["patient_name"] = names.get(row["patient_id"], "")
+    return sorted(rows, key=lambda r: r.get("received_at") or "", reverse=True)
+
+
+@blueprint.get("/patients/<patient_id>")
+@signed_in("nurse")
+def patient(patient_id):
+    """One patient: who, where, the named doctor, and the visit requests."""
+    shown = _patient(patient_id)
+    requests = _requests([patient_id])
+    _shown([(patient_id, f"patient/{patient_id}"), *((patient_id, f"visit_request/{r['id']}") for r in requests)])
+    return page("patient.html", patient=shown, requests=requests)
+
+
+def vitals_of(form):
+    """The observation fields typed into the vitals form (numbers as numbers); ValueError for a bad one."""
+    values = {}
+    for name in PARAMETERS:
+        text = (form.get(name) or "").strip().replace(",", ".")
+        if not text:
+            continue
+        if name == "supplemental_o2":
+            values[name] = text == "yes"
+        elif name == "consciousness":
+            values[name] = text.upper()
+        elif name == "temperature":
+            values[name] = float(text)
+        else:
+            values[name] = int(text)
+    return values
+
+
+@blueprint.get("/patients/<patient_id>/news2")
+@signed_in("nurse")
+def news2(patient_id):
+    """NEWS2 of vitals as they are typed, on the patient's SpO2 scale, and whether to consider 112."""
+    patient = _patient(patient_id)
+    try:
+        vitals = vitals_of(request.args)
+        result = score({**vitals, "spo2_scale": patient.get("spo2_scale") or 1}) if vitals else None
+    except (ValueError, HemsyncError):
+        return jsonify({"total": None, "text": web.i18n.gettext("check the values"), "consider_112": False})
+    reasons = emergency_reasons(result, request.args.get("retts_colour"))
+    if result is None:
+        text = "–"
+    else:
+        text = str(result.total) + (" " + web.i18n.gettext("(partial)") if result.partial else "")
+    return jsonify({"total": result.total if result else None, "partial": result.partial if result else None,
+                    "band": result.band if result else None, "text": text, "consider_112": bool(reasons),
+                    "reasons": reasons})
+
+
+@blueprint.route("/patients/<patient_id>/request", methods=["GET", "POST"])
+@signed_in("nurse")
+def new_request(patient_id):
+    """The visit request form with vitals; sent, the observation and the request go through the merge."""
+    patient = _patient(patient_id)
+    _shown([(patient_id, f"patient/{patient_id}")])
+    form = request.form if request.method == "POST" else {}
+    if request.method == "POST":
+        try:
+            vitals = vitals_of(form)
+        except ValueError:
+            flash(web.i18n.gettext("A vital sign is not a number: check the values."), "error")
+            vitals = None
+        if vitals is not None:
+            try:
+                request_id = _send(patient_id, form, vitals)
+            except (ChangeRefused, HemsyncError) as exc:
+                flash(web.i18n.gettext("The request was not sent: %(why)s", why=getattr(exc, "message", exc)),
+                      "error")
+            else:
+                flash(web.i18n.gettext("The request was sent."), "ok")
+                return redirect(url_for("nurse.my_requests", sent=request_id))
+    return page("request_new.html", patient=patient, form=form, urgencies=URGENCIES, retts_colours=RETTS_COLOURS)
+
+
+def _send(patient_id, form, vitals):
+    """Write the observation (if any vitals) and the request in one transaction; return the request's id."""
+    store = _store()
+    with store.transaction():
+        applier = writes()
+        observation_id = None
+        if vitals:
+            observation_id = str(uuid.uuid4())
+            applier.write("observation", observation_id, {"patient_id": patient_id, "measured_at": now_text(),
+                                                          **vitals})
+        request_id = str(uuid.uuid4())
+        applier.write("visit_request", request_id, {
+            "patient_id": patient_id, "reason": form.get("reason", "").strip(), "urgency": form.get("urgency"),
+            "retts_colour": form.get("retts_colour") or None, "callback_phone": form.get("callback_phone") or None,
+            "observation_id": observation_id})
+        applier.finish()
+    return request_id
+
+
+@blueprint.get("/requests")
+@signed_in("nurse")
+def my_requests():
+    """Her requests with status, doctor and deadline; ``?part=table`` is the live part the page polls."""
+    keys = scope.keys_for(_store(), g.user)
+    requests = _requests(keys.full, mine=True)
+    _shown([(r["patient_id"], f"visit_request/{r['id']}") for r in requests])
+    if request.args.get("part") == "table":
+        return render_template("_requests_table.html", requests=requests)
+    return page("my_requests.html", requests=requests)

@@ -1,0 +1,216 @@
+"""The server's pages without a browser: sign-in, sessions, CSRF, roles, one write path, audited reads."""
+
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from server import create_app, passwords, seed
+from server.cli import main
+from server.pages.session import WEB_DEVICE
+from server.store import SqliteStore
+
+PASSWORD = "ett långt lösenord för test"
+
+
+@pytest.fixture
+def demo(tmp_path):
+    """The demo region in a fresh store, every person with PASSWORD, and an app on it."""
+    store = SqliteStore(tmp_path / "hemsync.db")
+    app = create_app({"STORE": store, "HEMSYNC_DB": str(tmp_path / "hemsync.db"), "TESTING": True})
+    seed.seed_demo(store, app.config["HEMSYNC"])
+    ids = seed.demo_users()
+    admin = store.get_user(ids["admin-per"])
+    for user_id in ids.values():
+        passwords.set_password(store, user_id, PASSWORD, admin)
+    yield app, store, ids
+    store.close()
+
+
+def csrf_of(client, path):
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get(path).get_data(as_text=True)).group(1)
+
+
+def sign_in(client, store, user_id, password=PASSWORD):
+    token = csrf_of(client, "/sign-in")
+    return client.post("/sign-in", data={"csrf_token": token, "hsa_id": store.get_user(user_id)["hsa_id"],
+                                         "password": password})
+
+
+def test_a_dispatcher_lands_on_the_queue_and_a_nurse_on_her_requests(demo):
+    app, store, ids = demo
+    assert sign_in(app.test_client(), store, ids["dispatcher-lena"]).headers["Location"] == "/dispatch/queue"
+    assert sign_in(app.test_client(), store, ids["nurse-halmstad"]).headers["Location"] == "/nurse/requests"
+
+
+def test_the_session_cookie_is_httponly_and_samesite_lax(demo):
+    app, store, ids = demo
+    cookie = sign_in(app.test_client(), store, ids["nurse-halmstad"]).headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+
+
+def test_the_session_cookie_is_secure_when_the_server_speaks_tls(tmp_path):
+    store = SqliteStore(tmp_path / "hemsync.db")
+    app = create_app({"STORE": store, "HEMSYNC_TLS_CERTFILE": "cert.pem", "HEMSYNC_TLS_KEYFILE": "key.pem"})
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    store.close()
+
+
+def test_a_wrong_password_is_refused_audited_and_rate_limited(demo):
+    app, store, ids = demo
+    client = app.test_client()
+    statuses = [sign_in(client, store, ids["nurse-halmstad"], "fel lösenord").status_code for _ in range(6)]
+    assert statuses == [401] * 5 + [429]
+    assert sign_in(client, store, ids["nurse-halmstad"]).status_code == 429
+    failures = [e for e in store.audit_log(limit=1000) if e["kind"] == "auth_failed"]
+    assert [e["details"]["reason"] for e in failures] == ["password"] * 5
+
+
+def test_a_password_reset_ends_the_sessions_opened_with_the_old_one(demo):
+    app, store, ids = demo
+    client = app.test_client()
+    sign_in(client, store, ids["nurse-halmstad"])
+    assert client.get("/nurse/requests").status_code == 200
+    passwords.set_password(store, ids["nurse-halmstad"], "ett helt annat lösenord", store.get_user(ids["admin-per"]))
+    assert client.get("/nurse/requests").status_code == 302
+
+
+def test_a_session_expires_after_the_session_minutes(demo, monkeypatch):
+    app, store, ids = demo
+    client = app.test_client()
+    sign_in(client, store, ids["nurse-halmstad"])
+    later = __import__("time").time() + app.config["HEMSYNC"]["HEMSYNC_SESSION_MINUTES"] * 60 + 1
+    monkeypatch.setattr("server.pages.session.time.time", lambda: later)
+    assert client.get("/nurse/requests").headers["Location"].startswith("/sign-in")
+
+
+def test_a_page_form_without_its_csrf_token_is_refused_in_swedish(demo):
+    app, store, ids = demo
+    client = app.test_client()
+    sign_in(client, store, ids["dispatcher-lena"])
+    response = client.post("/sign-out")
+    assert response.status_code == 403 and "Formuläret nekades" in response.get_data(as_text=True)
+
+
+def test_a_nurse_may_not_open_the_dispatchers_queue(demo):
+    app, store, ids = demo
+    client = app.test_client()
+    sign_in(client, store, ids["nurse-halmstad"])
+    response = client.get("/dispatch/queue")
+    assert response.status_code == 403 and "Inte din sida" in response.get_data(as_text=True)
+
+
+def test_a_request_sent_from_the_page_is_the_nurses_change_through_the_one_write_path(demo):
+    app, store, ids = demo
+    client = app.test_client()
+    sign_in(client, store, ids["nurse-halmstad"])
+    patient_id = next(p for p in store.patients_in(["Halmstad"]))
+    token = csrf_of(client, f"/nurse/patients/{patient_id}/request")
+    response = client.post(f"/nurse/patients/{patient_id}/request", data={
+        "csrf_token": token, "reason": "Feber", "urgency": "urgent", "resp_rate": "22", "pulse": "95"})
+    assert response.status_code == 302
+    accepted = [e for e in store.audit_log(limit=1000) if e["kind"] == "change" and e["device_id"] == WEB_DEVICE["id"]]
+    assert {(e["record_type"], e["user_id"]) for e in accepted} == {("observation", ids["nurse-halmstad"]),
+                                                                    ("visit_request", ids["nurse-halmstad"])}
+
+
+def test_a_nurse_cannot_open_a_patient_outside_her_municipalities(demo):
+    app, store, ids = demo
+    client = app.test_client()
+    sign_in(client, store, ids["nurse-halmstad"])
+    elsewhere = next(p for p in store.patients_in(["Laholm"]))
+    assert client.get(f"/nurse/patients/{elsewhere}").status_code == 404
+
+
+def test_the_queue_page_audits_every_patient_it_shows(demo):
+    app, store, ids = demo
+    client = app.test_client()
+    sign_in(client, store, ids["dispatcher-lena"])
+    before = len(store.audit_log(limit=10_000))
+    assert client.get("/dispatch/queue?part=board").status_code == 200
+    shown = {e["patient_id"] for e in store.audit_log(after=before, limit=10_000)
+             if e["user_id"] == ids["dispatcher-lena"]}
+    open_patients = {p for _, p in store.requests_with_status(["requested", "triaged", "assigned"])}
+    assert open_patients <= shown
+
+
+def test_news2_as_typed_comes_from_the_server_with_the_112_advice_at_7(demo):
+    app, store, ids = demo
+    client = app.test_client()
+    sign_in(client, store, ids["nurse-halmstad"])
+    patient_id = next(p for p in store.patients_in(["Halmstad"]))
+    low = client.get(f"/nurse/patients/{patient_id}/news2?resp_rate=18").get_json()
+    high = client.get(f"/nurse/patients/{patient_id}/news2?resp_rate=30&spo2=88&pulse=135").get_json()
+    red = client.get(f"/nurse/patients/{patient_id}/news2?resp_rate=18&retts_colour=red").get_json()
+    assert (low["total"], low["consider_112"]) == (0, False)
+    assert (high["total"], high["consider_112"]) == (9, True)
+    assert red["consider_112"] is True
+
+
+def test_set_password_reads_stdin_when_it_is_not_a_terminal_and_is_audited(demo, tmp_path):
+    app, store, ids = demo
+    result = CliRunner().invoke(main, ["--db", str(tmp_path / "hemsync.db"), "set-password", "--user",
+                                       ids["nurse-halmstad"], "--by", ids["admin-per"]],
+                                input="ett nytt långt lösenord\n")
+    assert result.exit_code == 0, result.output
+    assert passwords.verify(store, store.get_user(ids["nurse-halmstad"])["hsa_id"], "ett nytt långt lösenord")
+    assert "ett nytt långt lösenord" not in result.output
+    assert any(e["details"].get("action") == "set_password" for e in store.audit_log(limit=10_000))
+
+
+def test_set_password_refuses_a_short_password(demo, tmp_path):
+    app, store, ids = demo
+    result = CliRunner().invoke(main, ["--db", str(tmp_path / "hemsync.db"), "set-password", "--user",
+                                       ids["nurse-halmstad"], "--by", ids["admin-per"]], input="kort\n")
+    assert result.exit_code != 0 and "at least 12 characters" in result.output
+
+
+def test_the_swedish_catalogue_translates_every_message_it_holds():
+    from server.web import i18n
+
+    assert all(message.string for message in i18n.catalogue() if message.id)
+
+
+def test_an_admin_revokes_a_device_from_the_devices_page_and_it_is_audited(demo):
+    from server import auth
+
+    app, store, ids = demo
+    device, _ = auth.enroll(store, ids["nurse-halmstad"], "Marias dator")
+    client = app.test_client()
+    assert sign_in(client, store, ids["admin-per"]).headers["Location"] == "/admin/users"
+    token = csrf_of(client, "/admin/devices")
+    assert client.post(f"/admin/devices/{device['id']}/revoke", data={"csrf_token": token}).status_code == 302
+    assert store.get_device(device["id"])["revoked_at"]
+    assert any(e["details"].get("action") == "revoke" and e["device_id"] == device["id"]
+               for e in store.audit_log(limit=10_000))
+
+
+def test_every_admin_page_opens_and_the_audit_log_read_is_audited(demo):
+    app, store, ids = demo
+    client = app.test_client()
+    sign_in(client, store, ids["admin-per"])
+    for path in ("/admin/users", "/admin/devices", "/admin/quarantine", "/admin/duplicates",
+                 f"/admin/audit?user_id={ids['nurse-halmstad']}"):
+        assert client.get(path).status_code == 200, path
+    reads = {e["details"]["read"] for e in store.audit_log(limit=10_000) if e["kind"] == "admin_read"}
+    assert reads == {"quarantine", "duplicates", "audit"}
+
+
+def test_a_nurse_may_not_open_the_admin_pages(demo):
+    app, store, ids = demo
+    client = app.test_client()
+    sign_in(client, store, ids["nurse-halmstad"])
+    assert client.get("/admin/users").status_code == 403
+
+
+def test_a_polled_board_logs_each_patient_once_per_window_not_per_poll(demo):
+    app, store, ids = demo
+    client = app.test_client()
+    sign_in(client, store, ids["dispatcher-lena"])
+    client.get("/dispatch/queue?part=board")
+    before = len(store.audit_log(limit=100_000))
+    for _ in range(5):
+        client.get("/dispatch/queue?part=board")
+    assert len(store.audit_log(limit=100_000)) == before
+    client.get("/dispatch/queue")
+    assert len(store.audit_log(limit=100_000)) > before
