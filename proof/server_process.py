@@ -35,7 +35,7 @@ def free_port():
 class ServerProcess:
     """``hemsync-server --db DB serve`` in a subprocess; ``url``, ``add_user``, ``enroll``, ``kill``, ``start``."""
 
-    def __init__(self, workdir, *, threads=8, env=None, database=None, workers=1):
+    def __init__(self, workdir, *, threads=None, env=None, database=None, workers=1):
         self.workdir = pathlib.Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         # A PostgreSQL URL (``database``) or the SQLite file in the work directory.
