@@ -54,7 +54,8 @@ class ServerProcess:
         log = open(self.workdir / "server.log", "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "server", "--db", str(self.db_path), "serve", "--host", "127.0.0.1",
-             "--port", str(self.port), "--threads", str(self.threads), "--workers", str(self.workers)],
+             "--port", str(self.port), "--workers", str(self.workers),
+             *(["--threads", str(self.threads)] if self.threads else [])],
             # A session of its own: kill() takes a supervisor's workers with it.
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
