@@ -80,7 +80,7 @@ SETTINGS = (
             "Reverse proxies in front of the server whose X-Forwarded-For is trusted for the client address "
             "(1 behind one nginx; 0: the peer address).", int),
     Setting("HEMSYNC_WRITE_WAIT_SECONDS", 5.0,
-            "Seconds a request waits for the database's one writer (SQLite) before it is answered 503 server_busy "
+            "Seconds a request waits for the database's one writer before it is answered 503 server_busy "
             "with Retry-After; reads never wait for it.", float),
     Setting("HEMSYNC_THREADS", 32,
             "Worker threads of one server process: requests handled at once (`serve --threads` overrides it).",

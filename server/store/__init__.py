@@ -30,11 +30,11 @@ def is_postgres_url(target):
 def open_store(target, write_wait=30.0):
     """Open (creating or upgrading) the store ``target`` names: a ``postgresql://`` URL or a SQLite path.
 
-    ``write_wait``: seconds a SQLite write transaction waits for the writer before
+    ``write_wait``: seconds a write transaction waits for the database's one writer before
     :class:`~server.errors.ServerBusy` (HEMSYNC_WRITE_WAIT_SECONDS when serving).
     """
     if is_postgres_url(target):
-        return PostgresStore(str(target))
+        return PostgresStore(str(target), write_wait=write_wait)
     return SqliteStore(target, write_wait=write_wait)
 
 
