@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 DB ?= var/hemsync.db
 
-.PHONY: run test venv clean demo bench load faults fuzz
+.PHONY: run test venv clean demo bench load soak faults fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,9 +39,15 @@ bench: $(STAMP)
 	$(BIN)/python -m proof.bench --n $(N)
 
 # POSTGRES=postgresql://... serves from a scratch database there with WORKERS= processes (default 4).
+# ALLOW_BUSY=1: 503 with Retry-After is backpressure, not failure (dropped connections still fail).
 load: $(STAMP)
 	$(BIN)/python -m proof.load --laptops $(LAPTOPS) --duration $(DURATION) $(if $(INTERVAL),--interval $(INTERVAL)) \
-		$(if $(POSTGRES),--postgres $(POSTGRES) --workers $(or $(WORKERS),4))
+		$(if $(ALLOW_BUSY),--allow-busy) $(if $(POSTGRES),--postgres $(POSTGRES) --workers $(or $(WORKERS),4))
+
+# 200 laptops every 30 s for SOAK_MINUTES (default 60); fails if the server's memory or open files grow.
+SOAK_MINUTES ?= 60
+soak: $(STAMP)
+	$(BIN)/python -m proof.soak --minutes $(SOAK_MINUTES)
 
 # TRIALS= trials (default 200); SEED= reruns from that seed (one trial unless TRIALS= is given).
 faults: $(STAMP)

@@ -361,6 +361,7 @@ def status(obj, as_json):
         "device": settings.get("device"),
         "last_sync": (settings.get("last_sync") or {}).get("finished_at"),
         "last_sync_error": settings.get("last_sync_error"),
+        "last_server_wait": settings.get("last_server_wait"),
         "last_verify": settings.get("last_verify"),
         "waiting": replica.unsent_count(),
         "rejected": replica.rejected_count(),
@@ -388,6 +389,11 @@ def status(obj, as_json):
     failure = data["last_sync_error"]
     if failure:
         lines.append(f"last error:  {_failure_text(failure)}")
+    wait = data["last_server_wait"]
+    if wait:
+        why = "it was busy" if wait["status"] == 503 else "this laptop asked too often"
+        lines.append(f"server wait: at {wait['at']} the server asked this laptop to wait {wait['seconds']:g} s "
+                     f"({why}); it waited and tried again by itself")
     if data["clock_offset_ms"] is not None and abs(data["clock_offset_ms"]) > 60_000:
         lines.append(f"clock:       this laptop is {data['clock_offset_ms'] / 1000:+.0f} s off the server's time")
     if data["wiped_at"]:

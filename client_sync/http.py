@@ -2,7 +2,8 @@
 
 Every call has a time-out; connection errors, time-outs, answers cut off in the
 middle, 5xx and 429 are retried with exponential backoff (a ``Retry-After``
-from the server wins). Retrying is safe for every call: the server de-duplicates
+from the server wins: at least that long, and up to half as long again, so that
+laptops a saturated server turned away do not come back in step). Retrying is safe for every call: the server de-duplicates
 pushed changes and access-log entries by id, and pull and digest only read.
 Request bodies are gzip-compressed; answers are asked for gzip-compressed.
 Failures become the typed errors of :mod:`client_sync.errors`, which keep the
@@ -24,6 +25,8 @@ import time
 import urllib.parse
 
 import requests
+
+from schema.clock import now_text
 
 from . import __version__
 from .errors import (
@@ -70,6 +73,8 @@ class SyncClient:
         self.max_backoff = max_backoff
         self.sleep = sleep
         self.client_version = client_version
+        #: The last time the server asked this client to wait (429/503 with Retry-After), or None.
+        self.asked_to_wait = None
 
     def handshake(self, pending, rejected):
         """Say who we are and what waits; learn who the server says we are."""
@@ -136,7 +141,12 @@ class SyncClient:
         if response is not None:
             after = _retry_after(response.headers.get("Retry-After"))
             if after is not None:
-                return min(after, self.max_backoff)
+                after = min(after, self.max_backoff)
+                self.asked_to_wait = {"status": response.status_code, "seconds": after,
+                                      "at": now_text("auto")}
+                # At least what the server asked, and up to half as long again: laptops told
+                # the same Retry-After by a saturated server must not all come back in step.
+                return after + random.uniform(0, after / 2)
         # Full jitter: several laptops back online at once must not retry in step.
         return random.uniform(0, min(self.max_backoff, self.backoff * 2 ** attempt))
 

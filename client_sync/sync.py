@@ -150,6 +150,8 @@ def _locked_sync(replica, client, progress):
     except (ClientError, HemsyncError) as exc:
         _record_failure(replica, stage, exc)
         raise
+    finally:
+        _record_wait(replica, client)
     report.unsent = replica.unsent_count()
     report.finished_at = now_text("auto")
     with replica.transaction():
@@ -166,6 +168,14 @@ def _batch_size(answer):
     """
     limit = answer.get("max_batch")
     return min(limit, DEFAULT_BATCH) if isinstance(limit, int) and limit > 0 else DEFAULT_BATCH
+
+
+def _record_wait(replica, client):
+    """Keep, for `status`, that the server asked this laptop to wait (it was saturated, or we flooded it)."""
+    asked = getattr(client, "asked_to_wait", None)
+    if asked and asked != replica.setting("last_server_wait"):
+        with replica.transaction():
+            replica.set_setting("last_server_wait", asked)
 
 
 def _record_failure(replica, stage, exc):

@@ -11,7 +11,11 @@ would hand its device and that every change made was merged exactly once.
 
 Prints p50/p95/p99 latency of push and pull requests (as the laptops saw
 them), errors, conflicts, the load generator's and the server's CPU, and the
-checks. Exits non-zero when a check fails.
+checks. Requests answered 5xx and requests dropped (no answer: a refused or
+reset connection, a time-out) are counted apart from other errors, and 503
+(server busy, with Retry-After) and 429 apart again. Exits non-zero when a
+check fails or any request was answered 5xx or dropped (``--allow-busy``:
+503 with Retry-After is backpressure, not failure, as in the every-10-s target).
 
 Example: python -m proof.load --laptops 50 --duration 120
          python -m proof.load --laptops 200 --interval 30 --postgres postgresql://postgres@127.0.0.1/postgres
@@ -72,10 +76,12 @@ def percentile(values, fraction):
 
 
 def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progress=print, database=None,
-        workers=1):
+        workers=1, allow_busy=False, sample_every=None):
     """Run the load test; return the figures (a dict, ``ok`` says whether every check passed).
 
     ``database``: a PostgreSQL URL to serve from (``workers`` processes) instead of a SQLite file.
+    ``sample_every``: seconds between samples of the server's memory and open files
+    (``figures["samples"]``: minute, RSS in KiB, open file descriptors), for the soak.
     """
     workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="hemsync-load-"))
     work = Workload(seed)
@@ -139,8 +145,15 @@ def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progres
         threads = [threading.Thread(target=laptop_loop, args=(i,), name=f"laptop-{i}") for i in range(laptops)]
         for thread in threads:
             thread.start()
+        samples, sampling = [], threading.Event()
+        if sample_every:
+            sampler = threading.Thread(target=_sample, args=(server.process.pid, sample_every, samples, sampling,
+                                                             wall_start), name="sampler", daemon=True)
+            sampler.start()
         for thread in threads:
             thread.join(timeout=duration + 300)
+        sampling.set()
+        figures["samples"] = samples
         wall = time.monotonic() - wall_start
         for laptop in fleet:
             laptop.reopen()
@@ -179,8 +192,10 @@ def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progres
             for label, fraction in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
                 value = percentile(times, fraction)
                 figures[f"{name}_{label}_ms"] = None if value is None else round(value * 1000, 1)
-        figures["http_errors"] = sum(1 for _, status, _ in log if status is None or status >= 500)
+        figures.update(answer_counts(log))
         figures["requests"] = len(log)
+        failed = figures["dropped"] + figures["answered_5xx"] - (figures["answered_503"] if allow_busy else 0)
+        figures["ok"] = figures["ok"] and failed == 0
         for message in errors[:10]:
             progress(f"load: error: {message}")
         for problem in problems[:20]:
@@ -190,6 +205,27 @@ def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progres
     finally:
         server.stop()
     return figures
+
+
+def _sample(pid, every, samples, stop, started):
+    """Every ``every`` seconds until ``stop``: (minute, RSS KiB, open file descriptors) of process ``pid``."""
+    while True:
+        status = pathlib.Path(f"/proc/{pid}/status").read_text()
+        rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+        samples.append((round((time.monotonic() - started) / 60, 1), rss, len(os.listdir(f"/proc/{pid}/fd"))))
+        if stop.wait(every):
+            return
+
+
+def answer_counts(log):
+    """Requests dropped (no answer), answered 5xx (503 among them) and 429, from a TimedSession's log."""
+    statuses = [status for _, status, _ in log]
+    return {
+        "dropped": statuses.count(None),
+        "answered_5xx": sum(1 for s in statuses if s is not None and s >= 500),
+        "answered_503": statuses.count(503),
+        "answered_429": statuses.count(429),
+    }
 
 
 def table(f):
@@ -204,7 +240,9 @@ def table(f):
          f"{f['pull_requests']} pull pages"),
         ("changes made", f"{f['changes_made']}",
          f"{f['conflicts_raised']} answered 'conflict', {f['rejected_by_server']} rejected by a rule"),
-        ("errors", f"{f['errors']}", f"{f['http_errors']} 5xx or dropped requests (retried)"),
+        ("sync errors (a laptop gave up)", f"{f['errors']}", ""),
+        ("requests dropped / answered 5xx", f"{f['dropped']} / {f['answered_5xx']}",
+         f"{f['answered_503']} of them 503 busy; {f['answered_429']} answered 429 (all retried)"),
         ("load generator CPU", f"{f['load_cpu_s']} s", f"{f['load_cpu_share']:.0%} of one core"),
         ("server CPU", f"{f['server_cpu_s']} s", f"{f['server_cpu_share']:.0%} of one core"),
         ("converged, nothing lost or doubled", "yes" if not f["problems"] else "NO",
@@ -224,6 +262,8 @@ def main(argv=None):
     parser.add_argument("--postgres", metavar="URL", default=os.environ.get("POSTGRES") or None,
                         help="serve from a scratch database on this PostgreSQL server (made and dropped)")
     parser.add_argument("--workers", type=int, default=4, help="server processes with --postgres")
+    parser.add_argument("--allow-busy", action="store_true",
+                        help="503 with Retry-After is backpressure: do not fail the run for it (dropped still fails)")
     args = parser.parse_args(argv)
     if args.duration > 3600 or args.laptops > 500:
         parser.error("bounded: at most 3600 s and 500 laptops")
@@ -233,7 +273,7 @@ def main(argv=None):
         with contextlib.ExitStack() as stack:
             database = stack.enter_context(scratch_database(args.postgres)) if args.postgres else None
             figures = run(args.laptops, args.duration, args.interval, args.seed, workdir, progress=quiet,
-                          database=database, workers=args.workers if database else 1)
+                          database=database, workers=args.workers if database else 1, allow_busy=args.allow_busy)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if not args.json:

@@ -35,7 +35,7 @@ def free_port():
 class ServerProcess:
     """``hemsync-server --db DB serve`` in a subprocess; ``url``, ``add_user``, ``enroll``, ``kill``, ``start``."""
 
-    def __init__(self, workdir, *, threads=8, env=None, database=None, workers=1):
+    def __init__(self, workdir, *, threads=None, env=None, database=None, workers=1):
         self.workdir = pathlib.Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         # A PostgreSQL URL (``database``) or the SQLite file in the work directory.
@@ -54,7 +54,8 @@ class ServerProcess:
         log = open(self.workdir / "server.log", "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "server", "--db", str(self.db_path), "serve", "--host", "127.0.0.1",
-             "--port", str(self.port), "--threads", str(self.threads), "--workers", str(self.workers)],
+             "--port", str(self.port), "--workers", str(self.workers),
+             *(["--threads", str(self.threads)] if self.threads else [])],
             # A session of its own: kill() takes a supervisor's workers with it.
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()

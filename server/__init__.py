@@ -32,7 +32,8 @@ def create_app(test_config=None):
     # Plain bodies are cut off here; gzip bodies are counted again after inflating (server.body_encoding).
     app.config["MAX_CONTENT_LENGTH"] = values["HEMSYNC_MAX_BODY_BYTES"]
     app.config.update(flask_config)
-    app.extensions["hemsync.store"] = flask_config.get("STORE") or open_store(database_target(values))
+    app.extensions["hemsync.store"] = flask_config.get("STORE") or open_store(
+        database_target(values), write_wait=values["HEMSYNC_WRITE_WAIT_SECONDS"])
     errors.init_app(app)
     app.register_blueprint(public)
     app.register_blueprint(openapi)

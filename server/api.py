@@ -28,12 +28,14 @@ _HANDSHAKE = HandshakeRequestSchema()
 _ACCESS_LOG = AccessLogRequestSchema()
 #: Device columns an admin sees: never the token hash.
 THROTTLE = "hemsync.auth_throttle"
+DEVICE_RATE = "hemsync.device_rate"
 
 
 @v1.record_once
 def _throttle(state):
-    """One throttle of failed authentications per app (per process)."""
+    """One throttle of failed authentications and one rate per device per app (per process)."""
     state.app.extensions[THROTTLE] = auth.AuthThrottle.from_settings(state.app.config["HEMSYNC"])
+    state.app.extensions[DEVICE_RATE] = auth.DeviceRate.from_settings(state.app.config["HEMSYNC"])
 
 
 def _store():
@@ -58,6 +60,7 @@ def authenticate():
 
     A missing, unknown or revoked token is written to the audit log and counted
     against the client's address; past HEMSYNC_AUTH_FAILURES the address waits.
+    A device past HEMSYNC_DEVICE_RATE requests a minute is answered 429 with Retry-After.
     """
     store, settings = _store(), _settings()
     throttle, address = current_app.extensions[THROTTLE], request.remote_addr or "unknown"
@@ -69,6 +72,7 @@ def authenticate():
                                        locked_out=locked)])
 
     g.device, g.user = auth.authenticate(store, request.headers.get("Authorization"), on_failure=failed)
+    current_app.extensions[DEVICE_RATE].take(g.device["id"])
     version = request.headers.get(auth.CLIENT_HEADER)
     try:
         auth.check_client_version(version, settings["HEMSYNC_MIN_CLIENT_VERSION"])

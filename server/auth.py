@@ -168,6 +168,47 @@ def acting_admin(store, admin_id, act):
     return admin
 
 
+class DeviceRate:
+    """Requests per device, in this process: a token bucket of ``per_minute`` tokens, refilled evenly.
+
+    A device may burst up to ``per_minute`` requests, then make one every
+    ``60 / per_minute`` seconds; past that it is answered 429 with Retry-After, so
+    one flooding laptop cannot take the threads and the writer from the others.
+    ``per_minute`` 0 switches it off. At most ``max_devices`` devices are
+    remembered, the least recently seen forgotten first (a forgotten one starts full).
+    """
+
+    def __init__(self, per_minute, max_devices=100_000, clock=time.monotonic):
+        self.per_minute, self.max_devices, self.clock = per_minute, max_devices, clock
+        self._buckets = collections.OrderedDict()  # device id -> [tokens, when counted]
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings):
+        """The rate HEMSYNC_DEVICE_RATE configures."""
+        return cls(settings["HEMSYNC_DEVICE_RATE"])
+
+    def take(self, device_id):
+        """Count one request of ``device_id``; raise TooManyRequests when it is over its rate."""
+        if not self.per_minute:
+            return
+        now, refill = self.clock(), self.per_minute / 60.0
+        with self._lock:
+            tokens, then = self._buckets.pop(device_id, (self.per_minute, now))
+            tokens = min(self.per_minute, tokens + (now - then) * refill)
+            allowed = tokens >= 1
+            if allowed:
+                tokens -= 1
+            self._buckets[device_id] = (tokens, now)
+            while len(self._buckets) > self.max_devices:
+                self._buckets.popitem(last=False)
+        if not allowed:
+            wait = math.ceil((1 - tokens) / refill)
+            raise TooManyRequests(f"this device made more than {self.per_minute} requests a minute "
+                                  f"(HEMSYNC_DEVICE_RATE): wait {wait} s; the laptop slows down by itself",
+                                  retry_after=wait)
+
+
 class AuthThrottle:
     """Failed authentications per client address, in this process, in bounded memory.
 

@@ -35,7 +35,7 @@ class Context:
     def store(self):
         """The store on ``--db``, opened (and migrated) once."""
         if self._store is None:
-            self._store = open_store(self.db)
+            self._store = open_store(self.db, write_wait=self.settings["HEMSYNC_WRITE_WAIT_SECONDS"])
         return self._store
 
     @property
@@ -535,7 +535,7 @@ def merge_patients(ctx, kept_id, duplicate_id, reason, admin_id, as_json):
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
-@click.option("--threads", default=8, show_default=True, type=int, help="Worker threads.")
+@click.option("--threads", default=None, type=int, help="Worker threads (default HEMSYNC_THREADS).")
 @click.option("--certfile", default=None, type=click.Path(dir_okay=False),
               help="PEM certificate (chain): serve HTTPS (env HEMSYNC_TLS_CERTFILE).")
 @click.option("--keyfile", default=None, type=click.Path(dir_okay=False),
@@ -563,6 +563,7 @@ def serve(ctx, host, port, threads, certfile, keyfile, demo, workers, reuse_port
     from . import create_app
     from .wsgi import make_server
 
+    threads = threads or ctx.settings["HEMSYNC_THREADS"]
     if workers > 1:
         _serve_workers(ctx, host, port, threads, certfile, keyfile, demo, workers)
         return

@@ -17,6 +17,7 @@ of :mod:`schema.errors`; whole-request problems are these:
     │   ├── PayloadTooLarge      413 payload_too_large
     │   ├── ClientTooOld         426 client_too_old
     │   ├── TooManyRequests      429 too_many_requests (with Retry-After)
+    │   ├── ServerBusy           503 server_busy (with Retry-After: the database writer stayed busy)
     │   └── InternalError        500 internal_error
     ├── StoreError               (a storage problem; wraps the driver's error as __cause__)
     ├── ServeError               (the server cannot start serving: a TLS certificate that does not load)
@@ -138,9 +139,19 @@ class ClientTooOld(ApiError):
 
 
 class TooManyRequests(ApiError):
-    """Too many failed authentications from this client address: wait ``retry_after`` seconds."""
+    """Too many failed authentications from this address, or requests from this device: wait ``retry_after`` s."""
 
     status, code = 429, "too_many_requests"
+
+    def __init__(self, message, *, retry_after, details=None):
+        super().__init__(message, details={"retry_after": retry_after, **(details or {})})
+        self.retry_after = retry_after
+
+
+class ServerBusy(ApiError):
+    """The server is saturated (the database writer stayed busy): nothing was applied, try after ``retry_after``."""
+
+    status, code = 503, "server_busy"
 
     def __init__(self, message, *, retry_after, details=None):
         super().__init__(message, details={"retry_after": retry_after, **(details or {})})
@@ -173,7 +184,7 @@ class ChangeRefused(ServerError):
 #: Every whole-request code and its status: the table docs/protocol.md documents.
 ERROR_STATUS = {cls.code: cls.status for cls in (
     MalformedJson, InvalidBatch, InvalidRequest, Unauthorized, DeviceRevoked, RoleForbidden, NotFound,
-    MethodNotAllowed, PayloadTooLarge, ClientTooOld, TooManyRequests, InternalError,
+    MethodNotAllowed, PayloadTooLarge, ClientTooOld, TooManyRequests, ServerBusy, InternalError,
 )}
 
 _HTTP = {404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge}
@@ -188,7 +199,7 @@ def _respond(error, status):
     """The JSON response for an ApiError or a contract error (HemsyncError), built by :func:`error_body`."""
     response = jsonify(error_body(error.code, error.message, error.details))
     response.status_code = status
-    if isinstance(error, TooManyRequests):
+    if isinstance(error, (TooManyRequests, ServerBusy)):
         response.headers["Retry-After"] = str(error.retry_after)
     return response
 

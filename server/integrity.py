@@ -46,7 +46,7 @@ def fetch(store, settings, device, user, body):
         raise InvalidBatch(f"a fetch names at most {limit} records, this one {len(wanted)}: ask in parts",
                            details={"records": [f"at most {limit}"]})
     found, missing = [], []
-    with store.transaction():
+    with store.reading():  # never behind a push: the write lock only for the holdings and audit rows
         keys = scope.keys_for(store, user)
         for key in dict.fromkeys(wanted):
             stored = _stored(store, key)
@@ -54,6 +54,7 @@ def fetch(store, settings, device, user, body):
                 missing.append(key)  # unknown and out of scope look the same: nothing leaks
             else:
                 found.append(stored)
+    with store.transaction():
         store.hold(device["id"], [(s.type, s.id) for s in found])
         store.audit(audit.shown(user, device, [(p, f"{s.type}/{s.id}") for s in found
                                                for p in audit.patients_of(s)], "POST /v1/fetch"))

@@ -8,15 +8,19 @@ the device has" travels in the cursor the laptop commits with each page, a
 page lost on the way is simply served again from the older cursor: nothing is
 lost, nothing is skipped.
 
-Each page, in one transaction:
+Each page is read in one snapshot (:meth:`Store.reading`: it never waits for a push):
 
 1. the scope now is compared with the scope the cursor says the device holds;
    records of the part that *left* come as purge markers;
 2. records of the part that *entered* are sent whole (every record up to the
    cursor's feed position, whatever the cursor), paged;
-3. then the feed: records in scope changed after the cursor, by ``seq``;
-4. the device's holdings, the audit log (one entry per patient) and its last
-   sync are written.
+3. then the feed: records in scope changed after the cursor, by ``seq``.
+
+Then a short write transaction saves the scopes the next cursor names and writes
+the device's holdings, the audit log (one entry per patient) and its last sync,
+for exactly the records of the page. Every position in the next cursor comes from
+the snapshot, so a record written between the read and the write is not skipped:
+its ``seq`` is past the cursor, and the next page ships it.
 """
 
 import base64
@@ -113,38 +117,44 @@ def pull(store, settings, device, user, cursor_text=None, limit_text=None):
     secret = store.server_secret()
     cursor = Cursor.parse(cursor_text, secret, device["id"])
     empty = ScopeKeys(lite_types=scope.LITE_TYPES)
+    with store.reading():
+        handed, purge, parts, more = _read_page(store, user, cursor, limit, budget, empty)
     with store.transaction():
-        keys = scope.keys_for(store, user)
-        held = _scope(store, cursor.scope, empty)
-        purge = [(t, i) for t, i, p, m in store.records_in(held - keys) if not keys.covers(t, i, p, m)]
-        kept = held & keys
-        catching = (_scope(store, cursor.catching, empty) & keys) if cursor.catching else keys - kept
-        handed = []
-        next_cursor = None
-        if catching:
-            fetched = store.records_since(cursor.after, catching, limit, upto=cursor.seq)
-            handed = _within(fetched, budget)
-            if len(fetched) == limit or len(handed) < len(fetched):
-                next_cursor = Cursor(cursor.seq, store.save_scope(kept), store.save_scope(catching),
-                                     handed[-1].seq)
-            kept = kept | catching
-        if next_cursor is None:
-            room = limit - len(handed)
-            head = store.head()
-            fetched = store.records_since(cursor.seq, kept, room)
-            rows = _within(fetched, budget - sum(len(r.wire) for r in handed), at_least_one=not handed)
-            handed += rows
-            full = len(fetched) == room or len(rows) < len(fetched)
-            position = (rows[-1].seq if rows else cursor.seq) if full else max(head, cursor.seq)
-            next_cursor = Cursor(position, store.save_scope(kept))
-            more = full or bool(keys - kept)
-        else:
-            more = True
+        seq, kept, catching, after = parts
+        next_cursor = Cursor(seq, store.save_scope(kept), store.save_scope(catching) if catching else 0, after)
         store.hold(device["id"], [(r.type, r.id) for r in handed])
         store.release(device["id"], purge)
         store.audit(audit.pulled(user, device, handed, cursor_text))
         store.update_device(device["id"], {"last_sync_at": now_text()})
     return Page([r.wire for r in handed], [{"type": t, "id": i} for t, i in purge], next_cursor.encode(secret, device["id"]), more)
+
+
+def _read_page(store, user, cursor, limit, budget, empty):
+    """The page after ``cursor`` as one snapshot shows it: records, purge markers, the next cursor's parts.
+
+    The parts are ``(seq, kept scope, catching scope or None, after)``: the scopes as keys, saved
+    by the caller's write transaction (nothing is written here).
+    """
+    keys = scope.keys_for(store, user)
+    held = _scope(store, cursor.scope, empty)
+    purge = [(t, i) for t, i, p, m in store.records_in(held - keys) if not keys.covers(t, i, p, m)]
+    kept = held & keys
+    catching = (_scope(store, cursor.catching, empty) & keys) if cursor.catching else keys - kept
+    handed = []
+    if catching:
+        fetched = store.records_since(cursor.after, catching, limit, upto=cursor.seq)
+        handed = _within(fetched, budget)
+        if len(fetched) == limit or len(handed) < len(fetched):
+            return handed, purge, (cursor.seq, kept, catching, handed[-1].seq), True
+        kept = kept | catching
+    room = limit - len(handed)
+    head = store.head()
+    fetched = store.records_since(cursor.seq, kept, room)
+    rows = _within(fetched, budget - sum(len(r.wire) for r in handed), at_least_one=not handed)
+    handed += rows
+    full = len(fetched) == room or len(rows) < len(fetched)
+    position = (rows[-1].seq if rows else cursor.seq) if full else max(head, cursor.seq)
+    return handed, purge, (position, kept, None, 0), full or bool(keys - kept)
 
 
 @dataclasses.dataclass(frozen=True)

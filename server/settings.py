@@ -79,6 +79,24 @@ SETTINGS = (
     Setting("HEMSYNC_PROXY_HOPS", 0,
             "Reverse proxies in front of the server whose X-Forwarded-For is trusted for the client address "
             "(1 behind one nginx; 0: the peer address).", int),
+    Setting("HEMSYNC_WRITE_WAIT_SECONDS", 5.0,
+            "Seconds a request waits for the database's one writer before it is answered 503 server_busy "
+            "with Retry-After; reads never wait for it.", float),
+    Setting("HEMSYNC_THREADS", 32,
+            "Worker threads of one server process: requests handled at once (`serve --threads` overrides it).",
+            int),
+    Setting("HEMSYNC_LISTEN_BACKLOG", 1024,
+            "Connections the operating system holds for the server before it accepts them (the listen "
+            "backlog; the kernel caps it at net.core.somaxconn). Too small and connections are dropped.", int),
+    Setting("HEMSYNC_KEEPALIVE_CONNECTIONS", 1000,
+            "Idle keep-alive connections one process keeps open (a region's laptops each keep one); past it the "
+            "server closes connections after their answer.", int),
+    Setting("HEMSYNC_CONNECTION_TIMEOUT", 60,
+            "Seconds an idle keep-alive connection stays open, and a slow client may take to send a request.",
+            int),
+    Setting("HEMSYNC_DEVICE_RATE", 600,
+            "Requests per minute one device may make (a burst of as many is allowed); past it 429 with "
+            "Retry-After, so one flooding laptop cannot starve the others (0: no limit).", int),
     Setting("HEMSYNC_AUTH_FAILURES", 5,
             "Failed authentications from one client address before it is answered 429 for a while.", int),
     Setting("HEMSYNC_AUTH_LOCKOUT_SECONDS", 60,

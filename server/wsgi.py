@@ -69,16 +69,25 @@ def tls_adapter(certfile, keyfile):
     return adapter
 
 
-def make_server(app, host="127.0.0.1", port=0, threads=8, certfile=None, keyfile=None, reuse_port=False):
+def make_server(app, host="127.0.0.1", port=0, threads=None, certfile=None, keyfile=None, reuse_port=False):
     """A cheroot server for ``app`` (not yet listening: call ``prepare()`` then ``serve()``, or ``safe_start()``).
 
     TLS is on when ``certfile`` or ``keyfile`` is given (both are needed). The body
-    limit is the app's ``HEMSYNC_MAX_BODY_BYTES``. ``reuse_port``: several processes
-    listen on one port (``serve --workers``).
+    limit is the app's ``HEMSYNC_MAX_BODY_BYTES``; threads (default HEMSYNC_THREADS),
+    listen backlog, keep-alive connections and their timeout are the app's settings.
+    ``reuse_port``: several processes listen on one port (``serve --workers``).
     """
-    server = wsgi.Server((host, port), app, numthreads=threads, server_name="hemsync", reuse_port=reuse_port)
+    settings = app.config["HEMSYNC"]
+    server = wsgi.Server((host, port), app, numthreads=threads or settings["HEMSYNC_THREADS"],
+                         server_name="hemsync", reuse_port=reuse_port)
     server.ConnectionClass = _Connection
-    server.max_request_body_size = app.config["HEMSYNC"]["HEMSYNC_MAX_BODY_BYTES"]
+    server.max_request_body_size = settings["HEMSYNC_MAX_BODY_BYTES"]
+    # cheroot's defaults are sized for one developer's browser, not a region (issue 17): past a
+    # backlog of 5 a connecting laptop waits for the kernel's SYN retry or is refused, and past
+    # 10 idle keep-alive connections cheroot closes each one after its answer.
+    server.request_queue_size = settings["HEMSYNC_LISTEN_BACKLOG"]
+    server.keep_alive_conn_limit = settings["HEMSYNC_KEEPALIVE_CONNECTIONS"]
+    server.timeout = settings["HEMSYNC_CONNECTION_TIMEOUT"]
     if certfile or keyfile:
         server.ssl_adapter = tls_adapter(certfile, keyfile)
     return server

@@ -27,11 +27,15 @@ def is_postgres_url(target):
     return str(target).startswith(_POSTGRES_SCHEMES)
 
 
-def open_store(target):
-    """Open (creating or upgrading) the store ``target`` names: a ``postgresql://`` URL or a SQLite path."""
+def open_store(target, write_wait=30.0):
+    """Open (creating or upgrading) the store ``target`` names: a ``postgresql://`` URL or a SQLite path.
+
+    ``write_wait``: seconds a write transaction waits for the database's one writer before
+    :class:`~server.errors.ServerBusy` (HEMSYNC_WRITE_WAIT_SECONDS when serving).
+    """
     if is_postgres_url(target):
-        return PostgresStore(str(target))
-    return SqliteStore(target)
+        return PostgresStore(str(target), write_wait=write_wait)
+    return SqliteStore(target, write_wait=write_wait)
 
 
 def database_target(values):

@@ -135,6 +135,15 @@ class Store(abc.ABC):
     def transaction(self):
         """A context manager: one write transaction (joins one already open on this thread)."""
 
+    def reading(self):
+        """A context manager: reads that see one consistent state and never wait for the writer.
+
+        Nothing may be written inside it (write after it ends, in :meth:`transaction`).
+        This default is :meth:`transaction`, for a store whose transactions take the write
+        lock only at their first write (PostgreSQL).
+        """
+        return self.transaction()
+
     @abc.abstractmethod
     def savepoint(self):
         """A context manager inside an open transaction: what it wrote is undone if it raises."""

@@ -64,7 +64,7 @@ from psycopg.rows import dict_row
 from psycopg.types.string import StrDumperUnknown
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ..errors import StoreError
+from ..errors import ServerBusy, StoreError
 from .base import DEVICE_COLUMNS, DEVICE_COUNTERS, ScopeKeys, Store, StoredRecord, encode_wire, index_columns
 
 __all__ = ["PostgresStore", "MIGRATIONS", "WRITE_LOCK", "redacted"]
@@ -488,8 +488,9 @@ def redacted(url):
 class PostgresStore(Store):
     """The store on one PostgreSQL database: a pool of connections, one per thread's open transaction."""
 
-    def __init__(self, url, max_connections=16, connect_timeout=10):
+    def __init__(self, url, max_connections=16, connect_timeout=10, write_wait=30.0):
         self.url = url
+        self.write_wait = write_wait
         try:
             # One plain connection first: its error says what is wrong (no server, no such database, ...).
             psycopg.connect(url, connect_timeout=connect_timeout).close()
@@ -578,7 +579,14 @@ class PostgresStore(Store):
     def _lock_writes(self):
         """Take the write lock for the rest of this thread's open transaction (once)."""
         if not self._local.locked:
-            self._local.conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            # Bounded like SQLite's writer: past write_wait the request is a 503 with Retry-After.
+            self._local.conn.execute(f"SET LOCAL lock_timeout = {int(self.write_wait * 1000)}")
+            try:
+                self._local.conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            except psycopg.errors.LockNotAvailable as exc:
+                raise ServerBusy(f"the server is busy writing (waited {self.write_wait:g} s for the database's "
+                                 "write lock): try again shortly", retry_after=1) from exc
+            self._local.conn.execute("SET LOCAL lock_timeout = 0")
             self._local.locked = True
 
     def table_rows(self, table, key):

@@ -1,8 +1,13 @@
 """The store on one SQLite file: the embedded default, for one server process.
 
-WAL mode, so pulls read while a push writes; every transaction begins
-``BEGIN IMMEDIATE``, so there is one writer at a time and the feed's ``seq``
-(an INTEGER PRIMARY KEY) grows in commit order by construction. Several
+WAL mode, so pulls read while a push writes: reads run in :meth:`SqliteStore.reading`
+(a deferred transaction, one snapshot, never the write lock); every write
+transaction begins ``BEGIN IMMEDIATE``, so there is one writer at a time and the
+feed's ``seq`` (an INTEGER PRIMARY KEY) grows in commit order by construction.
+The threads of one process queue for the writer on a lock of their own, for at
+most ``write_wait`` seconds (HEMSYNC_WRITE_WAIT_SECONDS), then the request is
+answered 503 with Retry-After (:class:`~server.errors.ServerBusy`) instead of
+waiting in SQLite's busy handler, which polls and serves no one in order. Several
 server processes on one file are safe but take turns; a region that runs
 several uses server.store.postgres.
 """
@@ -19,7 +24,7 @@ import threading
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from ..errors import StoreError
+from ..errors import ServerBusy, StoreError
 from .base import DEVICE_COLUMNS, DEVICE_COUNTERS, ScopeKeys, Store, StoredRecord, encode_wire, index_columns
 
 __all__ = ["SqliteStore", "MIGRATIONS", "quote"]
@@ -331,8 +336,10 @@ LIMIT :limit
 class SqliteStore(Store):
     """The store on one SQLite file: WAL mode, one connection per thread, migrations at open."""
 
-    def __init__(self, path):
+    def __init__(self, path, write_wait=30.0):
         self.path = str(path)
+        self.write_wait = write_wait
+        self._writer = threading.Lock()
         if self.path != ":memory:":
             _owner_only(pathlib.Path(self.path))
         self._local = threading.local()
@@ -385,7 +392,8 @@ class SqliteStore(Store):
             conn.row_factory = sqlite3.Row
             # FULL: an acknowledged push is on disk; a laptop drops what the server acknowledged.
             conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=30000")
+            # Another process holding the writer is waited for as long as this process's own queue.
+            conn.execute(f"PRAGMA busy_timeout={int(self.write_wait * 1000)}")
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
@@ -394,15 +402,44 @@ class SqliteStore(Store):
     @contextlib.contextmanager
     def transaction(self):
         conn = self._conn()
+        if getattr(self._local, "reading", False):
+            raise StoreError("a write transaction cannot start inside reading(): write after the read ends")
         if conn.in_transaction:
             yield self
             return
+        if not self._writer.acquire(timeout=self.write_wait):
+            raise ServerBusy(f"the server is busy writing (waited {self.write_wait:g} s for the database): "
+                             "try again shortly", retry_after=1)
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreError(f"could not start a write transaction on {self.path}: {exc}") from exc
-        with conn:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise ServerBusy("the server is busy writing (another process holds the database): "
+                                     "try again shortly", retry_after=1) from exc
+                raise StoreError(f"could not start a write transaction on {self.path}: {exc}") from exc
+            except sqlite3.Error as exc:
+                raise StoreError(f"could not start a write transaction on {self.path}: {exc}") from exc
+            with conn:
+                yield self
+        finally:
+            self._writer.release()
+
+    @contextlib.contextmanager
+    def reading(self):
+        conn = self._conn()
+        if conn.in_transaction:
             yield self
+            return
+        # DEFERRED: the snapshot is taken at the first read and no lock is ever asked for,
+        # so a pull reads while a push writes (WAL) and sees one consistent state.
+        conn.execute("BEGIN DEFERRED")
+        self._local.reading = True
+        try:
+            yield self
+        finally:
+            self._local.reading = False
+            conn.execute("COMMIT")
 
     @contextlib.contextmanager
     def savepoint(self):

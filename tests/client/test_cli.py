@@ -286,3 +286,13 @@ def test_status_says_which_step_of_the_sync_keeps_failing_since_when_and_how_oft
     assert "down for maintenance (unavailable, HTTP 503)" in shown
     hemsync("sync")
     assert "last error" not in hemsync("status").output
+
+
+def test_status_says_when_the_server_asked_the_laptop_to_wait(hemsync, server):
+    from .fake_server import FakeResponse
+
+    login_as(hemsync, server, "u-dr-anna")
+    server.faults = [FakeResponse(503, {}, {"Retry-After": "3"})]
+    hemsync("sync")
+    shown = hemsync("status").output
+    assert "the server asked this laptop to wait 3 s (it was busy)" in shown

@@ -65,12 +65,22 @@ def test_connection_errors_time_outs_5xx_and_429_are_retried_with_backoff():
     assert [0 <= s <= 2 ** n for n, s in enumerate(sleeps)] == [True] * 4
 
 
-def test_retry_after_is_honoured_up_to_the_longest_backoff():
+def test_retry_after_is_honoured_up_to_the_longest_backoff_with_jitter_on_top():
     client, _, sleeps = client_with(error(503, "busy", headers={"Retry-After": "7"}),
                                     error(429, "slow", headers={"Retry-After": "120"}),
                                     FakeResponse(200, {}), max_backoff=30)
     client.digest()
-    assert sleeps == [7.0, 30.0]
+    assert 7.0 <= sleeps[0] <= 10.5 and 30.0 <= sleeps[1] <= 45.0
+    assert client.asked_to_wait["status"] == 429 and client.asked_to_wait["seconds"] == 30.0
+
+
+def test_laptops_told_the_same_retry_after_do_not_come_back_in_step():
+    sleeps = []
+    for _ in range(20):
+        client, _, slept = client_with(error(503, "server_busy", headers={"Retry-After": "4"}), FakeResponse(200, {}))
+        client.digest()
+        sleeps += slept
+    assert min(sleeps) >= 4.0 and len(set(sleeps)) == 20
 
 
 def test_after_the_last_try_a_connection_error_is_connection_lost_keeping_the_cause():

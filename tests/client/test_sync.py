@@ -229,3 +229,13 @@ def test_the_outbox_goes_out_in_batches_no_larger_than_the_servers_max_batch(doc
     report = sync(replica, client=client)
     pushes = [len(body["changes"]) for path, body in server.bodies if path == "/v1/push"]
     assert (pushes, report.applied, report.unsent) == ([3, 3, 1], 7, 0)
+
+
+def test_a_server_that_asked_the_laptop_to_wait_is_remembered_for_status(doctor, server):
+    replica, client = doctor
+    new_patient(replica)
+    server.faults = [FakeResponse(503, {}, {"Retry-After": "2"})]
+    sync(replica, client=client)
+    asked = replica.setting("last_server_wait")
+    assert (asked["status"], asked["seconds"]) == (503, 2.0) and asked["at"]
+    assert replica.outbox() == []

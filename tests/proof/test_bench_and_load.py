@@ -20,7 +20,14 @@ def test_a_short_load_run_converges_with_nothing_lost_or_doubled(tmp_path):
     figures = load.run(laptops=6, duration=6, interval=2, seed=3, workdir=tmp_path, progress=lambda *a: None)
     assert figures["problems"] == []
     assert figures["errors"] == 0
+    assert (figures["answered_5xx"], figures["dropped"]) == (0, 0) and figures["ok"]
     assert figures["syncs"] >= 6 and figures["changes_made"] > 0
+
+
+def test_a_load_run_fails_when_any_request_is_dropped_or_answered_5xx():
+    log = [("GET /v1/pull", 200, 0.1), ("POST /v1/push", None, 5.0), ("POST /v1/push", 503, 0.1),
+           ("POST /v1/handshake", 429, 0.0), ("GET /v1/pull", 500, 0.1)]
+    assert load.answer_counts(log) == {"dropped": 1, "answered_5xx": 2, "answered_503": 1, "answered_429": 1}
 
 
 def test_a_short_load_run_on_postgresql_with_four_server_processes_converges(tmp_path, postgres_url):
@@ -30,3 +37,12 @@ def test_a_short_load_run_on_postgresql_with_four_server_processes_converges(tmp
     assert figures["problems"] == []
     assert figures["errors"] == 0
     assert figures["syncs"] >= 6 and figures["changes_made"] > 0
+
+
+def test_a_soak_fails_when_the_servers_memory_or_open_files_grow_after_the_warm_up():
+    from proof.soak import growth_problems
+
+    flat = [(0, 40_000, 30), (1, 60_000, 230), (2, 61_000, 231), (3, 62_000, 229)]
+    assert growth_problems(flat) == []
+    leaking = [(0, 40_000, 30), (1, 60_000, 230), (2, 80_000, 300)]
+    assert len(growth_problems(leaking)) == 2

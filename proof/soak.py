@@ -1,0 +1,70 @@
+"""``make soak``: 200 laptops syncing every 30 s for an hour; the server's memory and open files must stay flat.
+
+It is ``make load`` run long, with the server's resident memory and open file
+descriptors sampled every minute. The run fails when the load test's own checks
+fail, when any request is dropped or answered 5xx, or when the server grows:
+after the first minute (warm-up: caches, connection pools, threads), memory may
+not grow by more than ``RSS_GROWTH`` and open files by more than ``FD_GROWTH``.
+
+Example: python -m proof.soak --minutes 60           (SOAK_MINUTES=3 make soak: a short one)
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+from . import load
+
+__all__ = ["main", "growth_problems"]
+
+#: Resident memory may grow by this share after the warm-up minute (allocator noise, the audit log's pages).
+RSS_GROWTH = 0.25
+#: Open file descriptors may grow by this many after the warm-up minute (a few keep-alive connections).
+FD_GROWTH = 25
+
+
+def growth_problems(samples):
+    """What grew in ``samples`` of (minute, RSS KiB, open fds) after the first minute, as sentences."""
+    if len(samples) < 3:
+        return [f"only {len(samples)} sample(s): run at least 2 minutes"]
+    _, rss0, fds0 = samples[1]
+    problems = []
+    for minute, rss, fds in samples[2:]:
+        if rss > rss0 * (1 + RSS_GROWTH):
+            problems.append(f"memory grew from {rss0} KiB to {rss} KiB by minute {minute}")
+        if fds > fds0 + FD_GROWTH:
+            problems.append(f"open files grew from {fds0} to {fds} by minute {minute}")
+    return problems
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m proof.soak", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=float(os.environ.get("SOAK_MINUTES") or 60))
+    parser.add_argument("--laptops", type=int, default=int(os.environ.get("LAPTOPS") or 200))
+    parser.add_argument("--interval", type=float, default=30.0, help="seconds between a laptop's syncs")
+    args = parser.parse_args(argv)
+    if args.minutes > 240 or args.laptops > 500:
+        parser.error("bounded: at most 240 minutes and 500 laptops")
+    workdir = tempfile.mkdtemp(prefix="hemsync-soak-")
+    try:
+        figures = load.run(args.laptops, args.minutes * 60, args.interval, 1, workdir, sample_every=60)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    problems = growth_problems(figures["samples"])
+    print()
+    print(load.table(figures))
+    print("\nminute  RSS KiB  open files")
+    for minute, rss, fds in figures["samples"]:
+        print(f"{minute:>6}  {rss:>7}  {fds:>10}")
+    for problem in problems:
+        print(f"soak: PROBLEM: {problem}")
+    figures["growth_problems"] = problems
+    print(json.dumps(figures))
+    return 0 if figures["ok"] and not problems else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
