@@ -4,11 +4,11 @@ Each read an admin makes is audited as the CLI's and the API's are (``admin_read
 revoking a device is audited as ``hemsync-server revoke`` is.
 """
 
-from flask import Blueprint, current_app, flash, g, redirect, request, url_for
+from flask import Blueprint, flash, g, redirect, request, url_for
 
 from .. import audit, auth, web
 from ..errors import NotFound
-from .session import WEB_DEVICE, page, signed_in
+from .session import WEB_DEVICE, page, signed_in, store
 
 __all__ = ["blueprint"]
 
@@ -18,15 +18,11 @@ web.csrf.protect(blueprint)
 AUDIT_PAGE = 200
 
 
-def _store():
-    return current_app.extensions["hemsync.store"]
-
-
 @blueprint.get("/users")
 @signed_in("admin")
 def users():
     """Everyone who works in the region, with role, municipalities, HSA-id and whether a password is set."""
-    people = [{**user, "has_password": _store().password_hash(user["id"]) is not None} for user in _store().users()]
+    people = [{**user, "has_password": store().password_hash(user["id"]) is not None} for user in store().users()]
     return page("admin_users.html", users=people)
 
 
@@ -34,7 +30,7 @@ def users():
 @signed_in("admin")
 def devices():
     """Device health: last sync, changes waiting, rejected, clock offset; revoke."""
-    return page("admin_devices.html", devices=auth.device_health(_store()))
+    return page("admin_devices.html", devices=auth.device_health(store()))
 
 
 @blueprint.post("/devices/<device_id>/revoke")
@@ -42,9 +38,9 @@ def devices():
 def revoke(device_id):
     """Revoke a device: it is told to wipe its replica."""
     try:
-        with _store().transaction():
-            device = auth.revoke(_store(), device_id)
-            _store().audit([audit.admin("revoke", {"for_user": device["user_id"], "via": "web"}, user=g.user,
+        with store().transaction():
+            device = auth.revoke(store(), device_id)
+            store().audit([audit.admin("revoke", {"for_user": device["user_id"], "via": "web"}, user=g.user,
                                         device_id=device_id)])
     except NotFound:
         flash(web.i18n.gettext("No such device."), "error")
@@ -57,8 +53,8 @@ def revoke(device_id):
 @signed_in("admin")
 def quarantine():
     """Rejected changes with their reasons (audited: they hold clinical text)."""
-    entries = _store().quarantined(limit=AUDIT_PAGE)
-    _store().audit(audit.quarantine_read(g.user, WEB_DEVICE, entries, f"GET {request.path}"))
+    entries = store().quarantined(limit=AUDIT_PAGE)
+    store().audit(audit.quarantine_read(g.user, WEB_DEVICE, entries, f"GET {request.path}"))
     return page("admin_quarantine.html", entries=entries)
 
 
@@ -66,8 +62,8 @@ def quarantine():
 @signed_in("admin")
 def duplicates():
     """Open duplicate-patient conflicts: the patients sharing a personnummer (merge with the CLI)."""
-    conflicts = _store().duplicates(status="open")
-    _store().audit(audit.duplicates_read(g.user, WEB_DEVICE, conflicts, f"GET {request.path}"))
+    conflicts = store().duplicates(status="open")
+    store().audit(audit.duplicates_read(g.user, WEB_DEVICE, conflicts, f"GET {request.path}"))
     return page("admin_duplicates.html", conflicts=conflicts)
 
 
@@ -77,9 +73,9 @@ def audit_log():
     """The audit log, newest page, searchable by patient id and by user id."""
     patient_id = request.args.get("patient_id", "").strip() or None
     user_id = request.args.get("user_id", "").strip() or None
-    entries = _store().audit_log(patient_id=patient_id, limit=10_000 if user_id else AUDIT_PAGE)
+    entries = store().audit_log(patient_id=patient_id, limit=10_000 if user_id else AUDIT_PAGE)
     if user_id:
         entries = [e for e in entries if e["user_id"] == user_id][-AUDIT_PAGE:]
-    _store().audit(audit.audit_log_read(g.user, WEB_DEVICE, entries, f"GET {request.path}", patient_id))
+    store().audit(audit.audit_log_read(g.user, WEB_DEVICE, entries, f"GET {request.path}", patient_id))
     return page("admin_audit.html", entries=list(reversed(entries)), patient_id=patient_id or "",
                 user_id=user_id or "")

@@ -14,7 +14,7 @@ from schema.errors import HemsyncError
 
 from .. import audit, queue, web
 from ..errors import ChangeRefused
-from .session import WEB_DEVICE, audit_read, page, signed_in, writes
+from .session import WEB_DEVICE, audit_read, page, signed_in, writes, store
 
 __all__ = ["blueprint"]
 
@@ -24,22 +24,18 @@ web.csrf.protect(blueprint)
 BANNER_ESCALATIONS = 5
 
 
-def _store():
-    return current_app.extensions["hemsync.store"]
-
-
 def board():
     """The queue entries with patient, request and suggestions, and the newest escalations; audited."""
-    store = _store()
-    view = queue.open_view(store)
-    entries = queue.queue(store, current_app.config["HEMSYNC"], utcnow())
-    doctors = [user for user in store.users() if user["role"] == "doctor"]
+    db = store()
+    view = queue.open_view(db)
+    entries = queue.queue(db, current_app.config["HEMSYNC"], utcnow())
+    doctors = [user for user in db.users() if user["role"] == "doctor"]
     for entry in entries:
         req = view.requests[entry["request_id"]]
         patient = view.patients.get(req["patient_id"], {})
         entry.update(patient=patient, request=req,
                      suggestions=suggest_doctors(req, patient, doctors, view.requests.values()))
-    escalations = [e for e in store.escalations(limit=BANNER_ESCALATIONS) if e["request_id"] in view.requests]
+    escalations = [e for e in db.escalations(limit=BANNER_ESCALATIONS) if e["request_id"] in view.requests]
     for escalation in escalations:
         patient = view.patients.get(escalation["patient_id"], {})
         escalation["patient_name"] = patient.get("name", "")
@@ -59,7 +55,7 @@ def queue_page():
 
 def _change(request_id, fields, done):
     try:
-        with _store().transaction():
+        with store().transaction():
             applier = writes()
             applier.write("visit_request", request_id, fields)
             applier.finish()
@@ -75,7 +71,7 @@ def _change(request_id, fields, done):
 def assign(request_id):
     """Assign the request to a doctor (a suggested one, or any doctor by choice)."""
     doctor_id = request.form.get("doctor_id", "")
-    doctor = _store().get_user(doctor_id)
+    doctor = store().get_user(doctor_id)
     if doctor is None or doctor["role"] != "doctor":
         flash(web.i18n.gettext("Choose a doctor."), "error")
         return redirect(url_for("dispatch.queue_page"))

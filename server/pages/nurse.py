@@ -9,7 +9,7 @@ NEWS2 as the vitals are typed is the server's (:func:`schema.news2.score`, via
 import re
 import uuid
 
-from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
 
 from schema.clock import now_text
 from schema.dispatch import emergency_reasons
@@ -20,7 +20,7 @@ from schema.records.visit_request import RETTS_COLOURS, URGENCIES
 
 from .. import audit, scope, web
 from ..errors import ChangeRefused
-from .session import WEB_DEVICE, audit_read, page, signed_in, writes
+from .session import WEB_DEVICE, audit_read, page, signed_in, writes, store
 
 __all__ = ["blueprint"]
 
@@ -31,24 +31,20 @@ SEARCH_LIMIT = 50
 _INTEGER_VITALS = ("resp_rate", "spo2", "systolic_bp", "pulse")
 
 
-def _store():
-    return current_app.extensions["hemsync.store"]
-
-
 def _shown(patient_pairs):
     """Audit what a page showed, as a pull would be: ``(patient_id, "type/id")`` pairs."""
     audit_read(audit.shown(g.user, WEB_DEVICE, patient_pairs, f"{request.method} {request.path}"))
 
 
 def _my_patients():
-    return {p.id: view(p.state) for p in _store().get_records("patient", scope.keys_for(_store(), g.user).full)}
+    return {p.id: view(p.state) for p in store().get_records("patient", scope.keys_for(store(), g.user).full)}
 
 
 def _patient(patient_id):
     """The patient if it is in the nurse's scope, else 404 (out of scope looks like unknown)."""
-    if patient_id not in scope.keys_for(_store(), g.user).full:
+    if patient_id not in scope.keys_for(store(), g.user).full:
         abort(404)
-    stored = _store().get_record("patient", patient_id)
+    stored = store().get_record("patient", patient_id)
     if stored is None:
         abort(404)
     return view(stored.state)
@@ -78,12 +74,12 @@ def patients():
 def _requests(patient_ids, mine=False):
     rows = []
     names = {}
-    for stored in _store().records_of_patients("visit_request", patient_ids):
+    for stored in store().records_of_patients("visit_request", patient_ids):
         row = view(stored.state)
         if mine and row.get("requested_by") != g.user["id"]:
             continue
         rows.append(row)
-    for stored in _store().get_records("patient", {r["patient_id"] for r in rows}):
+    for stored in store().get_records("patient", {r["patient_id"] for r in rows}):
         names[stored.id] = view(stored.state).get("name")
     for row in rows:
         row["patient_name"] = names.get(row["patient_id"], "")
@@ -165,8 +161,8 @@ def new_request(patient_id):
 
 def _send(patient_id, form, vitals):
     """Write the observation (if any vitals) and the request in one transaction; return the request's id."""
-    store = _store()
-    with store.transaction():
+    db = store()
+    with db.transaction():
         applier = writes()
         observation_id = None
         if vitals:
@@ -186,7 +182,7 @@ def _send(patient_id, form, vitals):
 @signed_in("nurse")
 def my_requests():
     """Her requests with status, doctor and deadline; ``?part=table`` is the live part the page polls."""
-    keys = scope.keys_for(_store(), g.user)
+    keys = scope.keys_for(store(), g.user)
     requests = _requests(keys.full, mine=True)
     _shown([(r["patient_id"], f"visit_request/{r['id']}") for r in requests])
     if request.args.get("part") == "table":

@@ -20,7 +20,7 @@ from ..writes import WriteApplier
 from schema.clock import utcnow
 
 __all__ = ["WEB_DEVICE", "POLL_AUDIT_SECONDS", "init_app", "begin", "end", "signed_in", "writes", "home_of",
-           "audit_read"]
+           "audit_read", "store"]
 
 #: The device written on the pages' changes: the server itself, on behalf of the signed-in user.
 WEB_DEVICE = {"id": "hemsync-web"}
@@ -42,7 +42,8 @@ def init_app(app):
     )
 
 
-def _store():
+def store():
+    """The server's store, for the pages' views."""
     return current_app.extensions["hemsync.store"]
 
 
@@ -50,7 +51,7 @@ def begin(user):
     """Start a session for ``user`` (after the password, or an identity provider, vouched for them)."""
     session.clear()
     session.permanent = True
-    session.update(user=user["id"], at=int(time.time()), pw=passwords.fingerprint(_store(), user["id"]))
+    session.update(user=user["id"], at=int(time.time()), pw=passwords.fingerprint(store(), user["id"]))
 
 
 def end():
@@ -63,8 +64,8 @@ def current_user():
     user_id, began = session.get("user"), session.get("at", 0)
     if not user_id or time.time() - began > current_app.config["HEMSYNC"]["HEMSYNC_SESSION_MINUTES"] * 60:
         return None
-    user = _store().get_user(user_id)
-    if user is None or session.get("pw") != passwords.fingerprint(_store(), user_id):
+    user = store().get_user(user_id)
+    if user is None or session.get("pw") != passwords.fingerprint(store(), user_id):
         return None
     return user
 
@@ -115,7 +116,7 @@ def page(template, **values):
 
 def writes():
     """The one write path, as the web device on behalf of the signed-in user (roles and scope are theirs)."""
-    return WriteApplier(_store(), current_app.config["HEMSYNC"], WEB_DEVICE, g.user, utcnow())
+    return WriteApplier(store(), current_app.config["HEMSYNC"], WEB_DEVICE, g.user, utcnow())
 
 
 def audit_read(entries):
@@ -130,4 +131,4 @@ def audit_read(entries):
         window = int(time.time()) // POLL_AUDIT_SECONDS
         entries = [{**e, "key": f"web-poll/{e['user_id']}/{request.path}/{e['patient_id']}/{window}"}
                    for e in entries]
-    _store().audit(entries)
+    store().audit(entries)
