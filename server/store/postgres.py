@@ -64,7 +64,7 @@ from psycopg.rows import dict_row
 from psycopg.types.string import StrDumperUnknown
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ..errors import ServerBusy, StoreError
+from ..errors import DatabaseUnavailable, ServerBusy, StoreError
 from .base import DEVICE_COLUMNS, DEVICE_COUNTERS, ScopeKeys, Store, StoredRecord, encode_wire, index_columns
 
 __all__ = ["PostgresStore", "MIGRATIONS", "WRITE_LOCK", "redacted"]
@@ -73,8 +73,13 @@ __all__ = ["PostgresStore", "MIGRATIONS", "WRITE_LOCK", "redacted"]
 WRITE_LOCK = zlib.crc32(b"hemsync.write")
 #: The advisory lock the migrations run under.
 MIGRATE_LOCK = zlib.crc32(b"hemsync.migrate")
-#: Seconds to wait for a connection from the pool before failing the request.
+#: Seconds to wait for the first connections when the store opens.
 POOL_TIMEOUT = 30
+#: Seconds a request waits for a connection from the pool: past it the database is restarting,
+#: unreachable or saturated, and the request is a 503 with Retry-After rather than held longer.
+CONNECTION_WAIT = 10
+#: Seconds a client answered 503 database_unavailable waits before it tries again.
+RETRY_AFTER = 2
 #: A process that stops between two statements of a transaction (hung, stopped, cut off) would hold
 #: the write lock and stall every writer: PostgreSQL ends such a session after this long.
 IDLE_IN_TRANSACTION = "60s"
@@ -475,6 +480,16 @@ def _configure(conn):
     conn.adapters.register_dumper(str, NulFreeText)
 
 
+def _connection_lost(error):
+    """True when a driver error means the session is gone: the database shut down, crashed or is starting.
+
+    SQLSTATE class 08 (connection exception) and 57P (admin or crash shutdown, cannot connect now),
+    or none at all (the socket closed under the driver).
+    """
+    state = error.sqlstate or ""
+    return state == "" or state.startswith(("08", "57P"))
+
+
 def quote(identifier):
     """An SQL identifier, quoted (the only way a name enters SQL text here)."""
     return '"' + identifier.replace('"', '""') + '"'
@@ -543,11 +558,19 @@ class PostgresStore(Store):
             yield conn
             return
         try:
-            with self._pool.connection() as conn:
+            with self._pool.connection(timeout=CONNECTION_WAIT) as conn:
                 yield conn
         except PoolTimeout as exc:
-            raise StoreError(f"no connection to {redacted(self.url)} within {POOL_TIMEOUT} s: "
-                             "is PostgreSQL running?") from exc
+            raise DatabaseUnavailable(f"the server got no connection to its database within {CONNECTION_WAIT} s "
+                                      "(restarting, unreachable or saturated): try again shortly",
+                                      retry_after=RETRY_AFTER) from exc
+        except psycopg.OperationalError as exc:
+            if not _connection_lost(exc):
+                raise
+            # The pool discards the broken connection when it comes back; the next request gets a new one.
+            raise DatabaseUnavailable("the server lost its connection to the database (restarting?): try again "
+                                      "shortly; a push is applied once however often it is sent",
+                                      retry_after=RETRY_AFTER) from exc
 
     @contextlib.contextmanager
     def transaction(self):
