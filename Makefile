@@ -58,7 +58,8 @@ faults: $(STAMP)
 		$(if $(filter 1,$(PG_RESTART)),--restart-postgres --workers $(or $(WORKERS),4))
 
 fuzz: $(STAMP)
-	$(BIN)/python -m proof.fuzz --requests $(REQUESTS) $(if $(SEED),--seed $(SEED))
+	$(BIN)/python -m proof.fuzz --requests $(REQUESTS) $(if $(SEED),--seed $(SEED)) \
+		$(if $(POSTGRES),--postgres $(POSTGRES))
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis

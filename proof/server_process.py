@@ -116,6 +116,11 @@ class ServerProcess:
         return found
 
     @property
+    def store(self):
+        """The server's database as a store (the one users are set up through), for checks."""
+        return self._store
+
+    @property
     def on_postgres(self):
         """True when the server keeps its data in PostgreSQL."""
         return isinstance(self.db_path, str)
