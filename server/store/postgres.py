@@ -41,6 +41,18 @@ it audits (``scopes``, ``device_records``), which nothing holding the lock
 writes, and a lone ``update_device`` outside a transaction (one statement, one
 row, waiting for nothing while it holds it).
 
+**When the database restarts** (or crashes, or is unreachable), every server process
+lives through it. A statement whose session died (SQLSTATE class 08 or 57P, or a socket
+closed under the driver) raises :class:`~server.errors.DatabaseUnavailable`: the request
+is answered 503 ``database_unavailable`` with Retry-After, its transaction undone by the
+database (a push whose COMMIT was lost in flight may have landed: the laptop's retry is
+answered from the stored results, applied once). The pool checks a connection before it
+hands it out (``check=ConnectionPool.check_connection``) and discards the dead ones, so the
+next request gets a new session; while none can be made, a request waits at most
+:data:`CONNECTION_WAIT` seconds, then is answered 503 too, never held. The pool reconnects
+in the background with an exponential backoff (1 s, doubling), so after a long outage the
+first requests may wait a few seconds more than the database took.
+
 PostgreSQL's text cannot hold a NUL character, SQLite's can: a NUL in a value
 bound to a statement (an id or a message made from bad input; record states are
 JSON, where it is escaped) is bound as U+FFFD, so bad input is kept and found
