@@ -479,7 +479,8 @@ def main(argv=None):
         parser.error("--restart-postgres makes a PostgreSQL of its own to restart: leave out --postgres")
     trials = args.trials or int(os.environ.get("TRIALS") or 0) or (1 if args.seed is not None else 200)
     seed = args.seed if args.seed is not None else int(time.time()) % 1_000_000 * 1000
-    print(f"faults: {trials} trial(s) from seed {seed} (rerun one: make faults SEED=<seed>)")
+    mode = " PG_RESTART=1" if args.restart_postgres else (" POSTGRES=<url>" if args.postgres else "")
+    print(f"faults: {trials} trial(s) from seed {seed} (rerun one: make faults{mode} SEED=<seed>)")
     workdir = tempfile.mkdtemp(prefix="hemsync-faults-")
     try:
         with contextlib.ExitStack() as stack:
