@@ -50,8 +50,9 @@ answered from the stored results, applied once). The pool checks a connection be
 hands it out (``check=ConnectionPool.check_connection``) and discards the dead ones, so the
 next request gets a new session; while none can be made, a request waits at most
 :data:`CONNECTION_WAIT` seconds, then is answered 503 too, never held. The pool reconnects
-in the background with an exponential backoff (1 s, doubling), so after a long outage the
-first requests may wait a few seconds more than the database took.
+in the background, backing off (1 s, doubling) for at most :data:`RECONNECT_GIVE_UP` seconds
+before a new request starts afresh, so the server serves again within seconds of the
+database's return, however long it was away.
 
 PostgreSQL's text cannot hold a NUL character, SQLite's can: a NUL in a value
 bound to a statement (an id or a message made from bad input; record states are
@@ -92,6 +93,8 @@ POOL_TIMEOUT = 30
 CONNECTION_WAIT = 10
 #: Seconds a client answered 503 database_unavailable waits before it tries again.
 RETRY_AFTER = 2
+#: Seconds the pool keeps retrying one new connection (backing off) before a new request starts afresh.
+RECONNECT_GIVE_UP = 10
 #: A process that stops between two statements of a transaction (hung, stopped, cut off) would hold
 #: the write lock and stall every writer: PostgreSQL ends such a session after this long.
 IDLE_IN_TRANSACTION = "60s"
@@ -531,7 +534,11 @@ class PostgresStore(Store):
                                             "options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION}"},
                                     # A connection broken by a database restart is replaced, not handed out.
                                     check=ConnectionPool.check_connection, configure=_configure,
-                                    name="hemsync")
+                                    # The pool's reconnection backs off without a cap (1 s, doubling) until
+                                    # it gives up: left at 300 s, a minute's outage kept the server at 503 for
+                                    # tens of seconds after the database was back. Given up sooner, the next
+                                    # request starts a fresh attempt at once.
+                                    reconnect_timeout=RECONNECT_GIVE_UP, name="hemsync")
         try:
             self._pool.open(wait=True, timeout=POOL_TIMEOUT)
         except PoolTimeout as exc:

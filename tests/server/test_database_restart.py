@@ -5,6 +5,7 @@ never the machine's shared PostgreSQL; where the PostgreSQL server binaries are
 missing they skip, and with HEMSYNC_REQUIRE_POSTGRES=1 (CI) that is a failure.
 """
 
+import threading
 import time
 
 import pytest
@@ -79,3 +80,27 @@ def test_while_the_database_is_down_a_request_is_answered_503_within_the_wait_an
         assert [r["result"] for r in response.json()["results"]] == ["applied"]
     finally:
         server.stop()
+
+
+def test_after_a_long_outage_the_store_serves_again_within_seconds_of_the_database_coming_back(pg_cluster, store):
+    store.head()
+    pg_cluster.stop("fast")
+    back = []
+
+    def ask_until_served():
+        while True:
+            try:
+                return store.head()
+            except DatabaseUnavailable:
+                time.sleep(postgres_store.RETRY_AFTER)
+
+    # 18 s down: with the pool's default (one reconnection backing off, 1 s doubling, for 300 s) its
+    # attempts come about 15 and 31 s in, the second 10 s or more after the database is back.
+    asker = threading.Thread(target=lambda: back.append(ask_until_served()))
+    asker.start()
+    time.sleep(18)
+    pg_cluster.start()
+    started = time.monotonic()
+    asker.join(timeout=60)
+    assert back == [0]
+    assert time.monotonic() - started < 6
