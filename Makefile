@@ -36,7 +36,7 @@ DURATION ?= 120
 REQUESTS ?= 10000
 
 bench: $(STAMP)
-	$(BIN)/python -m proof.bench --n $(N)
+	$(BIN)/python -m proof.bench --n $(N) $(if $(POSTGRES),--postgres $(POSTGRES))
 
 # POSTGRES=postgresql://... serves from a scratch database there with WORKERS= processes (default 4).
 # ALLOW_BUSY=1: 503 with Retry-After is backpressure, not failure (dropped connections still fail).
