@@ -139,16 +139,16 @@ class Trials:
     """One server for a run of trials; each trial in a municipality of its own."""
 
     def __init__(self, workdir, progress=print, database=None, workers=1, cluster=None, kinds=None):
+        # With a cluster of its own, half the trials restart it; drawn with rng.choice as ever, so a
+        # seed of the other modes runs the same trial it always did.
+        self.kinds = tuple(kinds or ((KINDS + (RESTART_KIND,) * len(KINDS)) if cluster else KINDS))
+        if RESTART_KIND in self.kinds and cluster is None:
+            raise ValueError(f"{RESTART_KIND} trials need a cluster of their own to restart")
+        self.cluster = cluster  # the throwaway cluster serving ``database``: pg_restart restarts it
         self.workdir = pathlib.Path(workdir)
         self.server = ServerProcess(self.workdir / "server", database=database, workers=workers)
         self.server.start()
         self.progress = progress
-        self.cluster = cluster  # the throwaway cluster serving ``database``: pg_restart restarts it
-        # With a cluster of its own, half the trials restart it; drawn with rng.choice as ever, so a
-        # seed of the other modes runs the same trial it always did.
-        self.kinds = tuple(kinds or (KINDS + (RESTART_KIND,) * len(KINDS) if cluster else KINDS))
-        if RESTART_KIND in self.kinds and cluster is None:
-            raise ValueError(f"{RESTART_KIND} trials need a cluster of their own to restart")
 
     def close(self):
         self.server.stop()
