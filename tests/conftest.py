@@ -21,6 +21,7 @@ from psycopg import sql
 from proof.pg_cluster import ClusterUnavailable, throwaway_cluster
 
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+CLUSTER_SKIP = "no throwaway cluster to restart"
 _reachable = {}
 
 
@@ -66,7 +67,7 @@ def pg_cluster():
         with throwaway_cluster() as cluster:
             yield cluster
     except ClusterUnavailable as exc:
-        _skip_postgres(f"PostgreSQL half skipped: no throwaway cluster to restart ({exc})")
+        _skip_postgres(f"PostgreSQL half skipped: {CLUSTER_SKIP} ({exc})")
 
 
 @pytest.fixture
@@ -110,7 +111,12 @@ def database(request, tmp_path):
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter):
     """Say once, at the end, that the PostgreSQL half did not run (each skip is listed above it too)."""
-    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "PostgreSQL half skipped" in str(r.longrepr)]
-    if skipped:
-        terminalreporter.write_sep("=", f"PostgreSQL half skipped: {len(skipped)} tests did not run on PostgreSQL "
+    skipped = [str(r.longrepr) for r in terminalreporter.stats.get("skipped", [])]
+    unreachable = sum(f"no PostgreSQL at {_admin_url()}" in r for r in skipped)
+    no_cluster = sum(CLUSTER_SKIP in r for r in skipped)
+    if unreachable:
+        terminalreporter.write_sep("=", f"PostgreSQL half skipped: {unreachable} tests did not run on PostgreSQL "
                                         f"(no PostgreSQL at {_admin_url()})", yellow=True)
+    if no_cluster:
+        terminalreporter.write_sep("=", f"PostgreSQL half skipped: {no_cluster} tests did not restart PostgreSQL "
+                                        "(no throwaway cluster could be made here: see each skip)", yellow=True)
