@@ -369,6 +369,8 @@ class Trials:
                 threading.Timer(delay, kill_while_merging).start()
             return None
 
+        log = server.workdir / "server.log"
+        logged = log.stat().st_size if log.exists() else 0
         proxy = LoopbackProxy(server.port, hook=hook)
         try:
             laptop.replica.set_setting("server_url", proxy.url)
@@ -384,6 +386,13 @@ class Trials:
         if failures:
             trial.problems.append(f"the server answered {', '.join(failures)} (a fault must be met with 503 and "
                                   f"Retry-After, or no answer): {state['statuses']}")
+        if restart:
+            with open(log, "rb") as lines:
+                lines.seek(logged)
+                ended = [line.strip() for line in lines.read().decode(errors="replace").splitlines()
+                         if " ended (" in line]  # the supervisor's word for a process that died
+            if ended:
+                trial.problems.append(f"a server process died when its database restarted: {ended}")
         if "restart_error" in state:
             trial.problems.append(f"the database did not restart: {state['restart_error']}")
         what = {"all": "server SIGKILLed", "database": "the database's sessions ended",
