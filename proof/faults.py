@@ -387,12 +387,15 @@ class Trials:
             trial.problems.append(f"the server answered {', '.join(failures)} (a fault must be met with 503 and "
                                   f"Retry-After, or no answer): {state['statuses']}")
         if restart:
+            # A process still starting (one a previous trial killed, say) cannot open its store while
+            # the database is down and exits, and the supervisor starts another: a process that was
+            # serving must live through the restart.
             with open(log, "rb") as lines:
                 lines.seek(logged)
                 ended = [line.strip() for line in lines.read().decode(errors="replace").splitlines()
-                         if " ended (" in line]  # the supervisor's word for a process that died
+                         if any(f"process {pid} ended (" in line for pid in state.get("serving", ()))]
             if ended:
-                trial.problems.append(f"a server process died when its database restarted: {ended}")
+                trial.problems.append(f"a serving server process died when its database restarted: {ended}")
         if "restart_error" in state:
             trial.problems.append(f"the database did not restart: {state['restart_error']}")
         what = {"all": "server SIGKILLed", "database": "the database's sessions ended",
@@ -404,6 +407,7 @@ class Trials:
 
     def _restart_database(self, mode, down_for, state):
         """Restart the run's own cluster (its thread's work); note how, or what went wrong, in ``state``."""
+        state["serving"] = self.server.listening_pids()
         try:
             took = self.cluster.restart(mode, down_for)
             state["restart"] = f"-m {mode}, down {took:.1f} s"
