@@ -533,7 +533,7 @@ class PostgresStore(Store):
                                     kwargs={"autocommit": True, "row_factory": dict_row,
                                             "options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION}"},
                                     # A connection broken by a database restart is replaced, not handed out.
-                                    check=ConnectionPool.check_connection, configure=_configure,
+                                    check=self._check_connection, configure=_configure,
                                     # The pool's reconnection backs off without a cap (1 s, doubling) until
                                     # it gives up: left at 300 s, a minute's outage kept the server at 503 for
                                     # tens of seconds after the database was back. Given up sooner, the next
@@ -549,6 +549,19 @@ class PostgresStore(Store):
 
     def __repr__(self):
         return f"PostgresStore({redacted(self.url)!r})"
+
+    def _check_connection(self, conn):
+        """The pool's check before it hands out a connection; a dead one means every idle one died too.
+
+        The pool tries its idle connections one by one, backing off longer after each dead one
+        (1 s, 2 s, 4 s, ...): after a restart, a pool of a few idle connections held a request
+        past :data:`CONNECTION_WAIT`. Found dead, the whole pool is checked at once instead.
+        """
+        try:
+            ConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            self._pool.check()  # drops the dead idle connections and starts making new ones
+            raise
 
     def migrate(self):
         """Apply pending migrations (named and ordered, so an older database upgrades itself)."""

@@ -44,6 +44,25 @@ def test_after_its_database_restarted_the_store_serves_the_next_request_on_a_new
     assert [u["id"] for u in store.users()] == ["u1", "u2"]
 
 
+def test_a_pool_of_idle_connections_that_died_with_a_restart_does_not_hold_the_next_request(pg_cluster, store):
+    busy = threading.Barrier(8)
+
+    def hold_a_connection():
+        with store.transaction():
+            store.head()
+            busy.wait(timeout=30)
+
+    holders = [threading.Thread(target=hold_a_connection) for _ in range(8)]
+    for holder in holders:
+        holder.start()
+    for holder in holders:
+        holder.join()
+    pg_cluster.restart("fast")  # eight idle connections in the pool, every one dead now
+    began = time.monotonic()
+    assert store.head() == 0
+    assert time.monotonic() - began < 3
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_a_write_cut_by_a_database_restart_is_database_unavailable_and_leaves_nothing(pg_cluster, store, mode):
     with pytest.raises(DatabaseUnavailable) as raised:
