@@ -47,8 +47,9 @@ closed under the driver) raises :class:`~server.errors.DatabaseUnavailable`: the
 is answered 503 ``database_unavailable`` with Retry-After, its transaction undone by the
 database (a push whose COMMIT was lost in flight may have landed: the laptop's retry is
 answered from the stored results, applied once). The pool checks a connection before it
-hands it out (``check=ConnectionPool.check_connection``) and discards the dead ones, so the
-next request gets a new session; while none can be made, a request waits at most
+hands it out (``ConnectionPool.check_connection``) and, finding one dead, checks every idle
+one at once and discards the dead, so the next request gets a new session without delay;
+while none can be made, a request waits at most
 :data:`CONNECTION_WAIT` seconds, then is answered 503 too, never held. The pool reconnects
 in the background, backing off (1 s, doubling) for at most :data:`RECONNECT_GIVE_UP` seconds
 before a new request starts afresh, so the server serves again within seconds of the
