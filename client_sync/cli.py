@@ -16,7 +16,7 @@ import click
 
 from schema import records
 from schema.clock import now_text, utcnow
-from schema.dispatch import queue_entries, suggest_doctors
+from schema.dispatch import accepted_load, queue_entries, suggest_doctors
 from schema.errors import HemsyncError
 from schema.records.visit_request import GOING
 from schema.recordtype import unflatten
@@ -596,7 +596,8 @@ def suggest(obj, request_id, as_json):
         raise click.ClickException(f"no visit_request {request_id} in this replica (sync, or check the id)")
     request = requests[request_id]
     doctors = [s for s in obj.replica.staff() if s.get("role") == "doctor"]
-    found = suggest_doctors(request, patients.get(request["patient_id"], {}), doctors, requests.values())
+    found = suggest_doctors(request, patients.get(request["patient_id"], {}), doctors,
+                            accepted_load(requests.values()))
     if as_json:
         click.echo(json.dumps([dataclasses.asdict(s) for s in found], indent=2, ensure_ascii=False))
         return

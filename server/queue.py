@@ -10,7 +10,7 @@ of what it hands out (:func:`server.audit.shown`).
 
 import dataclasses
 
-from schema.dispatch import queue_entries, suggest_doctors
+from schema.dispatch import accepted_load, queue_entries, suggest_doctors
 from schema.merge import view
 
 from .errors import NotFound
@@ -74,7 +74,7 @@ def suggestions(store, request_id):
     patient = dispatch.patients.get(request["patient_id"], {})
     doctors = [user for user in store.users() if user["role"] == "doctor"]
     # Only open requests carry load (accepted, en route, on site): the open view has them all.
-    return request, suggest_doctors(request, patient, doctors, dispatch.requests.values())
+    return request, suggest_doctors(request, patient, doctors, accepted_load(dispatch.requests.values()))
 
 
 def _views(stored_records):

@@ -1,14 +1,17 @@
-"""The admin's pages: users, devices (health, revoke), quarantine, duplicate patients, the audit log.
+"""The admin's pages: users, devices (health, revoke), quarantine, duplicate patients (merge), the audit log.
 
 Each read an admin makes is audited as the CLI's and the API's are (``admin_read``);
-revoking a device is audited as ``hemsync-server revoke`` is.
+revoking a device and merging duplicates are the CLI's acts (:mod:`server.auth`,
+:mod:`server.admin`), audited as they are there.
 """
 
-from flask import Blueprint, flash, g, redirect, request, url_for
+from flask import Blueprint, current_app, flash, g, redirect, request, url_for
 
-from .. import audit, auth, web
+from schema.merge import view
+
+from .. import admin, audit, auth, web
 from ..errors import NotFound
-from .session import WEB_DEVICE, page, signed_in, store
+from .session import REFUSALS, WEB_DEVICE, page, refused, signed_in, store
 
 __all__ = ["blueprint"]
 
@@ -61,10 +64,32 @@ def quarantine():
 @blueprint.get("/duplicates")
 @signed_in("admin")
 def duplicates():
-    """Open duplicate-patient conflicts: the patients sharing a personnummer (merge with the CLI)."""
+    """Open duplicate-patient conflicts: the records sharing a personnummer, each with its identity; merge."""
     conflicts = store().duplicates(status="open")
+    identities = {}
+    for stored in store().get_records("patient", {p for c in conflicts for p in c["patients"]}):
+        # An admin sees the duplicates' identities only (DOMAIN.md's role table), not their clinical records.
+        identities[stored.id] = {k: view(stored.state).get(k) for k in ("name", "municipality")}
     store().audit(audit.duplicates_read(g.user, WEB_DEVICE, conflicts, f"GET {request.path}"))
-    return page("admin_duplicates.html", conflicts=conflicts)
+    return page("admin_duplicates.html", conflicts=conflicts, identities=identities)
+
+
+@blueprint.post("/duplicates/merge")
+@signed_in("admin")
+def merge():
+    """Merge the duplicate record into the one kept, with the reason: ``hemsync-server merge-patients``'s act."""
+    kept_id, duplicate_id = request.form.get("keep", ""), request.form.get("duplicate", "")
+    if kept_id == duplicate_id:
+        flash(web.i18n.gettext("Choose two different records: one to keep, one to merge into it."), "error")
+        return redirect(url_for("admin.duplicates"))
+    try:
+        result = admin.merge_patients(store(), current_app.config["HEMSYNC"], kept_id, duplicate_id,
+                                      request.form.get("reason", ""), g.user["id"])
+    except REFUSALS as exc:
+        refused("Not merged: %(why)s", exc)
+    else:
+        flash(web.i18n.gettext("Merged: %(moved)s record(s) moved to the kept patient.", moved=result["moved"]), "ok")
+    return redirect(url_for("admin.duplicates"))
 
 
 @blueprint.get("/audit")
