@@ -5,8 +5,11 @@ revoking a device and merging duplicates are the CLI's acts (:mod:`server.auth`,
 :mod:`server.admin`), audited as they are there.
 """
 
+import uuid
+
 from flask import Blueprint, current_app, flash, g, redirect, request, url_for
 
+from schema.identity import normalize_personnummer
 from schema.merge import view
 
 from .. import admin, audit, auth, web
@@ -95,12 +98,27 @@ def merge():
 @blueprint.get("/audit")
 @signed_in("admin")
 def audit_log():
-    """The audit log, newest page, searchable by patient id and by user id."""
-    patient_id = request.args.get("patient_id", "").strip() or None
+    """The audit log, newest first, searchable by patient (personnummer or id) and by person."""
+    patient = request.args.get("patient", "").strip()
     user_id = request.args.get("user_id", "").strip() or None
-    entries = store().audit_log(patient_id=patient_id, limit=10_000 if user_id else AUDIT_PAGE)
-    if user_id:
-        entries = [e for e in entries if e["user_id"] == user_id][-AUDIT_PAGE:]
-    store().audit(audit.audit_log_read(g.user, WEB_DEVICE, entries, f"GET {request.path}", patient_id))
-    return page("admin_audit.html", entries=list(reversed(entries)), patient_id=patient_id or "",
-                user_id=user_id or "")
+    try:
+        patient_ids = _patients_named_by(patient) if patient else [None]
+    except REFUSALS as exc:
+        refused("Not searched: %(why)s", exc)
+        patient_ids = []
+    # A personnummer may name two records (duplicates not yet merged): their entries, newest first.
+    entries = sorted((e for patient_id in patient_ids
+                      for e in store().recent_audit(patient_id=patient_id, user_id=user_id, limit=AUDIT_PAGE)),
+                     key=lambda e: e["id"], reverse=True)[:AUDIT_PAGE]
+    store().audit(audit.audit_log_read(g.user, WEB_DEVICE, entries, f"GET {request.path}", patient or None))
+    people = sorted(store().users(), key=lambda user: user["name"])
+    return page("admin_audit.html", entries=entries, patient=patient, user_id=user_id or "", people=people,
+                page_size=AUDIT_PAGE)
+
+
+def _patients_named_by(text):
+    """The patient ids a search names: a record id as it is, a personnummer as the records that carry it."""
+    try:
+        return [str(uuid.UUID(text))]
+    except ValueError:
+        return [stored.id for stored in store().patients_with_personnummer(normalize_personnummer(text))]

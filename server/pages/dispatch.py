@@ -18,6 +18,7 @@ from schema.dispatch import accepted_load, doctors_on_duty, suggest_doctors
 
 from .. import audit, queue, web
 from ..settings import dispatch_settings
+from .search import matches
 from .session import REFUSALS, WEB_DEVICE, audit_read, page, refused, signed_in, writes, store
 
 __all__ = ["blueprint"]
@@ -26,15 +27,24 @@ blueprint = Blueprint("dispatch", __name__, url_prefix="/dispatch")
 web.csrf.protect(blueprint)
 #: Escalations shown in the banner: the newest few.
 BANNER_ESCALATIONS = 5
+#: Queue entries one board shows: the top of the queue; a search finds the others. A board of a whole
+#: region (thousands of open requests) would be megabytes every 2 s and nobody's reading.
+BOARD_ROWS = 100
 
 
-def board():
-    """The queue entries with patient, request and suggestions, the newest escalations, the doctors; audited."""
+def board(query="", municipality=""):
+    """The board: the first :data:`BOARD_ROWS` queue entries (of those the search names) with patient,
+    request and suggestions; the newest escalations; the doctors on duty. Only what is shown is audited.
+
+    Positions stay those of the whole queue, so a searched entry still says where it stands.
+    """
     db = store()
     settings = current_app.config["HEMSYNC"]
     now = utcnow()
     view = queue.open_view(db)
-    entries = queue.queue(db, settings, now)
+    everything = queue.queue(db, settings, now, municipality=municipality or None, dispatch=view)
+    found = [entry for entry in everything if not query or _names(entry, view, query)]
+    entries = found[:BOARD_ROWS]
     doctors = [user for user in db.users() if user["role"] == "doctor"]
     load = accepted_load(view.requests.values())
     for entry in entries:
@@ -49,7 +59,15 @@ def board():
                               dispatch_settings(settings))
     audit_read(audit.office_read(g.user, WEB_DEVICE, entries + escalations, f"GET {request.path}"))
     return {"entries": entries, "escalations": escalations, "doctors": on_duty,
-            "on_duty_minutes": settings["HEMSYNC_ON_DUTY_MINUTES"]}
+            "on_duty_minutes": settings["HEMSYNC_ON_DUTY_MINUTES"], "found": len(found), "open": len(everything),
+            "query": query, "municipality": municipality, "municipalities": db.municipalities()}
+
+
+def _names(entry, view, query):
+    """Whether the search names this entry: the patient (name, personnummer) or the request's reason."""
+    patient = view.patients.get(entry["patient_id"], {})
+    return matches(query, patient.get("name"), view.requests[entry["request_id"]].get("reason"),
+                   personnummer=patient.get("personnummer"))
 
 
 def _last_syncs(db):
@@ -68,7 +86,7 @@ def _last_syncs(db):
 @signed_in("dispatcher")
 def queue_page():
     """The region's open requests in dispatch order; ``?part=board`` is the live part the page polls."""
-    shown = board()
+    shown = board(request.args.get("q", "").strip(), request.args.get("municipality", "").strip())
     if request.args.get("part") == "board":
         return render_template("_board.html", **shown)
     return page("queue.html", **shown)

@@ -9,7 +9,6 @@ NEWS2 as the vitals are typed is the server's (:func:`schema.news2.score`, via
 (:func:`server.scope.keys_for`); every page that shows one audits it.
 """
 
-import re
 import uuid
 
 from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
@@ -22,6 +21,7 @@ from schema.news2 import PARAMETERS, score
 from schema.records.visit_request import RETTS_COLOURS, URGENCIES
 
 from .. import audit, scope, web
+from .search import matches
 from .session import REFUSALS, WEB_DEVICE, audit_read, page, refused, signed_in, writes, store
 
 __all__ = ["blueprint"]
@@ -52,14 +52,6 @@ def _patient(patient_id):
     return view(stored.state)
 
 
-def matches(patient, query):
-    """Whether ``query`` names the patient: part of the name, or the personnummer's digits (any form)."""
-    digits = re.sub(r"\D", "", query)
-    if len(digits) >= 6 and digits in (patient.get("personnummer") or ""):
-        return True
-    return query.casefold() in (patient.get("name") or "").casefold()
-
-
 @blueprint.get("/patients")
 @signed_in("nurse")
 def patients():
@@ -67,7 +59,8 @@ def patients():
     query = request.args.get("q", "").strip()
     found = []
     if query:
-        found = sorted((p for p in _my_patients().values() if not p.get("entered_in_error") and matches(p, query)),
+        found = sorted((p for p in _my_patients().values() if not p.get("entered_in_error")
+                        and matches(query, p.get("name"), personnummer=p.get("personnummer"))),
                        key=lambda p: (p.get("name") or "", p["id"]))[:SEARCH_LIMIT]
         _shown([(p["id"], f"patient/{p['id']}") for p in found])
     return page("patients.html", query=query, patients=found)

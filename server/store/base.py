@@ -319,6 +319,10 @@ class Store(abc.ABC):
     def audit_log(self, patient_id=None, after=0, limit=100):
         """Audit entries after an entry id, oldest first, optionally of one patient."""
 
+    @abc.abstractmethod
+    def recent_audit(self, patient_id=None, user_id=None, limit=100):
+        """The newest audit entries, newest first, optionally of one patient and of one user (for a person reading)."""
+
     # the server's own secret
     @abc.abstractmethod
     def server_secret(self):

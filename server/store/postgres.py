@@ -246,6 +246,9 @@ M004_SERVER_SECRET = (
 
 M006_PASSWORDS = ("CREATE TABLE passwords (user_id text PRIMARY KEY, hash text NOT NULL, set_at text)",)
 
+# An admin follows up one person's reads (patientdatalagen): the audit log by user, newest first.
+M007_AUDIT_BY_USER = ("CREATE INDEX audit_user_id ON audit (user_id, id)",)
+
 #: The migrations, named and ordered as server.store.sqlite's are.
 MIGRATIONS = (
     ("m001_initial", M001_INITIAL),
@@ -255,6 +258,7 @@ MIGRATIONS = (
     ("m004_server_secret", M004_SERVER_SECRET),
     ("m005_duplicates", M005_DUPLICATES),
     ("m006_passwords", M006_PASSWORDS),
+    ("m007_audit_by_user", M007_AUDIT_BY_USER),
 )
 
 CREATE_MIGRATIONS_TABLE = """
@@ -428,6 +432,15 @@ FROM audit
 WHERE id > %(after)s
   AND (%(patient_id)s::text IS NULL OR patient_id = %(patient_id)s)
 ORDER BY id
+LIMIT %(limit)s
+"""
+
+SELECT_RECENT_AUDIT = """
+SELECT *
+FROM audit
+WHERE (%(patient_id)s::text IS NULL OR patient_id = %(patient_id)s)
+  AND (%(user_id)s::text IS NULL OR user_id = %(user_id)s)
+ORDER BY id DESC
 LIMIT %(limit)s
 """
 
@@ -801,6 +814,10 @@ class PostgresStore(Store):
 
     def audit_log(self, patient_id=None, after=0, limit=100):
         rows = self._rows(SELECT_AUDIT, {"patient_id": patient_id, "after": after, "limit": limit})
+        return [{**r, "details": json.loads(r["details"])} for r in rows]
+
+    def recent_audit(self, patient_id=None, user_id=None, limit=100):
+        rows = self._rows(SELECT_RECENT_AUDIT, {"patient_id": patient_id, "user_id": user_id, "limit": limit})
         return [{**r, "details": json.loads(r["details"])} for r in rows]
 
     def server_secret(self):

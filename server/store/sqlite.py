@@ -131,6 +131,12 @@ def m006_passwords(db):
     db["passwords"].create({"user_id": str, "hash": str, "set_at": str}, pk="user_id", not_null={"hash"})
 
 
+@MIGRATIONS()
+def m007_audit_by_user(db):
+    """An admin follows up one person's reads (patientdatalagen): the audit log by user, newest first."""
+    db["audit"].create_index(["user_id", "id"])
+
+
 ESCALATION_TRIGGERS = (
     """CREATE TRIGGER escalations_append_only_update BEFORE UPDATE ON escalations
 BEGIN SELECT RAISE(ABORT, 'the escalation feed is append only'); END""",
@@ -308,6 +314,15 @@ FROM audit
 WHERE id > :after
   AND (:patient_id IS NULL OR patient_id = :patient_id)
 ORDER BY id
+LIMIT :limit
+"""
+
+SELECT_RECENT_AUDIT = """
+SELECT *
+FROM audit
+WHERE (:patient_id IS NULL OR patient_id = :patient_id)
+  AND (:user_id IS NULL OR user_id = :user_id)
+ORDER BY id DESC
 LIMIT :limit
 """
 
@@ -651,6 +666,10 @@ class SqliteStore(Store):
 
     def audit_log(self, patient_id=None, after=0, limit=100):
         rows = self._rows(SELECT_AUDIT, {"patient_id": patient_id, "after": after, "limit": limit})
+        return [{**r, "details": json.loads(r["details"])} for r in rows]
+
+    def recent_audit(self, patient_id=None, user_id=None, limit=100):
+        rows = self._rows(SELECT_RECENT_AUDIT, {"patient_id": patient_id, "user_id": user_id, "limit": limit})
         return [{**r, "details": json.loads(r["details"])} for r in rows]
 
 

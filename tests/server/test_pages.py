@@ -308,3 +308,38 @@ def test_an_admin_merges_duplicate_patients_from_the_page_and_the_act_is_audited
     assert store.get_record("patient", duplicate).state["fields"]["entered_in_error"]["value"] is True
     acts = [e for e in store.audit_log(limit=100_000) if e["details"].get("action") == "merge_patients"]
     assert {(e["patient_id"], e["user_id"]) for e in acts} == {(kept, ids["admin-per"]), (duplicate, ids["admin-per"])}
+
+
+def test_the_audit_log_page_is_newest_first_and_finds_a_patient_by_personnummer(demo):
+    app, store, ids = demo
+    patient_id = next(p for p in store.patients_in(["Halmstad"]))
+    personnummer = store.get_record("patient", patient_id).state["fields"]["personnummer"]["value"]
+    nurse = app.test_client()
+    sign_in(nurse, store, ids["nurse-halmstad"])
+    nurse.get(f"/nurse/patients/{patient_id}")
+    newest = store.recent_audit(patient_id=patient_id, limit=1)[0]
+    client = app.test_client()
+    sign_in(client, store, ids["admin-per"])
+    shown = client.get(f"/admin/audit?patient={personnummer[:8]}-{personnummer[8:]}&user_id={ids['nurse-halmstad']}")
+    rows = re.findall(r"<tr><td>.*?</tr>", shown.get_data(as_text=True), re.S)
+    assert rows and all(patient_id in row and "Maria Ek" in row for row in rows)
+    assert newest["kind"] in rows[0]
+    refused = client.get("/admin/audit?patient=19121212-1213").get_data(as_text=True)
+    assert "Ingen sökning" in refused
+
+
+def test_the_board_shows_the_top_of_the_queue_and_a_search_finds_the_rest_at_their_place(demo, monkeypatch):
+    from server.pages import dispatch
+
+    app, store, ids = demo
+    monkeypatch.setattr(dispatch, "BOARD_ROWS", 2)
+    client = app.test_client()
+    sign_in(client, store, ids["dispatcher-lena"])
+    board = client.get("/dispatch/queue?part=board").get_data(as_text=True)
+    opened = len(store.requests_with_status(["requested", "triaged", "assigned"]))
+    assert f"2 av {opened} visas" in board and board.count('<tr>\n  <td>') == 2
+    found = client.get("/dispatch/queue?part=board&q=Testperson 7").get_data(as_text=True)
+    positions = re.findall(r"<tr>\s*<td>(\d+)</td>", found)
+    assert positions == [str(opened)]  # a planned request, last in the queue, found where it stands
+    elsewhere = client.get("/dispatch/queue?part=board&q=Testperson 7&municipality=Halmstad").get_data(as_text=True)
+    assert "Ingen öppen besöksbegäran matchar sökningen." in elsewhere

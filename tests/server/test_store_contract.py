@@ -139,6 +139,15 @@ def test_changes_keep_their_result_and_rejections_are_found_by_reference(store):
     assert store.quarantined()[0]["change"] == {"x": 1}
 
 
+def test_the_recent_audit_is_newest_first_and_filters_by_patient_and_by_user(store):
+    store.audit([{"kind": "pull", "patient_id": "p1", "user_id": "u1"}, {"kind": "pull", "patient_id": "p2", "user_id": "u1"},
+                 {"kind": "pull", "patient_id": "p1", "user_id": "u2"}, {"kind": "access", "patient_id": "p1", "user_id": "u1"}])
+    assert [(e["kind"], e["user_id"]) for e in store.recent_audit(patient_id="p1")] == [
+        ("access", "u1"), ("pull", "u2"), ("pull", "u1")]
+    assert [e["patient_id"] for e in store.recent_audit(user_id="u1", limit=2)] == ["p1", "p2"]
+    assert [e["kind"] for e in store.recent_audit(patient_id="p1", user_id="u2")] == ["pull"]
+
+
 def test_the_audit_log_skips_entries_whose_key_it_has_and_filters_by_patient(store):
     assert store.audit([{"kind": "access", "patient_id": "p1", "key": "k1"},
                         {"kind": "pull", "patient_id": "p2"}]) == 2
@@ -291,7 +300,8 @@ def test_two_processes_escalate_a_request_once(stores):
 
 def test_the_store_applies_the_named_migrations(store):
     assert store.migrations() == ["m001_initial", "m002_op_gaps", "m002_escalations", "m003_municipalities",
-                                  "m004_server_secret", "m005_duplicates", "m006_passwords"]
+                                  "m004_server_secret", "m005_duplicates", "m006_passwords",
+                                  "m007_audit_by_user"]
 
 
 def test_two_processes_given_the_same_retried_batch_apply_it_once(stores):
