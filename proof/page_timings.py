@@ -23,6 +23,7 @@ import uuid
 
 from schema.clock import utcnow
 from schema.identity import make_test_personnummer
+from schema.merge import SYSTEM
 from server import create_app, passwords, seed
 from server.store import SqliteStore
 from server.writes import WriteApplier
@@ -37,34 +38,36 @@ BATCH = 1000
 
 
 def grow(store, settings, patients, open_requests, progress=print):
-    """Add ``patients`` patients and ``open_requests`` open visit requests (spread over the demo municipalities)."""
+    """Add ``patients`` patients and ``open_requests`` open visit requests (spread over the demo municipalities).
+
+    Written through the one write path as the server on each municipality's nurse's
+    behalf (the nurse is who requested), a batch per transaction: as a nurse, every
+    new patient would have her scope recomputed, which is right for one page action
+    and needlessly quadratic for fifty thousand of them.
+    """
     ids = seed.demo_users()
-    nurses = {m: store.get_user(ids[f"nurse-{m.lower()}"]) for m in seed.MUNICIPALITIES}
-    made = []
+    nurses = {m: ids[f"nurse-{m.lower()}"] for m in seed.MUNICIPALITIES}
     start = time.perf_counter()
     for first in range(0, patients, BATCH):
         with store.transaction():
+            writes = {m: WriteApplier(store, settings, {"id": "bench-pages"}, {"id": nurse, "role": SYSTEM.role},
+                                      utcnow()) for m, nurse in nurses.items()}
             for n in range(first, min(first + BATCH, patients)):
                 municipality = seed.MUNICIPALITIES[n % len(seed.MUNICIPALITIES)]
                 born = dt.date(1925, 1, 1) + dt.timedelta(days=n // 1000)
                 patient_id = str(uuid.uuid4())
-                _write(store, settings, nurses[municipality], "patient", patient_id, {
+                writes[municipality].write("patient", patient_id, {
                     "personnummer": make_test_personnummer(born, n % 1000), "name": f"Mätperson {n}",
                     "municipality": municipality, "care_setting": "sabo" if n % 3 == 0 else "own_home",
                     "access_notes": seed.TEST_NOTE})
                 if n < open_requests:
-                    _write(store, settings, nurses[municipality], "visit_request", str(uuid.uuid4()), {
+                    writes[municipality].write("visit_request", str(uuid.uuid4()), {
                         "patient_id": patient_id, "reason": "Försämrat allmäntillstånd",
                         "urgency": ("acute", "urgent", "planned")[n % 3], "callback_phone": "035-000 00 00"})
-                made.append(patient_id)
-        progress(f"  grown: {len(made):,} patients ({time.perf_counter() - start:.0f} s)")
-    return made
-
-
-def _write(store, settings, user, record_type, record_id, fields):
-    writes = WriteApplier(store, settings, {"id": "bench-pages"}, user, utcnow())
-    writes.write(record_type, record_id, fields)
-    writes.finish()
+            for applier in writes.values():
+                applier.finish()
+        if (first // BATCH) % 10 == 9 or first + BATCH >= patients:
+            progress(f"  grown: {min(first + BATCH, patients):,} patients ({time.perf_counter() - start:.0f} s)")
 
 
 def _signed_in(app, store, user_id):

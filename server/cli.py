@@ -7,6 +7,7 @@ of the library become ``click.ClickException`` here and only here.
 import dataclasses
 import functools
 import json
+import secrets
 import sys
 
 import click
@@ -624,5 +625,12 @@ def _demo_start(ctx, server):
         role = next(role for k, _, role, *_ in STAFF if k == key)
         click.echo(f"  {role:10} {user['name']:12} {', '.join(user['municipalities']) or '-':28} token {token}")
     click.echo(f"\nthe demo admin's user id, for --by: {ids['admin-per']}")
+    admin = ctx.store.get_user(ids["admin-per"])
+    click.echo(f"\nthe people's pages at {server}/ (sign in with the HSA-id; new passwords on every start):")
+    for key in ("nurse-halmstad", "dispatcher-lena", "admin-per"):
+        user = ctx.store.get_user(ids[key])
+        password = secrets.token_urlsafe(12)
+        passwords.set_password(ctx.store, user["id"], password, admin)
+        click.echo(f"  {user['role']:10} {user['name']:12} HSA-id {user['hsa_id']}  password {password}")
     click.echo(f"\nnext, in another terminal (paste a token from above when asked for it):\n"
                f"  .venv/bin/hemsync login --server {server}\n  .venv/bin/hemsync sync\n  curl {server}/healthz\n")
