@@ -103,14 +103,18 @@ def test_a_nurse_may_not_open_the_dispatchers_queue(demo):
     assert response.status_code == 403 and "Inte din sida" in response.get_data(as_text=True)
 
 
+def send_request(client, patient_id, **fields):
+    """Send the nurse's request form for the patient, with its CSRF token."""
+    token = csrf_of(client, f"/nurse/patients/{patient_id}/request")
+    return client.post(f"/nurse/patients/{patient_id}/request", data={"csrf_token": token, **fields})
+
+
 def test_a_request_sent_from_the_page_is_the_nurses_change_through_the_one_write_path(demo):
     app, store, ids = demo
     client = app.test_client()
     sign_in(client, store, ids["nurse-halmstad"])
     patient_id = next(p for p in store.patients_in(["Halmstad"]))
-    token = csrf_of(client, f"/nurse/patients/{patient_id}/request")
-    response = client.post(f"/nurse/patients/{patient_id}/request", data={
-        "csrf_token": token, "reason": "Feber", "urgency": "urgent", "resp_rate": "22", "pulse": "95"})
+    response = send_request(client, patient_id, reason="Feber", urgency="urgent", resp_rate="22", pulse="95")
     assert response.status_code == 302
     accepted = [e for e in store.audit_log(limit=1000) if e["kind"] == "change" and e["device_id"] == WEB_DEVICE["id"]]
     assert {(e["record_type"], e["user_id"]) for e in accepted} == {("observation", ids["nurse-halmstad"]),
@@ -232,9 +236,7 @@ def test_the_nurse_reads_the_doctors_signed_plan_beside_her_request_and_the_read
     client = app.test_client()
     sign_in(client, store, ids["nurse-halmstad"])
     patient_id = next(p for p in store.patients_in(["Halmstad"]))
-    token = csrf_of(client, f"/nurse/patients/{patient_id}/request")
-    client.post(f"/nurse/patients/{patient_id}/request", data={"csrf_token": token, "reason": "Feber sedan i går",
-                                                                "urgency": "urgent"})
+    send_request(client, patient_id, reason="Feber sedan i går", urgency="urgent")
     request_id = next(r.id for r in store.records_of_patients("visit_request", [patient_id])
                       if r.state["fields"]["reason"]["value"] == "Feber sedan i går")
     doctor, visit_id = ids["doctor-sara"], str(uuid.uuid4())
