@@ -209,10 +209,13 @@ WHERE {SCOPE_CONDITION}
 ORDER BY seq
 """
 
+# "+type": without it SQLite walks the primary key (type, id) for the ORDER BY, reading every patient
+# to find one personnummer (every new patient's duplicate check grew with the region); the
+# personnummer index finds the one or two rows.
 SELECT_PATIENTS_BY_PERSONNUMMER = """
 SELECT type, id, seq, patient_id, municipality, state
 FROM records
-WHERE personnummer = ? AND type = 'patient'
+WHERE personnummer = ? AND +type = 'patient'
 ORDER BY id
 """
 
