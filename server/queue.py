@@ -46,15 +46,14 @@ def open_view(store):
     )
 
 
-def queue(store, settings, now, municipality=None, dispatch=None):
+def queue(store, settings, now, municipality=None):
     """The open requests in dispatch order as JSON-ready dicts (``schema.dispatch`` decides the order).
 
     Each entry is :meth:`QueueEntry.to_dict` (with ``out_of_hours``: acute and
     received outside working hours, a matter for the on-call service) plus the
-    patient's ``municipality``. ``dispatch`` is an :func:`open_view` the caller
-    read already (read once per request, not twice).
+    patient's ``municipality``.
     """
-    dispatch = dispatch or open_view(store)
+    dispatch = open_view(store)
     entries = queue_entries(dispatch.requests, dispatch.patients, dispatch.observations, now,
                             dispatch_settings(settings), municipality=municipality)
     return [feed_entry(entry, dispatch) for entry in entries]

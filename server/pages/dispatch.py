@@ -14,7 +14,7 @@ from flask import Blueprint, current_app, flash, g, redirect, render_template, r
 import datetime as dt
 
 from schema.clock import utcnow
-from schema.dispatch import accepted_load, doctors_on_duty, suggest_doctors
+from schema.dispatch import accepted_load, doctors_on_duty, queue_entries, suggest_doctors
 
 from .. import audit, queue, web
 from ..settings import dispatch_settings
@@ -42,9 +42,11 @@ def board(query="", municipality=""):
     settings = current_app.config["HEMSYNC"]
     now = utcnow()
     view = queue.open_view(db)
-    everything = queue.queue(db, settings, now, municipality=municipality or None, dispatch=view)
+    everything = queue_entries(view.requests, view.patients, view.observations, now, dispatch_settings(settings),
+                               municipality=municipality or None)
     found = [entry for entry in everything if not query or _names(entry, view, query)]
-    entries = found[:BOARD_ROWS]
+    # Only the shown entries become page data: a region's queue is thousands long.
+    entries = [queue.feed_entry(entry, view) for entry in found[:BOARD_ROWS]]
     doctors = [user for user in db.users() if user["role"] == "doctor"]
     load = accepted_load(view.requests.values())
     for entry in entries:
@@ -65,8 +67,8 @@ def board(query="", municipality=""):
 
 def _names(entry, view, query):
     """Whether the search names this entry: the patient (name, personnummer) or the request's reason."""
-    patient = view.patients.get(entry["patient_id"], {})
-    return matches(query, patient.get("name"), view.requests[entry["request_id"]].get("reason"),
+    patient = view.patients.get(entry.patient_id, {})
+    return matches(query, patient.get("name"), view.requests[entry.request_id].get("reason"),
                    personnummer=patient.get("personnummer"))
 
 
