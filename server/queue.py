@@ -11,7 +11,6 @@ of what it hands out (:func:`server.audit.shown`).
 import dataclasses
 
 from schema.dispatch import accepted_load, queue_entries, suggest_doctors
-from schema.merge import view
 
 from .errors import NotFound
 from .scope import OPEN_REQUEST_STATUSES
@@ -78,4 +77,4 @@ def suggestions(store, request_id):
 
 
 def _views(stored_records):
-    return {stored.id: view(stored.state) for stored in stored_records}
+    return {stored.id: stored.view() for stored in stored_records}

@@ -10,7 +10,6 @@ import uuid
 from flask import Blueprint, current_app, flash, g, redirect, request, url_for
 
 from schema.identity import normalize_personnummer
-from schema.merge import view
 
 from .. import admin, audit, auth, web
 from ..errors import NotFound
@@ -72,7 +71,7 @@ def duplicates():
     identities = {}
     for stored in store().get_records("patient", {p for c in conflicts for p in c["patients"]}):
         # An admin sees the duplicates' identities only (DOMAIN.md's role table), not their clinical records.
-        identities[stored.id] = {k: view(stored.state).get(k) for k in ("name", "municipality")}
+        identities[stored.id] = {k: stored.view().get(k) for k in ("name", "municipality")}
     store().audit(audit.duplicates_read(g.user, WEB_DEVICE, conflicts, f"GET {request.path}"))
     return page("admin_duplicates.html", conflicts=conflicts, identities=identities)
 

@@ -16,7 +16,6 @@ from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template
 from schema.clock import now_text
 from schema.dispatch import emergency_reasons
 from schema.errors import HemsyncError
-from schema.merge import view
 from schema.news2 import PARAMETERS, score
 from schema.records.visit_request import RETTS_COLOURS, URGENCIES
 
@@ -39,7 +38,7 @@ def _shown(patient_pairs):
 
 
 def _my_patients():
-    return {p.id: view(p.state) for p in store().get_records("patient", scope.keys_for(store(), g.user).full)}
+    return {p.id: p.view() for p in store().get_records("patient", scope.keys_for(store(), g.user).full)}
 
 
 def _patient(patient_id):
@@ -49,7 +48,7 @@ def _patient(patient_id):
     stored = store().get_record("patient", patient_id)
     if stored is None:
         abort(404)
-    return view(stored.state)
+    return stored.view()
 
 
 @blueprint.get("/patients")
@@ -71,13 +70,13 @@ def _requests(patient_ids, mine=False):
     rows = []
     names = {}
     for stored in store().records_of_patients("visit_request", patient_ids):
-        row = view(stored.state)
+        row = stored.view()
         if mine and row.get("requested_by") != g.user["id"]:
             continue
         rows.append(row)
     shown_patients = {r["patient_id"] for r in rows}
     for stored in store().get_records("patient", shown_patients):
-        names[stored.id] = view(stored.state).get("name")
+        names[stored.id] = stored.view().get("name")
     plans = _signed_plans(shown_patients)
     for row in rows:
         row["patient_name"] = names.get(row["patient_id"], "")
@@ -93,12 +92,12 @@ def _signed_plans(patient_ids):
     """
     amendments = {}
     for stored in store().records_of_patients("amendment", patient_ids):
-        amendment = view(stored.state)
+        amendment = stored.view()
         if not amendment.get("entered_in_error"):
             amendments.setdefault(amendment["visit_id"], []).append(amendment)
     plans = {}
     for stored in store().records_of_patients("visit", patient_ids):
-        visit = view(stored.state)
+        visit = stored.view()
         if visit.get("signed_at") and visit.get("request_id") and not visit.get("entered_in_error"):
             visit["amendments"] = amendments.get(visit["id"], [])
             plans.setdefault(visit["request_id"], []).append(visit)

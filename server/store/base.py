@@ -23,6 +23,7 @@ import functools
 import json
 
 from schema import records
+from schema.merge import view
 from schema.wire import decode_state, encode_state
 
 __all__ = ["Store", "StoredRecord", "ScopeKeys", "index_columns", "encode_wire", "REQUEST_TYPE",
@@ -58,6 +59,24 @@ class StoredRecord:
         read from the store is a new StoredRecord.
         """
         return decode_state(json.loads(self.wire))
+
+    def view(self):
+        """The record as a person sees it (:func:`schema.merge.view`): a fresh dict, decoded once per state.
+
+        The pages read the same records on every poll (a board every 2 s per
+        dispatcher), and a stored state's text names it exactly, so its view is made
+        once per process and text (:data:`VIEW_CACHE` texts kept) and copied out.
+        """
+        return dict(_view_of(self.wire))
+
+
+#: Distinct stored states whose views a process keeps: a region's open board and a few nurses' lists.
+VIEW_CACHE = 100_000
+
+
+@functools.lru_cache(maxsize=VIEW_CACHE)
+def _view_of(wire):
+    return view(decode_state(json.loads(wire)))
 
 
 @dataclasses.dataclass(frozen=True)
