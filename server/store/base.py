@@ -256,6 +256,10 @@ class Store(abc.ABC):
         """The :class:`StoredRecord` of this type with one of these ids, by id."""
 
     @abc.abstractmethod
+    def records_of_type(self, record_type):
+        """Every :class:`StoredRecord` of this type, by id (the follow-up's reads: one indexed range)."""
+
+    @abc.abstractmethod
     def records_of_patients(self, record_type, patient_ids):
         """The :class:`StoredRecord` of this type that belong to one of these patients, by id."""
 

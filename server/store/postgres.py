@@ -363,6 +363,13 @@ WHERE type = %s
 ORDER BY id
 """
 
+SELECT_RECORDS_OF_TYPE = """
+SELECT type, id, seq, patient_id, municipality, state
+FROM records
+WHERE type = %s
+ORDER BY id
+"""
+
 SELECT_RECORDS_OF_PATIENTS = """
 SELECT type, id, seq, patient_id, municipality, state
 FROM records
@@ -724,6 +731,9 @@ class PostgresStore(Store):
 
     def get_records(self, record_type, ids):
         return [_record(r) for r in self._rows(SELECT_RECORDS_BY_ID, (record_type, sorted(ids)))]
+
+    def records_of_type(self, record_type):
+        return [_record(r) for r in self._rows(SELECT_RECORDS_OF_TYPE, (record_type,))]
 
     def records_of_patients(self, record_type, patient_ids):
         return [_record(r) for r in self._rows(SELECT_RECORDS_OF_PATIENTS, (record_type, sorted(patient_ids)))]

@@ -240,6 +240,13 @@ WHERE type = ?
 ORDER BY id
 """
 
+SELECT_RECORDS_OF_TYPE = """
+SELECT type, id, seq, patient_id, municipality, state
+FROM records
+WHERE type = ?
+ORDER BY id
+"""
+
 SELECT_RECORDS_OF_PATIENTS = """
 SELECT type, id, seq, patient_id, municipality, state
 FROM records
@@ -574,6 +581,9 @@ class SqliteStore(Store):
     def get_records(self, record_type, ids):
         rows = self._conn().execute(SELECT_RECORDS_BY_ID, (record_type, json.dumps(sorted(ids))))
         return [_record(row) for row in rows]
+
+    def records_of_type(self, record_type):
+        return [_record(row) for row in self._conn().execute(SELECT_RECORDS_OF_TYPE, (record_type,))]
 
     def records_of_patients(self, record_type, patient_ids):
         rows = self._conn().execute(SELECT_RECORDS_OF_PATIENTS, (record_type, json.dumps(sorted(patient_ids))))

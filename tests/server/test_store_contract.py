@@ -83,13 +83,15 @@ def test_request_keys_match_visit_requests_only_even_when_another_record_has_the
     assert not keys.covers("patient", "same-id", "same-id", "Halmstad")
 
 
-def test_records_are_found_by_ids_and_by_their_patients(store):
+def test_records_are_found_by_ids_by_their_patients_and_by_their_type(store):
     store.put_record(_patient("p1"), "c1")
     store.put_record(_patient("p2", "Laholm", "193804029829"), "c2")
     assert [r.id for r in store.get_records("patient", ["p2", "p1", "nobody"])] == ["p1", "p2"]
     assert store.get_records("visit_request", ["p1"]) == []
     assert [r.id for r in store.records_of_patients("patient", {"p2"})] == ["p2"]
     assert store.records_of_patients("patient", set()) == []
+    assert [r.id for r in store.records_of_type("patient")] == ["p1", "p2"]
+    assert store.records_of_type("hospital_stay") == []
 
 
 def test_the_escalation_feed_holds_a_request_and_kind_once(store):

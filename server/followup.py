@@ -1,0 +1,72 @@
+"""The follow-up on the server: the figures and due lists of :mod:`schema.followup` over the store.
+
+The definitions live in ``schema.followup``; this module reads what they need
+from the store (one indexed range per record type, :meth:`Store.records_of_type`),
+limits due lists to what the viewer's scope holds, and audits every showing of
+a due list as a read (one ``pull`` entry per patient shown). Figures carry no
+patient identities and are not audited.
+"""
+
+from schema.errors import Forbidden, InvalidRecord
+from schema.followup.calendar import Month
+from schema.followup.due import LISTS, due_lists
+from schema.followup.figures import figures
+from schema.followup.snapshot import TYPES, Snapshot
+from schema.references import canonical_municipality
+
+from . import audit, scope
+
+__all__ = ["snapshot", "report", "due", "parse_month"]
+
+
+def snapshot(store):
+    """A :class:`Snapshot` of every record the follow-up reads, in one read transaction."""
+    with store.reading():
+        return Snapshot.of(stored.state for record_type in TYPES for stored in store.records_of_type(record_type))
+
+
+def parse_month(text):
+    """A :class:`Month` from ``YYYY-MM``; InvalidRecord with what to write otherwise."""
+    try:
+        return Month.parse(text)
+    except ValueError as exc:
+        raise InvalidRecord(str(exc), details={"month": [str(exc)]}) from None
+
+
+def report(store, month, municipality=None, months=1, taken=None):
+    """The figures of ``month`` (``YYYY-MM``) and the ``months - 1`` before it, oldest first.
+
+    ``municipality`` is matched ignoring case against the region's list (None:
+    the whole region); ``taken`` is a snapshot already read (a page drawing
+    several charts reads the store once).
+    """
+    last = parse_month(month)
+    if municipality is not None:
+        municipality = canonical_municipality(municipality, store.municipalities())
+    taken = taken or snapshot(store)
+    return [figures(taken, last.shifted(i - months + 1), municipality) for i in range(months)]
+
+
+def due(store, user, today, via, device=None, municipality=None, taken=None):
+    """The due lists on ``today`` (a local date) as ``user`` may see them, audited as a read.
+
+    A doctor or a nurse sees the patients of her scope; an admin every
+    patient (the follow-up is hers to read, DOMAIN.md "The people's screens");
+    a dispatcher none. ``via`` names the command or page in the audit entry.
+    """
+    if user["role"] == "admin":
+        allowed = None
+    elif user["role"] in ("doctor", "nurse"):
+        allowed = set(scope.keys_for(store, user).full)
+    else:
+        raise Forbidden(f"a {user['role']} does not see the due lists: they are for admins, doctors and nurses",
+                        details={"role": [user["role"]]})
+    lists = due_lists(taken or snapshot(store), today, allowed)
+    if municipality is not None:
+        municipality = canonical_municipality(municipality, store.municipalities())
+        lists = {name: [e for e in entries if (e["municipality"] or "").casefold() == municipality.casefold()]
+                 for name, entries in lists.items()}
+    store.audit(audit.shown(user, device, [(e["patient_id"], f"patient/{e['patient_id']}")
+                                           for name in LISTS for e in lists[name]], via))
+    return lists
+
