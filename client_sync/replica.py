@@ -33,8 +33,9 @@ from schema.change import make_change
 from schema.clock import ZERO, Hlc, HybridClock, utcnow
 from schema.dispatch import DispatchSettings
 from schema.errors import HemsyncError
+from schema.followup.due import TYPES as DUE_TYPES
 from schema.followup.due import due_lists
-from schema.followup.snapshot import TYPES as FOLLOWUP_TYPES, Snapshot
+from schema.followup.snapshot import Snapshot
 from schema.merge import Actor, apply_change, view
 from schema.wire import decode_state, record_digest
 
@@ -629,7 +630,7 @@ class Replica:
         Computed by the same definitions as the server's (:mod:`schema.followup.due`);
         each patient a list shows is logged as an opening of the patient's record.
         """
-        snapshot = Snapshot.of(r.state for kind in FOLLOWUP_TYPES for r in self.local_all(kind))
+        snapshot = Snapshot.of(r.state for kind in DUE_TYPES for r in self.local_all(kind))
         lists = due_lists(snapshot, today)
         self._log_openings(sorted({(e["patient_id"], "patient", e["patient_id"])
                                    for entries in lists.values() for e in entries}))

@@ -21,8 +21,10 @@ from .figures import VISIT_AFTER_DISCHARGE_DAYS, died_by
 from .patients import age_on, in_home_care, is_sabo
 from .snapshot import is_doctor_visit, visit_time
 
-__all__ = ["LISTS", "MEDICATION_REVIEW_AGE", "MEDICATION_REVIEW_DRUGS", "DISCHARGE_LOOKBACK_DAYS", "due_lists"]
+__all__ = ["TYPES", "LISTS", "MEDICATION_REVIEW_AGE", "MEDICATION_REVIEW_DRUGS", "DISCHARGE_LOOKBACK_DAYS", "due_lists"]
 
+#: The record types the due lists read.
+TYPES = ("patient", "visit_request", "visit", "hospital_stay", "medication", "medication_review", "care_plan")
 #: The lists, in the order DOMAIN.md gives them.
 LISTS = ("medication_review_due", "sabo_without_named_doctor", "enrollment_conversation_due",
          "breakpoint_conversation_missing", "discharge_without_follow_up")
