@@ -29,6 +29,16 @@ def test_a_medication_review_falls_due_the_day_a_patient_with_five_drugs_turns_7
     assert listed(region, dt.date(2026, 11, 20))["medication_review_due"] == ["P9"]
 
 
+def test_a_medication_review_falls_due_again_a_year_after_the_last_one(region):
+    built, snapshot = region
+    assert listed(region, dt.date(2027, 11, 19))["medication_review_due"] == ["P9"]
+    lists = due_lists(snapshot, dt.date(2027, 11, 20))["medication_review_due"]
+    assert [(e["patient_id"], e["since"], e["reason"]) for e in lists] == [
+        (built.ids["P8"], "2027-11-20", "no_review_in_a_year"),
+        (built.ids["P9"], "2025-01-10", "no_review_since_start")]
+    assert lists[0]["why"] == "aged 76 with 5 active medications; no review done in the last 12 months"
+
+
 def test_sabo_residents_without_a_named_doctor_are_listed(region):
     assert listed(region, dt.date(2026, 11, 20))["sabo_without_named_doctor"] == ["P3"]
 

@@ -2,7 +2,9 @@
 
 :func:`due_lists` takes a :class:`Snapshot` and the day (Swedish local date) and
 returns, per list, one entry per patient: the patient's id, name and
-municipality, since when it is due and why. The lists name patients: whoever
+municipality, since when it is due, and why: a ``reason`` code with its
+``facts`` (for a page to say in its language) and ``why``, the same in English
+words (for the command line). The lists name patients: whoever
 shows them (the server's CLI and pages, the laptop) shows only patients in the
 viewer's scope and audits the showing as a read. Patients entered in error
 and those whose death a doctor documented are never listed.
@@ -21,10 +23,19 @@ from .figures import VISIT_AFTER_DISCHARGE_DAYS, died_by
 from .patients import age_on, in_home_care, is_sabo
 from .snapshot import is_doctor_visit, visit_time
 
-__all__ = ["TYPES", "LISTS", "MEDICATION_REVIEW_AGE", "MEDICATION_REVIEW_DRUGS", "DISCHARGE_LOOKBACK_DAYS", "due_lists"]
+__all__ = ["TYPES", "LISTS", "REASONS", "MEDICATION_REVIEW_AGE", "MEDICATION_REVIEW_DRUGS", "DISCHARGE_LOOKBACK_DAYS", "due_lists"]
 
 #: The record types the due lists read.
 TYPES = ("patient", "visit_request", "visit", "hospital_stay", "medication", "medication_review", "care_plan")
+#: Why a patient is on a list, by reason code, in English words (``since`` and the entry's facts fill them in).
+REASONS = {
+    "no_review_since_start": "aged %(age)s with %(drugs)s active medications; no review done since %(since)s",
+    "no_review_in_a_year": "aged %(age)s with %(drugs)s active medications; no review done in the last 12 months",
+    "no_named_doctor": "SÄBO resident without a named doctor",
+    "no_enrollment_conversation": "moved into SÄBO %(since)s; no enrollment conversation done since",
+    "no_breakpoint_conversation": "palliative; no breakpoint conversation done",
+    "no_follow_up": "discharged %(since)s; no doctor visit within %(days)s days and no follow-up planned",
+}
 #: The lists, in the order DOMAIN.md gives them.
 LISTS = ("medication_review_due", "sabo_without_named_doctor", "enrollment_conversation_due",
          "breakpoint_conversation_missing", "discharge_without_follow_up")
@@ -49,23 +60,23 @@ def due_lists(snapshot, today, patient_ids=None):
     done = _done_by_patient(snapshot, today)
     found = {name: [] for name in LISTS}
     for pid, patient in patients.items():
-        for name, since, why in _due(snapshot, patient, done.get(pid, {}), today):
+        for name, since, reason, facts in _due(snapshot, patient, done.get(pid, {}), today):
             found[name].append({"patient_id": pid, "name": patient.get("name"),
-                                "municipality": patient.get("municipality"), "since": since, "why": why})
+                                "municipality": patient.get("municipality"), "since": since, "reason": reason,
+                                "facts": facts, "why": REASONS[reason] % {"since": since, **facts}})
     return {name: sorted(entries, key=lambda e: (e["name"] or "", e["patient_id"])) for name, entries in found.items()}
 
 
 def _due(snapshot, patient, done, today):
     yield from _medication_review(snapshot, patient, done.get("medication_review", []), today)
     if is_sabo(patient) and not patient.get("named_doctor_id"):
-        yield "sabo_without_named_doctor", patient.get("moved_in_at"), "SÄBO resident without a named doctor"
+        yield "sabo_without_named_doctor", patient.get("moved_in_at"), "no_named_doctor", {}
     moved_in = local_date(patient.get("moved_in_at"))
     if moved_in is not None and moved_in <= today and not any(
             d >= moved_in for d in done.get("enrollment_conversation", [])):
-        yield ("enrollment_conversation_due", moved_in.isoformat(),
-               f"moved into SÄBO {moved_in}; no enrollment conversation done since")
+        yield "enrollment_conversation_due", moved_in.isoformat(), "no_enrollment_conversation", {}
     if patient.get("palliative") and not done.get("breakpoint_conversation"):
-        yield "breakpoint_conversation_missing", None, "palliative; no breakpoint conversation done"
+        yield "breakpoint_conversation_missing", None, "no_breakpoint_conversation", {}
     yield from _discharge(snapshot, patient, today)
 
 
@@ -80,13 +91,11 @@ def _medication_review(snapshot, patient, reviews, today):
               if d is not None and d <= today]
     start = max(starts) if starts else None
     last = max(reviews) if reviews else None
-    year_ago = _year_before(today)
-    what = f"aged {age} with {active} active medications"
+    facts = {"age": age, "drugs": active}
     if start is not None and (last is None or last < start):
-        yield "medication_review_due", start.isoformat(), f"{what}; no review done since {start}"
-    elif last is None or last <= year_ago:
-        since = (last + (today - year_ago)).isoformat() if last else None
-        yield "medication_review_due", since, f"{what}; no review done in the last 12 months"
+        yield "medication_review_due", start.isoformat(), "no_review_since_start", facts
+    elif last is None or last <= _years_after(today, -1):
+        yield "medication_review_due", _years_after(last, 1).isoformat() if last else None, "no_review_in_a_year", facts
 
 
 def _discharge(snapshot, patient, today):
@@ -104,8 +113,7 @@ def _discharge(snapshot, patient, today):
     planned = any(r.get("status") != "cancelled" and (local_date(parse_time(r.get("received_at"))) or dt.date.min) >= day
                   for r in snapshot.by_patient("requests").get(patient["id"], ()))
     if not visited and not planned:
-        yield ("discharge_without_follow_up", day.isoformat(),
-               f"discharged {day}; no doctor visit within {VISIT_AFTER_DISCHARGE_DAYS} days and no follow-up planned")
+        yield "discharge_without_follow_up", day.isoformat(), "no_follow_up", {"days": VISIT_AFTER_DISCHARGE_DAYS}
 
 
 def _done_by_patient(snapshot, today):
@@ -118,8 +126,8 @@ def _done_by_patient(snapshot, today):
     return done
 
 
-def _year_before(day):
+def _years_after(day, years):
     try:
-        return day.replace(year=day.year - 1)
+        return day.replace(year=day.year + years)
     except ValueError:  # 29 February
-        return day.replace(year=day.year - 1, day=28)
+        return day.replace(year=day.year + years, day=28)

@@ -5,7 +5,8 @@ Figures and due lists are :mod:`server.followup`'s, whose definitions are
 go. Charts are SVG drawn on the server (no script, no CDN): a month without
 data is a gap in the line, never a zero, and the named-doctor chart carries the
 region's 80 % target as a line. The figures name no patient; the due lists do,
-so each showing is audited as a read, and a nurse sees the patients of her scope.
+so each showing is audited as a read, and a nurse or a doctor sees the patients
+of her scope (doctors mostly use ``hemsync due`` on the laptop, offline).
 """
 
 import dataclasses
@@ -103,9 +104,9 @@ def figures():
 
 
 @blueprint.get("/due")
-@signed_in("admin", "nurse")
+@signed_in("admin", "nurse", "doctor")
 def due():
-    """The due lists: every patient for an admin, a nurse's own municipalities' (audited as a read)."""
+    """The due lists: every patient for an admin, those of her scope for a nurse or doctor (audited as a read)."""
     municipality = request.args.get("municipality", "").strip() or None
     try:
         lists = followup.due(store(), g.user, today(), f"GET {request.path}", device=WEB_DEVICE,

@@ -55,6 +55,7 @@ def test_a_nurse_sees_the_due_lists_of_her_scope_and_the_showing_is_audited(demo
     assert "Att göra-listor" in html and 'data-list="sabo_without_named_doctor"' in html
     # The demo's SÄBO residents without a named doctor: two in Halmstad, others elsewhere.
     assert "Tolvan Tolvansson" in html and "Testa Testsson" in html
+    assert "Bor på SÄBO utan fast läkarkontakt" in html and "palliativ; inget brytpunktssamtal gjort" in html
     assert "Samordna Testsson" not in html and "Testperson 5" not in html  # Laholm's
     nurse = store.get_user(ids["nurse-halmstad"])
     reads = [e for e in store.audit_log(limit=100_000)[before:] if e["user_id"] == nurse["id"]]
@@ -69,6 +70,15 @@ def test_an_admin_sees_every_municipalitys_due_lists(demo):
     sign_in(client, store, ids["admin-per"])
     html = client.get("/followup/due").get_data(as_text=True)
     assert "Samordna Testsson" in html and "Tolvan Tolvansson" in html
+
+
+def test_a_doctor_sees_the_due_lists_of_her_municipalities(demo):
+    app, store, ids = demo
+    client = app.test_client()
+    sign_in(client, store, ids["doctor-anna"])
+    html = client.get("/followup/due").get_data(as_text=True)
+    assert "Samordna Testsson" in html and "Tolvan Tolvansson" in html  # Laholm's and Halmstad's
+    assert "Testperson 13" not in html  # Varberg's
 
 
 def test_a_dispatcher_has_no_due_lists(demo):
