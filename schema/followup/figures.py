@@ -82,15 +82,15 @@ def figures(snapshot, month, municipality=None):
 def has_data(snapshot, month, municipality=None):
     """True when anything the figures count happened in the month in the municipality (or the region)."""
     where = _Where(snapshot, municipality)
+    # The events the figures count first (they are indexed anyway); receipts and admissions last.
     return any(where.holds(record["patient_id"], moment)
-               for name in ("received", "on_site", "visit", "admitted", "discharged", "arrived", "done")
+               for name in ("visit", "on_site", "discharged", "done", "arrived", "received", "admitted")
                for moment, record in snapshot.events(name).get(month.key, ()))
 
 
 def died_by(snapshot, moment):
     """The ids of patients whose death a doctor documented (a visit with outcome ``died``) by ``moment``."""
-    return {v["patient_id"] for events in snapshot.events("visit").values() for at, v in events
-            if v.get("outcome") == "died" and at <= moment}
+    return {v["patient_id"] for at, v in snapshot.events("died") if at <= moment}
 
 
 # --- the figures ------------------------------------------------------------------

@@ -182,9 +182,13 @@ class Snapshot:
         The kinds, each placed by its time: ``visit`` (:func:`visit_time`),
         ``on_site`` and ``received`` (a request's step and receipt), ``admitted``
         and ``discharged`` (a stay's), ``arrived`` (an admission's), ``done`` (a
-        review or conversation marked done, at the end of its ``date``).
+        review or conversation marked done, at the end of its ``date``). ``died``
+        (a visit with outcome ``died``) is one list over all months.
         """
         cache = self.__dict__.setdefault("_events", {})
+        if name == "died" and name not in cache:
+            cache[name] = [(at, v) for events in self.events("visit").values() for at, v in events
+                           if v.get("outcome") == "died"]
         if name not in cache:
             months = {}
             for moment, record in self._timed(name):
