@@ -18,12 +18,13 @@ request received since the discharge that was not cancelled.
 
 import datetime as dt
 
-from .calendar import local_date, parse_time
+from .calendar import local_date
 from .figures import VISIT_AFTER_DISCHARGE_DAYS, died_by
 from .patients import age_on, in_home_care, is_sabo
-from .snapshot import is_doctor_visit, visit_time
+from .snapshot import is_doctor_visit, received_time, visit_time
 
-__all__ = ["TYPES", "LISTS", "REASONS", "MEDICATION_REVIEW_AGE", "MEDICATION_REVIEW_DRUGS", "DISCHARGE_LOOKBACK_DAYS", "due_lists"]
+__all__ = ["TYPES", "LISTS", "REASONS", "MEDICATION_REVIEW_AGE", "MEDICATION_REVIEW_DRUGS", "DISCHARGE_LOOKBACK_DAYS",
+           "due_lists"]
 
 #: The record types the due lists read.
 TYPES = ("patient", "visit_request", "visit", "hospital_stay", "medication", "medication_review", "care_plan")
@@ -110,7 +111,7 @@ def _discharge(snapshot, patient, today):
     day = discharges[-1]
     visited = any(is_doctor_visit(v) and 0 <= (local_date(visit_time(v)) - day).days <= VISIT_AFTER_DISCHARGE_DAYS
                   for v in snapshot.by_patient("visits").get(patient["id"], ()))
-    planned = any(r.get("status") != "cancelled" and (local_date(parse_time(r.get("received_at"))) or dt.date.min) >= day
+    planned = any(r.get("status") != "cancelled" and (local_date(received_time(r)) or dt.date.min) >= day
                   for r in snapshot.by_patient("requests").get(patient["id"], ()))
     if not visited and not planned:
         yield "discharge_without_follow_up", day.isoformat(), "no_follow_up", {"days": VISIT_AFTER_DISCHARGE_DAYS}

@@ -14,7 +14,7 @@ Decisions where the table is terse (taken here, once):
   recorded; a request that skipped ``on_site`` never reached it;
 - the 90th percentile is the nearest rank (the smallest value with at least 90 %
   of the values at or below it), the median the middle value (the mean of the
-  two middle ones); both in whole minutes, rounded to one decimal;
+  two middle ones); both in minutes, rounded to one decimal;
 - a visit is in the month of its ``started_at`` (else its ``signed_at``); a
   doctor visit (readmission split, continuity) is a home visit or round item
   with a doctor, not a phone consult;
@@ -22,7 +22,13 @@ Decisions where the table is terse (taken here, once):
   as a readmission: the safe side for a measure of avoidable care); "1–30 days
   after" counts Swedish calendar days from the discharge date to the admission
   date;
-- an event counts for the municipality the patient belonged to when it happened.
+- an index stay is of a patient in home care (:func:`in_home_care`) as the
+  patient was recorded at the discharge;
+- a SÄBO resident "died" when a doctor documented it (a visit with outcome
+  ``died``) by the month's end; she leaves both sides of the share;
+- an admission "reached arrived in the month" by the time that step was recorded;
+- an event counts for the municipality the patient belonged to when it happened;
+  a month "has data" when any event the figures count happened in it there.
 """
 
 import math
@@ -34,8 +40,8 @@ from .calendar import Month, parse_time
 from .patients import in_home_care, is_sabo
 from .snapshot import is_doctor_visit, received_time, visit_time
 
-__all__ = ["TYPES", "FIGURES", "NAMED_DOCTOR_TARGET", "READMISSION_DAYS", "VISIT_AFTER_DISCHARGE_DAYS", "CONTINUITY_MONTHS",
-           "CONVERSATIONS", "figures", "has_data", "died_by"]
+__all__ = ["TYPES", "FIGURES", "NAMED_DOCTOR_TARGET", "READMISSION_DAYS", "VISIT_AFTER_DISCHARGE_DAYS",
+           "CONTINUITY_MONTHS", "CONVERSATIONS", "figures", "has_data", "died_by"]
 
 #: The record types the figures read.
 TYPES = ("patient", "visit_request", "visit", "hospital_stay", "admission", "medication_review", "care_plan")

@@ -19,7 +19,8 @@ from ..records.visit_request import status_steps
 from ..rules import write_key
 from .calendar import ZONE, local_date, parse_time
 
-__all__ = ["PatientPast", "Snapshot", "visit_time", "received_time", "is_doctor_visit", "DOCTOR_VISIT_KINDS", "TYPES", "VALUE_FIELDS"]
+__all__ = ["PatientPast", "Snapshot", "visit_time", "received_time", "is_doctor_visit", "DOCTOR_VISIT_KINDS", "TYPES",
+           "VALUE_FIELDS"]
 
 #: Visits in which a doctor saw the patient (a phone consult is not a visit).
 DOCTOR_VISIT_KINDS = ("home_visit", "round_item")
