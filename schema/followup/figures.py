@@ -87,6 +87,7 @@ def figures(snapshot, month, municipality=None):
 
 def has_data(snapshot, month, municipality=None):
     """True when anything the figures count happened in the month in the municipality (or the region)."""
+    month = month if isinstance(month, Month) else Month.parse(month, snapshot.zone)
     where = _Where(snapshot, municipality)
     # The events the figures count first (they are indexed anyway); receipts and admissions last.
     return any(where.holds(record["patient_id"], moment)
