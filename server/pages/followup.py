@@ -36,7 +36,7 @@ CHARTS = (
     ("acute_visits", "Acute visits", lambda v: v, False, None),
     ("direct_admissions", "Direct admissions", lambda v: v, False, None),
 )
-WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 520, 200, 44, 12, 12, 34
+WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 480, 190, 44, 28, 12, 34
 
 
 @dataclasses.dataclass
@@ -52,6 +52,8 @@ class Chart:
     target_y: float | None
     width: int = WIDTH
     height: int = HEIGHT
+    left: int = LEFT
+    right: int = WIDTH - RIGHT
 
 
 def trend_chart(key, title, reports, read, percent, target=None):

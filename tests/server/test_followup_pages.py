@@ -27,6 +27,14 @@ def test_an_admin_sees_every_figure_and_the_charts_drawn_as_svg(demo):
     assert 'class="target"' in named
 
 
+def test_a_figure_that_cannot_be_measured_says_why_in_swedish(demo):
+    app, store, ids = demo
+    client = app.test_client()
+    sign_in(client, store, ids["admin-per"])
+    html = client.get("/followup/").get_data(as_text=True)  # this month: the demo's requests, no stays
+    assert "inga data (ingen utskrivning från sjukhus under månaden)" in html
+
+
 def test_the_target_line_sits_at_80_percent_and_a_month_without_data_is_a_gap():
     chart = trend_chart("named_doctor_share_sabo", "x", _reports([0.5, None, 1.0] + [0.8] * 9),
                         lambda v: v, True, 0.8)
