@@ -9,6 +9,7 @@ patient identities and are not audited.
 
 import contextlib
 import gc
+import json
 
 from schema.errors import Forbidden, InvalidRecord
 from schema.followup.calendar import Month
@@ -18,6 +19,7 @@ from schema.followup.figures import TYPES as FIGURE_TYPES
 from schema.followup.figures import figures
 from schema.followup.snapshot import TYPES, VALUE_FIELDS, Snapshot
 from schema.references import canonical_municipality
+from schema.wire import decode_state
 
 from . import audit, scope
 
@@ -39,7 +41,7 @@ def snapshot(store, types=TYPES):
                     taken.add_values(record_type, record)
             else:
                 for stored in store.records_of_type(record_type):
-                    taken.add(stored.state)
+                    taken.add(decode_state(json.loads(stored.wire), changes=False))
     return taken
 
 

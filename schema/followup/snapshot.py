@@ -15,7 +15,7 @@ import datetime as dt
 
 from ..clock import Hlc
 from ..merge import view
-from ..records.visit_request import status_steps
+from ..records.visit_request import status_writes
 from ..rules import write_key
 from .calendar import ZONE, local_date, parse_time
 
@@ -163,9 +163,9 @@ class Snapshot:
         if kind == "visit_request":
             # Its step times, not its status history's text: the same steps, read once.
             self.add_values(kind, {"id": state["id"], **{p: w["value"] for p, w in state["fields"].items()}})
-            on_site = [at for status, at, _ in status_steps(state) if status == "on_site"]
-            if on_site:
-                self.on_site_at[state["id"]] = min(on_site)
+            on_site = next((w for w in status_writes(state) if w["value"] == "on_site"), None)
+            if on_site is not None:
+                self.on_site_at[state["id"]] = _time(on_site)
             return
         self.add_values(kind, view(state))
         status = state["fields"].get("status")

@@ -127,10 +127,14 @@ def _out_of_hours(ctx):
     return ctx.values["urgency"] == "acute" and dispatch.is_out_of_hours(ctx.now, ctx.options.get("dispatch"))
 
 
+def status_writes(state):
+    """Every write of the request's status, in the order the steps were taken (HLC, then device)."""
+    return sorted(_all_writes(state, "status"), key=lambda w: (w["hlc"], w["device_id"] or ""))
+
+
 def status_steps(state):
     """Every status the request has had, in order: ``(status, when (aware UTC, from its HLC), by whom)``."""
-    writes = sorted(_all_writes(state, "status"), key=lambda w: (w["hlc"], w["device_id"] or ""))
-    return [(w["value"], Hlc.parse(w["hlc"]).time, w["by"]) for w in writes]
+    return [(w["value"], Hlc.parse(w["hlc"]).time, w["by"]) for w in status_writes(state)]
 
 
 def status_history(state):
@@ -198,4 +202,4 @@ RECORD = register(RecordType(
     views=(status_history,),
 ))
 
-__all__ = ["RECORD", "MACHINE", "status_steps"]
+__all__ = ["RECORD", "MACHINE", "status_steps", "status_writes"]
