@@ -517,10 +517,19 @@ def _report_text(report):
         figure = report[key]
         counts = ", ".join(f"{k}={v}" for k, v in figure["counts"].items())
         shown = (f"no data ({figure['reason']})" if figure["value"] is None
-                 else json.dumps(figure["value"], ensure_ascii=False))
+                 else json.dumps(_rounded(figure["value"]), ensure_ascii=False))
         target = f" (target {figure['target']:.2f})" if "target" in figure else ""
         lines.append(f"  {key}: {shown}{target}" + (f"  [{counts}]" if counts else ""))
     return "\n".join(lines)
+
+
+def _rounded(value):
+    """Shares and rates to three decimals, for people (JSON and CSV keep every digit)."""
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
 
 
 def _report_csv(reports):
