@@ -33,3 +33,8 @@ def test_a_done_enrollment_conversation_takes_the_patient_off_the_list(hemsync, 
         status="done")
     lists = json.loads(hemsync("due", "--date", "2026-11-20", "--json").stdout)
     assert lists["enrollment_conversation_due"] == []
+
+
+def test_a_dispatchers_laptop_shows_no_due_lists(hemsync, server):
+    login_as(hemsync, server, "u-disp-dan")
+    assert "does not see the due lists" in hemsync("due", ok=False).output
