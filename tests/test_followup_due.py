@@ -40,7 +40,7 @@ def test_a_medication_review_falls_due_again_a_year_after_the_last_one(region):
 
 
 def test_sabo_residents_without_a_named_doctor_are_listed(region):
-    assert listed(region, dt.date(2026, 11, 20))["sabo_without_named_doctor"] == ["P3"]
+    assert listed(region, dt.date(2026, 11, 20))["sabo_without_named_doctor"] == ["P10", "P3"]
 
 
 def test_an_enrollment_conversation_is_due_until_one_is_done_after_moving_in(region):
@@ -48,9 +48,11 @@ def test_an_enrollment_conversation_is_due_until_one_is_done_after_moving_in(reg
     assert listed(region, dt.date(2026, 11, 20))["enrollment_conversation_due"] == ["P2"]
 
 
-def test_a_palliative_patient_who_died_is_on_no_list(region):
-    lists = listed(region, dt.date(2026, 11, 25))
-    assert all("P4" not in names for names in lists.values())
+def test_a_palliative_sabo_resident_who_died_leaves_every_list_the_day_she_died(region):
+    before = listed(region, dt.date(2026, 11, 21))
+    assert "P10" in before["sabo_without_named_doctor"] and before["breakpoint_conversation_missing"] == ["P10"]
+    after = listed(region, dt.date(2026, 11, 22))
+    assert all("P10" not in names and "P4" not in names for names in after.values())
 
 
 def test_a_discharge_without_a_doctor_visit_or_planned_follow_up_is_listed(region):
