@@ -11,7 +11,7 @@ apply; every page that shows patients audits the read. See docs/web.md.
 from flask import g
 
 from .. import web
-from . import admin, dispatch, nurse, session, signin
+from . import admin, dispatch, followup, nurse, session, signin
 
 __all__ = ["init_app"]
 
@@ -30,5 +30,5 @@ def init_app(app):
 
     web.init_app(app, timezone=app.config["HEMSYNC"]["HEMSYNC_TIMEZONE"], name_of=name_of)
     session.init_app(app)
-    for blueprint in (signin.blueprint, nurse.blueprint, dispatch.blueprint, admin.blueprint):
+    for blueprint in (signin.blueprint, nurse.blueprint, dispatch.blueprint, admin.blueprint, followup.blueprint):
         app.register_blueprint(blueprint)

@@ -89,6 +89,8 @@ NAV = {
     "admin": (("admin.users", "Users"), ("admin.devices", "Devices"), ("admin.quarantine", "Quarantine"),
               ("admin.duplicates", "Duplicates"), ("admin.audit_log", "Audit log")),
 }
+NAV["admin"] += (("followup.figures", "Follow-up"),)
+NAV["nurse"] += (("followup.due", "Due lists"),)
 
 
 def _nav(user):

@@ -65,7 +65,8 @@ from psycopg.types.string import StrDumperUnknown
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import ServerBusy, StoreError
-from .base import DEVICE_COLUMNS, DEVICE_COUNTERS, ScopeKeys, Store, StoredRecord, encode_wire, index_columns
+from .base import (DEVICE_COLUMNS, DEVICE_COUNTERS, ScopeKeys, Store, StoredRecord, encode_wire, index_columns,
+                   known_fields)
 
 __all__ = ["PostgresStore", "MIGRATIONS", "WRITE_LOCK", "redacted"]
 
@@ -366,6 +367,21 @@ WHERE type = %s
   AND id = ANY(%s::text[])
 ORDER BY id
 """
+
+SELECT_RECORDS_OF_TYPE = """
+SELECT type, id, seq, patient_id, municipality, state
+FROM records
+WHERE type = %s
+ORDER BY id
+"""
+
+# The state is text: cast once per row, then each field is a jsonb value psycopg decodes.
+SELECT_FIELD_VALUES = """
+SELECT id, patient_id, {columns}
+FROM (SELECT id, patient_id, state::jsonb -> 'fields' AS f FROM records WHERE type = %s) AS r
+ORDER BY id
+"""
+FIELD_VALUE_COLUMN = "f -> %s::text"
 
 SELECT_RECORDS_OF_PATIENTS = """
 SELECT type, id, seq, patient_id, municipality, state
@@ -737,6 +753,16 @@ class PostgresStore(Store):
 
     def get_records(self, record_type, ids):
         return [_record(r) for r in self._rows(SELECT_RECORDS_BY_ID, (record_type, sorted(ids)))]
+
+    def records_of_type(self, record_type):
+        return [_record(r) for r in self._rows(SELECT_RECORDS_OF_TYPE, (record_type,))]
+
+    def field_values(self, record_type, names):
+        names, _ = known_fields(record_type, names)
+        columns = ", ".join(f"{FIELD_VALUE_COLUMN} AS v{i}" for i in range(len(names)))
+        rows = self._rows(SELECT_FIELD_VALUES.format(columns=columns), (*names, record_type))
+        return [{"id": row["id"], "patient_id": row["patient_id"],
+                 **{name: row[f"v{i}"] for i, name in enumerate(names) if row[f"v{i}"] is not None}} for row in rows]
 
     def records_of_patients(self, record_type, patient_ids):
         return [_record(r) for r in self._rows(SELECT_RECORDS_OF_PATIENTS, (record_type, sorted(patient_ids)))]

@@ -83,13 +83,31 @@ def test_request_keys_match_visit_requests_only_even_when_another_record_has_the
     assert not keys.covers("patient", "same-id", "same-id", "Halmstad")
 
 
-def test_records_are_found_by_ids_and_by_their_patients(store):
+def test_records_are_found_by_ids_by_their_patients_and_by_their_type(store):
     store.put_record(_patient("p1"), "c1")
     store.put_record(_patient("p2", "Laholm", "193804029829"), "c2")
     assert [r.id for r in store.get_records("patient", ["p2", "p1", "nobody"])] == ["p1", "p2"]
     assert store.get_records("visit_request", ["p1"]) == []
     assert [r.id for r in store.records_of_patients("patient", {"p2"})] == ["p2"]
     assert store.records_of_patients("patient", set()) == []
+    assert [r.id for r in store.records_of_type("patient")] == ["p1", "p2"]
+    assert store.records_of_type("hospital_stay") == []
+
+
+def test_field_values_read_the_named_fields_of_every_record_of_a_type_as_json_has_them(store):
+    stay = {"change_id": "c3", "record_type": "hospital_stay", "record_id": "s1", "device_id": "d1", "op": 3,
+            "hlc": f"{1_900_000_000_002:016d}-000000", "base": {},
+            "fields": {"patient_id": "p1", "hospital": "Hallands sjukhus", "admitted_at": "2030-01-01T08:00:00+01:00",
+                       "planned": True, "follow_up": "Hb om en vecka"}}
+    store.put_record(apply_change(None, stay, NURSE, NOW).state, "c3")
+    store.put_record(_patient("p2", "Laholm", "193804029829"), "c2")
+    assert store.field_values("hospital_stay", ("planned", "admitted_at", "discharged_at")) == [
+        {"id": "s1", "patient_id": "p1", "planned": True, "admitted_at": "2030-01-01T08:00:00+01:00"}]
+    assert store.field_values("patient", ("municipality",)) == [
+        {"id": "p2", "patient_id": "p2", "municipality": "Laholm"}]
+    assert store.field_values("visit", ("kind",)) == []
+    with pytest.raises(ValueError, match="no field colour"):
+        store.field_values("hospital_stay", ("colour",))
 
 
 def test_the_escalation_feed_holds_a_request_and_kind_once(store):
