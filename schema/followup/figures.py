@@ -40,7 +40,7 @@ from .calendar import Month, parse_time
 from .patients import in_home_care, is_sabo
 from .snapshot import is_doctor_visit, received_time, visit_time
 
-__all__ = ["TYPES", "FIGURES", "NAMED_DOCTOR_TARGET", "READMISSION_DAYS", "VISIT_AFTER_DISCHARGE_DAYS",
+__all__ = ["TYPES", "FIGURES", "NO_DATA", "NAMED_DOCTOR_TARGET", "READMISSION_DAYS", "VISIT_AFTER_DISCHARGE_DAYS",
            "CONTINUITY_MONTHS", "CONVERSATIONS", "figures", "has_data", "died_by"]
 
 #: The record types the figures read.
@@ -57,6 +57,14 @@ READMISSION_DAYS = (1, 30)
 VISIT_AFTER_DISCHARGE_DAYS = 7
 #: Continuity looks at the visits of the twelve months ending with the month.
 CONTINUITY_MONTHS = 12
+#: Why a measured figure has no value although the month has data (the pages translate these).
+NO_DATA = {
+    "on_site": "no request reached on_site in the month",
+    "outcomes": "no signed home visit with an outcome in the month",
+    "stays": "no hospital stay discharged in the month",
+    "sabo": "no SÄBO resident at the end of the month",
+    "continuity": "no patient with two doctor visits in the twelve months",
+}
 #: The care_plan kinds counted as done, by figure.
 CONVERSATIONS = {"breakpoint_conversations_done": "breakpoint_conversation",
                  "enrollment_conversations_done": "enrollment_conversation", "sips_done": "sip"}
@@ -117,7 +125,7 @@ def _minutes_to_on_site(snapshot, month, where):
         counts[urgency] = len(minutes)
         value[urgency] = ({"median": round(statistics.median(minutes), 1), "p90": round(_nearest_rank(minutes, 0.9), 1)}
                           if minutes else None)
-    return _measured(value if any(counts.values()) else None, counts, "no request reached on_site in the month")
+    return _measured(value if any(counts.values()) else None, counts, NO_DATA["on_site"])
 
 
 def _outcomes(snapshot, month, where):
@@ -128,7 +136,7 @@ def _outcomes(snapshot, month, where):
     counts = {"signed_home_visits": len(signed), "with_outcome": with_outcome,
               "without_outcome": len(signed) - with_outcome, **by_outcome}
     value = {name: n / with_outcome for name, n in by_outcome.items()} if with_outcome else None
-    return _measured(value, counts, "no signed home visit with an outcome in the month")
+    return _measured(value, counts, NO_DATA["outcomes"])
 
 
 def _readmissions(snapshot, month, where):
@@ -155,7 +163,7 @@ def _readmissions(snapshot, month, where):
     counts = {f"{name}_{part}": n for name, pair in groups.items()
               for part, n in zip(("index_stays", "readmitted"), pair)}
     counts = {"index_stays": counts.pop("all_index_stays"), "readmitted": counts.pop("all_readmitted"), **counts}
-    return _measured(value if groups["all"][0] else None, counts, "no hospital stay discharged in the month")
+    return _measured(value if groups["all"][0] else None, counts, NO_DATA["stays"])
 
 
 def _named_doctor_share(snapshot, month, where):
@@ -173,7 +181,7 @@ def _named_doctor_share(snapshot, month, where):
         named += bool(patient.value_at("named_doctor_id", end))
     figure = _measured(named / residents if residents else None,
                        {"sabo_residents": residents, "with_named_doctor": named},
-                       "no SÄBO resident at the end of the month")
+                       NO_DATA["sabo"])
     return {**figure, "target": NAMED_DOCTOR_TARGET}
 
 
@@ -194,9 +202,9 @@ def _continuity(snapshot, month, where):
         total += len(doctors)
     counts = {"patients": len(upcs), "visits": total}
     upc = _measured(sum(upcs) / len(upcs) if upcs else None, counts,
-                    "no patient with two doctor visits in the twelve months")
+                    NO_DATA["continuity"])
     share = _measured(named_visits / total if total else None, {**counts, "by_named_doctor": named_visits},
-                      "no patient with two doctor visits in the twelve months")
+                      NO_DATA["continuity"])
     return upc, share
 
 

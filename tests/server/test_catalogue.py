@@ -4,27 +4,31 @@ import pathlib
 
 from babel.messages.extract import extract_from_dir
 
+from schema.followup import due, figures
 from schema.records.visit_request import MACHINE, RETTS_COLOURS, URGENCIES
 from schema.roles import ROLES
+from server.pages.followup import CHARTS
 from server.pages.session import NAV
 from server.web import i18n
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 #: Values the templates translate as they come (``_(entry.urgency)``): the schema's value lists,
-#: the queue's flags and suggestion reasons, the escalation feed's kinds.
+#: the queue's flags and suggestion reasons, the escalation feed's kinds, the follow-up's due lists
+#: and reasons and its charts' titles.
 VALUES = (*URGENCIES, *MACHINE.rank, *RETTS_COLOURS, *ROLES,
           "news2_medium", "palliative", "recent_discharge",
           "named doctor (continuity)", "same municipality", "other",
-          "deadline", "out_of_hours")
+          "deadline", "out_of_hours",
+          *due.LISTS, *due.REASONS.values(), *figures.NO_DATA.values(), *(title for _, title, *_ in CHARTS))
 
 
 def _extracted():
     """Every message the templates (``_()``) and the views (``gettext()``) name, with where."""
     method_map = [("**/templates/**.html", "jinja2.ext.babel_extract"), ("**.py", "python")]
+    keywords = {"_": None, "gettext": None, "refused": None}
     found = {}
     for folder in ("server/web", "server/pages"):
-        for filename, lineno, message, _, _ in extract_from_dir(ROOT / folder, method_map,
-                                                                 keywords={"_": None, "gettext": None, "refused": None}):
+        for filename, lineno, message, _, _ in extract_from_dir(ROOT / folder, method_map, keywords=keywords):
             message = message if isinstance(message, str) else message[0]
             found.setdefault(message, f"{folder}/{filename}:{lineno}")
     return found
