@@ -102,12 +102,18 @@ def pages(store):
 
 
 def time_pages(app, store, rounds=5):
-    """``{path: {"median_ms", "max_ms", "bytes"}}`` for every main page, each fetched ``rounds`` times."""
+    """``{path: {"first_ms", "median_ms", "max_ms", "bytes"}}`` for every main page.
+
+    ``first_ms`` is the first showing after the region grew (no view of its records
+    made yet); median and max are of ``rounds`` showings after it, as a live page polls.
+    """
     clients, figures = {}, {}
     ids = seed.demo_users()
     for key, path in pages(store):
         client = clients.get(key) or clients.setdefault(key, _signed_in(app, store, ids[key]))
-        answer = client.get(path)  # warm-up
+        start = time.perf_counter()
+        answer = client.get(path)  # the first showing: no record's view made yet in this process
+        first = (time.perf_counter() - start) * 1000
         assert answer.status_code == 200, (path, answer.status_code)
         times = []
         for _ in range(rounds):
@@ -115,7 +121,7 @@ def time_pages(app, store, rounds=5):
             answer = client.get(path)
             times.append((time.perf_counter() - start) * 1000)
         figures[re.sub(r"[0-9a-f-]{36}", "{id}", path)] = {
-            "median_ms": round(statistics.median(times), 1), "max_ms": round(max(times), 1),
+            "first_ms": round(first, 1), "median_ms": round(statistics.median(times), 1), "max_ms": round(max(times), 1),
             "bytes": len(answer.get_data())}
     return figures
 
@@ -138,19 +144,20 @@ def run(patients, open_requests, workdir, rounds=5, progress=print):
     store.close()
     return {
         "demo": demo, "region": region, "patients": patients, "open_requests": open_requests,
-        "demo_slowest_ms": max(f["max_ms"] for f in demo.values()),
-        "region_slowest_ms": max(f["max_ms"] for f in region.values()),
+        "demo_slowest_ms": max(max(f["max_ms"], f["first_ms"]) for f in demo.values()),
+        "region_slowest_ms": max(max(f["max_ms"], f["first_ms"]) for f in region.values()),
         "demo_target_ms": TARGET_DEMO_MS, "region_target_ms": TARGET_REGION_MS,
     }
 
 
 def table(figures):
     """The figures as a table for people."""
-    lines = [f"{'page':48} {'demo ms (median/max)':>22} {'region ms (median/max)':>24} {'region KB':>10}"]
+    lines = [f"{'page':44} {'demo ms first/median/max':>26} {'region ms first/median/max':>28} {'KB':>5}"]
     for path, demo in figures["demo"].items():
         region = figures["region"][path]
-        lines.append(f"{path:48} {demo['median_ms']:>10.1f} / {demo['max_ms']:>8.1f} "
-                     f"{region['median_ms']:>12.1f} / {region['max_ms']:>8.1f} {region['bytes'] / 1024:>10.0f}")
+        lines.append(f"{path:44} {demo['first_ms']:>8.1f} {demo['median_ms']:>8.1f} {demo['max_ms']:>8.1f} "
+                     f"{region['first_ms']:>9.1f} {region['median_ms']:>9.1f} {region['max_ms']:>9.1f} "
+                     f"{region['bytes'] / 1024:>5.0f}")
     lines.append(f"slowest: demo {figures['demo_slowest_ms']:.0f} ms (target {TARGET_DEMO_MS}), region "
                  f"{figures['region_slowest_ms']:.0f} ms (target {TARGET_REGION_MS})")
     return "\n".join(lines)
