@@ -40,7 +40,7 @@ PAGE_PATIENTS ?= 50000
 PAGE_REQUESTS ?= 5000
 
 bench: $(STAMP)
-	$(BIN)/python -m proof.bench --n $(N)
+	$(BIN)/python -m proof.bench --n $(N) $(if $(POSTGRES),--postgres $(POSTGRES))
 	$(BIN)/python -m proof.page_timings --patients $(PAGE_PATIENTS) --requests $(PAGE_REQUESTS)
 
 # POSTGRES=postgresql://... serves from a scratch database there with WORKERS= processes (default 4).
@@ -55,12 +55,16 @@ soak: $(STAMP)
 	$(BIN)/python -m proof.soak --minutes $(SOAK_MINUTES)
 
 # TRIALS= trials (default 200); SEED= reruns from that seed (one trial unless TRIALS= is given).
+# POSTGRES=URL serves from a scratch database there with WORKERS= processes (default 4);
+# PG_RESTART=1 instead makes a throwaway PostgreSQL cluster and restarts it mid-push too.
 faults: $(STAMP)
 	$(BIN)/python -m proof.faults $(if $(TRIALS),--trials $(TRIALS)) $(if $(SEED),--seed $(SEED)) \
-		$(if $(POSTGRES),--postgres $(POSTGRES) --workers $(or $(WORKERS),4))
+		$(if $(POSTGRES),--postgres $(POSTGRES) --workers $(or $(WORKERS),4)) \
+		$(if $(filter 1,$(PG_RESTART)),--restart-postgres --workers $(or $(WORKERS),4))
 
 fuzz: $(STAMP)
-	$(BIN)/python -m proof.fuzz --requests $(REQUESTS) $(if $(SEED),--seed $(SEED))
+	$(BIN)/python -m proof.fuzz --requests $(REQUESTS) $(if $(SEED),--seed $(SEED)) \
+		$(if $(POSTGRES),--postgres $(POSTGRES))
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .hypothesis

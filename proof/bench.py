@@ -19,6 +19,8 @@ taken, ~740 bytes of JSON; proof/workload.py), in one run:
   figure that shows whether a write does its work once.
 
 Prints a table and one JSON object (``--json`` for the object alone).
+``--postgres URL`` serves from a scratch database on that PostgreSQL server (made
+and dropped); the ceiling stays SQLite's, the laptop's database.
 ``--profile`` adds where the time goes (cProfile of the laptop side in this
 process, and of the server side replayed in-process).
 
@@ -26,6 +28,7 @@ Example: python -m proof.bench --n 20000
 """
 
 import argparse
+import contextlib
 import cProfile
 import json
 import os
@@ -40,7 +43,7 @@ from client_sync.sync import sync
 
 from .laptops import converged, login
 from .proxy import LoopbackProxy
-from .server_process import ServerProcess
+from .server_process import ServerProcess, scratch_database
 from .workload import Workload, as_one_row, record_json
 
 __all__ = ["main", "ceiling", "run"]
@@ -105,10 +108,10 @@ def offline_edits(laptop, work, patient_id, edits):
     return time.perf_counter() - start
 
 
-def run(n, workdir, seed=1, progress=print, profiles=None, edits=1000):
+def run(n, workdir, seed=1, progress=print, profiles=None, edits=1000, database=None):
     """Measure everything for ``n`` visits (and ``edits`` offline edits of one record) under ``workdir``.
 
-    Returns the figures (a dict).
+    Returns the figures (a dict). ``database``: a PostgreSQL URL to serve from (default: a SQLite file).
 
     ``profiles``, a dict, receives cProfile profiles of the laptop side of the
     push and of the initial sync (``laptop push``, ``laptop pull``) when given.
@@ -117,8 +120,8 @@ def run(n, workdir, seed=1, progress=print, profiles=None, edits=1000):
         else (lambda name: _NoProfile())
     work = Workload(seed)
     progress(f"bench: {n} visits with vitals, workdir {workdir}")
-    server = ServerProcess(pathlib.Path(workdir) / "server")
-    figures = {"n": n}
+    server = ServerProcess(pathlib.Path(workdir) / "server", database=database)
+    figures = {"n": n, "store": "postgresql" if server.on_postgres else "sqlite"}
     try:
         # One doctor, two laptops: visits are edited only by their own doctor.
         doctor = server.add_user("Anna Bänk", "doctor", [MUNICIPALITY])
@@ -258,12 +261,17 @@ def main(argv=None):
                         help="offline edits of one record to time (default 1000; 0 skips)")
     parser.add_argument("--profile", action="store_true",
                         help="also print where the time goes (laptop side here, server side replayed in-process)")
+    parser.add_argument("--postgres", metavar="URL", default=os.environ.get("POSTGRES") or None,
+                        help="serve from a scratch database on this PostgreSQL server (made and dropped)")
     args = parser.parse_args(argv)
     workdir = tempfile.mkdtemp(prefix="hemsync-bench-")
     quiet = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     profiles = {} if args.profile else None
     try:
-        figures = run(args.n, workdir, args.seed, progress=quiet, profiles=profiles, edits=args.edits)
+        with contextlib.ExitStack() as stack:
+            database = stack.enter_context(scratch_database(args.postgres)) if args.postgres else None
+            figures = run(args.n, workdir, args.seed, progress=quiet, profiles=profiles, edits=args.edits,
+                          database=database)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

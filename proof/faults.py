@@ -18,7 +18,13 @@ conflicting offline work, some laptops syncing first, and then one fault:
   its answer leaves) and restarted; the laptop syncs until one completes. On
   PostgreSQL, a third of them end every database session of the server instead
   (what a database restart does to it: open transactions rolled back), and with
-  several processes another third SIGKILLs only the process serving the push.
+  several processes another third SIGKILLs only the process serving the push;
+- ``pg_restart`` (with ``--restart-postgres`` only): PostgreSQL itself is restarted
+  (``pg_ctl restart``, fast or immediate, down for a seeded moment) while a push is
+  in flight: as it arrives, while it is merged, or as its answer leaves. The
+  server's processes must live through it: a request whose connection died is
+  answered 503 ``database_unavailable`` (never 500, never held), and the laptop
+  syncs until one completes.
 
 Then every laptop syncs to the head and the trial checks that each replica
 equals what the server hands its device, that no outbox keeps anything, and
@@ -28,6 +34,10 @@ A failure prints its seed: ``make faults SEED=<seed>`` runs that trial alone.
 With ``--postgres URL`` the server is ``serve --workers 4`` on a scratch PostgreSQL
 database, and ``server_kill`` SIGKILLs all four processes mid-push, or only the one
 serving the push (its supervisor starts another), or ends the database's sessions.
+With ``--restart-postgres`` the same runs on a throwaway PostgreSQL cluster of the
+run's own (proof/pg_cluster.py: initdb in a temporary directory, pg_ctl on a free
+port; the machine's shared PostgreSQL is never restarted), and half the trials are
+``pg_restart``.
 
 Example: python -m proof.faults --trials 200
 """
@@ -50,17 +60,20 @@ import time
 import traceback
 import uuid
 
-from client_sync.errors import ConnectionLost, ProtocolError
+from client_sync.errors import ConnectionLost, ProtocolError, ServerFailed
 from client_sync.sync import PAUSE_ENV, sync
 
 from .laptops import converged, ledger_problems, login
+from .pg_cluster import SHUTDOWN_MODES, throwaway_cluster
 from .proxy import LoopbackProxy, message_length
 from .server_process import ROOT, ServerProcess, scratch_database
 from .workload import Editor, Workload, shared_records
 
-__all__ = ["main", "run_trials", "Trial", "KINDS"]
+__all__ = ["main", "run_trials", "Trial", "KINDS", "RESTART_KIND"]
 
 KINDS = ("cut_up", "cut_down", "kill_sync", "kill_write", "server_kill")
+#: The kind that restarts PostgreSQL itself: only on a cluster of the run's own.
+RESTART_KIND = "pg_restart"
 
 
 @dataclasses.dataclass
@@ -79,8 +92,9 @@ def _sync_until_done(laptop, url, tries=12, pause=0.0):
     """Sync through a bad line until a sync completes; return how many failed first.
 
     A line cut inside an answer's headers can look like a whole answer with an
-    empty body, which the client reports as ProtocolError, not ConnectionLost:
-    either way the person syncs again.
+    empty body, which the client reports as ProtocolError, not ConnectionLost;
+    a server whose database is restarting answers 503: either way the person
+    syncs again. Any other failure (a 500) ends the trial.
     """
     client = laptop.client(url, retries=1, sleep=lambda s: None, timeout=(2, 5))
     for failed in range(tries):
@@ -88,6 +102,10 @@ def _sync_until_done(laptop, url, tries=12, pause=0.0):
             sync(laptop.replica, client=client)
             return failed
         except (ConnectionLost, ProtocolError):
+            time.sleep(pause)
+        except ServerFailed as exc:
+            if exc.status != 503:
+                raise
             time.sleep(pause)
     raise AssertionError(f"{laptop.name}: no sync completed in {tries} tries")
 
@@ -120,7 +138,13 @@ def _paused(process, timeout=60):
 class Trials:
     """One server for a run of trials; each trial in a municipality of its own."""
 
-    def __init__(self, workdir, progress=print, database=None, workers=1):
+    def __init__(self, workdir, progress=print, database=None, workers=1, cluster=None, kinds=None):
+        # With a cluster of its own, half the trials restart it; drawn with rng.choice as ever, so a
+        # seed of the other modes runs the same trial it always did.
+        self.kinds = tuple(kinds or ((KINDS + (RESTART_KIND,) * len(KINDS)) if cluster else KINDS))
+        if RESTART_KIND in self.kinds and cluster is None:
+            raise ValueError(f"{RESTART_KIND} trials need a cluster of their own to restart")
+        self.cluster = cluster  # the throwaway cluster serving ``database``: pg_restart restarts it
         self.workdir = pathlib.Path(workdir)
         self.server = ServerProcess(self.workdir / "server", database=database, workers=workers)
         self.server.start()
@@ -175,7 +199,7 @@ class Trials:
         others = [laptop for i, laptop in enumerate(fleet) if i != victim]
         for laptop in rng.sample(others, rng.randrange(0, len(others) + 1)):
             sync(laptop.replica)  # so that the victim has something to pull
-        trial.kind = rng.choice(KINDS)
+        trial.kind = rng.choice(self.kinds)
         getattr(self, f"_{trial.kind}")(trial, rng, fleet[victim], work)
         fleet[victim].reopen()
         fleet[victim].note_outbox()
@@ -252,6 +276,13 @@ class Trials:
                        f"write {'kept whole' if kept else 'not kept'}"
 
     def _server_kill(self, trial, rng, laptop, work):
+        self._mid_push(trial, rng, laptop, work)
+
+    def _pg_restart(self, trial, rng, laptop, work):
+        self._mid_push(trial, rng, laptop, work, restart=True)
+
+    def _mid_push(self, trial, rng, laptop, work, restart=False):
+        """Strike while a push is in flight: kill the server (or some of it), or restart its database."""
         patient = rng.choice(laptop_patients(laptop))
         extra = rng.randrange(120, 400)
         with laptop.replica.transaction():
@@ -263,19 +294,29 @@ class Trials:
         moment = rng.choice(("request", "merging", "answer"))
         fraction, delay, down_for = rng.uniform(0.05, 0.95), rng.uniform(0.0, 0.05), rng.uniform(0.1, 0.8)
         server = self.server
-        state = {"pushes": 0, "total": 0, "answered": False, "killed": None}
-        # On PostgreSQL a third of the kills hit the database instead: every session of the
-        # server's ended at once, open transactions rolled back, as a database restart does to
-        # them; with several processes another third kills only the one serving the push.
-        victim = rng.choice(("all", "database", "one_worker") if server.workers > 1 else ("all", "database")) \
-            if server.on_postgres else "all"
+        state = {"pushes": 0, "total": 0, "answered": False, "killed": None, "statuses": []}
+        if restart:
+            victim, mode = "restart", rng.choice(SHUTDOWN_MODES)
+        else:
+            # On PostgreSQL a third of the kills hit the database instead: every session of the
+            # server's ended at once, open transactions rolled back, as a database restart does to
+            # them; with several processes another third kills only the one serving the push.
+            victim = rng.choice(("all", "database", "one_worker") if server.workers > 1 else ("all", "database")) \
+                if server.on_postgres else "all"
         if victim == "database":
             moment = "merging"  # outside a transaction the server would not notice: a new connection is taken
+        restarting = []
 
         def kill(how):
             state["killed"] = how
             if victim == "database":
                 server.kill_database_sessions()
+                return
+            if victim == "restart":
+                # pg_ctl takes a moment: not in the proxy's thread, which must go on forwarding.
+                thread = threading.Thread(target=self._restart_database, args=(mode, down_for, state), daemon=True)
+                thread.start()
+                restarting.append(thread)
                 return
             if victim == "one_worker":
                 pid = server.kill_worker_serving(state["port"])
@@ -283,11 +324,11 @@ class Trials:
                 return  # its supervisor starts another; the other workers go on serving
             server.kill()
 
-            def restart():
+            def start_again():
                 time.sleep(down_for)
                 server.start()
 
-            threading.Thread(target=restart, daemon=True).start()
+            threading.Thread(target=start_again, daemon=True).start()
 
         def kill_while_merging():
             if state["answered"]:
@@ -296,6 +337,8 @@ class Trials:
             kill(f"{delay * 1000:.0f} ms after push {nth}/{batches} arrived (merging)")
 
         def hook(direction, flow, data):
+            if direction == "down" and flow.sent == flow.request_start:  # an answer begins: note its status
+                state["statuses"].append((flow.request, data[9:12].decode(errors="replace")))
             if flow.request != "POST /v1/push":
                 return None
             if direction == "down" and state["pushes"] == nth:
@@ -312,19 +355,22 @@ class Trials:
             if direction == "down":
                 if moment == "answer":
                     kill(f"as the answer to push {nth}/{batches} left")
-                    return 0
+                    return None if restart else 0
                 return None
             into = flow.sent - flow.request_start
             if moment == "request":
                 cut = int(fraction * state["total"])
                 if into + len(data) > cut:
                     kill(f"while push {nth}/{batches} arrived ({cut} of {state['total']} bytes)")
-                    return max(0, cut - into)
+                    # A dead server cuts the line; a restarting database leaves the request to arrive.
+                    return None if restart else max(0, cut - into)
             elif moment == "merging" and into + len(data) >= state["total"]:
                 state["killed"] = "pending"
                 threading.Timer(delay, kill_while_merging).start()
             return None
 
+        log = server.workdir / "server.log"
+        logged = log.stat().st_size if log.exists() else 0
         proxy = LoopbackProxy(server.port, hook=hook)
         try:
             laptop.replica.set_setting("server_url", proxy.url)
@@ -332,12 +378,41 @@ class Trials:
         finally:
             laptop.replica.set_setting("server_url", server.url)
             proxy.stop()
+            for thread in restarting:
+                thread.join(timeout=120)
         _wait_until_up(server)
-        trial.landed = bool(state["killed"]) and not state["killed"].startswith("too late")
+        trial.landed = bool(state["killed"]) and not state["killed"].startswith(("too late", "pending"))
+        failures = sorted({status for _, status in state["statuses"] if status.startswith("5") and status != "503"})
+        if failures:
+            trial.problems.append(f"the server answered {', '.join(failures)} (a fault must be met with 503 and "
+                                  f"Retry-After, or no answer): {state['statuses']}")
+        if restart:
+            # A process still starting (one a previous trial killed, say) cannot open its store while
+            # the database is down and exits, and the supervisor starts another: a process that was
+            # serving must live through the restart.
+            with open(log, "rb") as lines:
+                lines.seek(logged)
+                ended = [line.strip() for line in lines.read().decode(errors="replace").splitlines()
+                         if any(f"process {pid} ended (" in line for pid in state.get("serving", ()))]
+            if ended:
+                trial.problems.append(f"a serving server process died when its database restarted: {ended}")
+        if "restart_error" in state:
+            trial.problems.append(f"the database did not restart: {state['restart_error']}")
         what = {"all": "server SIGKILLed", "database": "the database's sessions ended",
-                "one_worker": "one of the server's processes SIGKILLed"}[victim]
+                "one_worker": "one of the server's processes SIGKILLed",
+                "restart": f"PostgreSQL restarted ({state.get('restart', mode if restart else '')})"}[victim]
+        unavailable = sum(status == "503" for _, status in state["statuses"])
         trial.detail = f"{what} {state['killed'] or 'never (no push reached it)'}; " \
-                       f"{extra} extra changes, {failed} sync(s) failed"
+                       f"{extra} extra changes, {failed} sync(s) failed, {unavailable} answer(s) 503"
+
+    def _restart_database(self, mode, down_for, state):
+        """Restart the run's own cluster (its thread's work); note how, or what went wrong, in ``state``."""
+        state["serving"] = self.server.listening_pids()
+        try:
+            took = self.cluster.restart(mode, down_for)
+            state["restart"] = f"-m {mode}, down {took:.1f} s"
+        except Exception as exc:
+            state["restart_error"] = f"{type(exc).__name__}: {exc}"
 
 
 def laptop_patients(laptop):
@@ -360,13 +435,16 @@ def _wait_until_up(server, timeout=30):
     raise AssertionError("the server did not come back")
 
 
-def run_trials(first_seed, trials, workdir=None, progress=print, database=None, workers=1):
+def run_trials(first_seed, trials, workdir=None, progress=print, database=None, workers=1, cluster=None,
+               kinds=None):
     """Run ``trials`` trials with seeds ``first_seed``, ``first_seed + 1``, ...; return their :class:`Trial` list.
 
-    ``database``: a PostgreSQL URL to serve from with ``workers`` processes (``server_kill`` kills them all).
+    ``database``: a PostgreSQL URL to serve from with ``workers`` processes (``server_kill`` kills them all);
+    ``cluster``: the :class:`~proof.pg_cluster.Cluster` serving it, when the run may restart it (``pg_restart``);
+    ``kinds``: the kinds to draw from (default: every kind the run can do).
     """
     workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="hemsync-faults-"))
-    runner = Trials(workdir, progress, database, workers)
+    runner = Trials(workdir, progress, database, workers, cluster, kinds)
     done = []
     try:
         for seed in range(first_seed, first_seed + trials):
@@ -404,16 +482,28 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=None, help="the first trial's seed (default: from the clock)")
     parser.add_argument("--postgres", metavar="URL", default=os.environ.get("POSTGRES") or None,
                         help="serve from a scratch database on this PostgreSQL server (made and dropped)")
-    parser.add_argument("--workers", type=int, default=4, help="server processes with --postgres")
+    parser.add_argument("--restart-postgres", action="store_true", default=os.environ.get("PG_RESTART") == "1",
+                        help="serve from a throwaway PostgreSQL cluster of the run's own (initdb, pg_ctl) and "
+                             "restart it mid-push too; the machine's PostgreSQL is never touched")
+    parser.add_argument("--workers", type=int, default=4, help="server processes with --postgres or "
+                                                               "--restart-postgres")
     args = parser.parse_args(argv)
+    if args.restart_postgres and args.postgres:
+        parser.error("--restart-postgres makes a PostgreSQL of its own to restart: leave out --postgres")
     trials = args.trials or int(os.environ.get("TRIALS") or 0) or (1 if args.seed is not None else 200)
     seed = args.seed if args.seed is not None else int(time.time()) % 1_000_000 * 1000
-    print(f"faults: {trials} trial(s) from seed {seed} (rerun one: make faults SEED=<seed>)")
+    mode = " PG_RESTART=1" if args.restart_postgres else (" POSTGRES=<url>" if args.postgres else "")
+    print(f"faults: {trials} trial(s) from seed {seed} (rerun one: make faults{mode} SEED=<seed>)")
     workdir = tempfile.mkdtemp(prefix="hemsync-faults-")
     try:
         with contextlib.ExitStack() as stack:
-            database = stack.enter_context(scratch_database(args.postgres)) if args.postgres else None
-            done = run_trials(seed, trials, workdir, database=database, workers=args.workers if database else 1)
+            cluster = stack.enter_context(throwaway_cluster()) if args.restart_postgres else None
+            server = cluster.url if cluster else args.postgres
+            database = stack.enter_context(scratch_database(server)) if server else None
+            if cluster:
+                print(f"faults: a throwaway PostgreSQL cluster at {cluster.directory}, port {cluster.port}")
+            done = run_trials(seed, trials, workdir, database=database, workers=args.workers if database else 1,
+                              cluster=cluster)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     figures = summary(done)

@@ -16,10 +16,14 @@ Two fuzzers, both seeded:
    valid changes, and pushes them. A batch refused whole must leave the
    server's database exactly as it was; in an accepted batch every rejected
    change must leave no trace in any record, every applied one must be there,
-   and SQL-looking text must come back verbatim.
+   and SQL-looking text must come back verbatim. The server's database is read
+   through its store (server.store), so the checks hold on SQLite and PostgreSQL alike.
 
 Prints the requests sent and the statuses seen per operation; exits non-zero
 on any failure, each printed with what reproduces it.
+
+With ``--postgres URL`` the server serves from a scratch database on that PostgreSQL
+server (made and dropped).
 
 Example: python -m proof.fuzz --requests 10000 --seed 1
 """
@@ -33,8 +37,8 @@ import json
 import os
 import pathlib
 import random
+import contextlib
 import shutil
-import sqlite3
 import sys
 import tempfile
 import time
@@ -48,7 +52,7 @@ from hypothesis import strategies as st
 from client_sync import __version__ as CLIENT_VERSION
 from schema.identity import make_test_personnummer
 
-from .server_process import ServerProcess
+from .server_process import ServerProcess, scratch_database
 
 __all__ = ["main", "run", "schemathesis_fuzz", "batch_fuzz", "cursor_fuzz", "error_shape_problem", "snapshot"]
 
@@ -75,29 +79,30 @@ def error_shape_problem(response):
     return None
 
 
-def snapshot(db_path):
-    """A digest of what a push can change on the server: records, feed, changes, quarantine."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
-    try:
-        digest = hashlib.sha256()
-        for sql in ("SELECT type, id, seq, state FROM records ORDER BY type, id",
-                    "SELECT seq, type, id, change_id FROM feed ORDER BY seq",
-                    "SELECT change_id, result FROM changes ORDER BY change_id",
-                    "SELECT change_id, code FROM quarantine ORDER BY id"):
-            for row in conn.execute(sql):
-                digest.update(repr(row).encode())
-        return digest.hexdigest()
-    finally:
-        conn.close()
+#: What a push can change on the server: each table, its key order, and the columns digested.
+PUSHED_TABLES = (("records", ("type", "id"), ("type", "id", "seq", "state")),
+                 ("feed", ("seq",), ("seq", "type", "id", "change_id")),
+                 ("changes", ("change_id",), ("change_id", "result")),
+                 ("quarantine", ("id",), ("change_id", "code")))
+
+
+def snapshot(store):
+    """A digest of what a push can change in the server's store: records, feed, changes, quarantine."""
+    digest = hashlib.sha256()
+    for table, key, columns in PUSHED_TABLES:
+        for row in store.table_rows(table, key):
+            digest.update(repr(tuple(row[c] for c in columns)).encode())
+    return digest.hexdigest()
 
 
 class Setup:
     """The server and its users: a doctor (and her device), a dispatcher and an admin."""
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, database=None):
         # The fuzzers send bad and missing tokens on purpose, all from loopback: with the slow-down
         # of failed authentications on, every request after the first few would be a 429.
-        self.server = ServerProcess(pathlib.Path(workdir) / "server", env={"HEMSYNC_AUTH_FAILURES": "0"})
+        self.server = ServerProcess(pathlib.Path(workdir) / "server", env={"HEMSYNC_AUTH_FAILURES": "0"},
+                                    database=database)
         doctor = self.server.add_user("Fuzz Doktor", "doctor", [MUNICIPALITY])
         admin = self.server.add_user("Fuzz Admin", "admin", [])
         dispatcher = self.server.add_user("Fuzz Samordnare", "dispatcher", [MUNICIPALITY])
@@ -273,13 +278,9 @@ def _post(setup, body, gzip_it=True):
     return requests.post(setup.server.url + "/v1/push", data=data, headers=headers, timeout=60)
 
 
-def _state(db_path, pairs):
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
-    try:
-        return {key: (json.loads(row[0]) if (row := conn.execute(
-            "SELECT state FROM records WHERE type = ? AND id = ?", key).fetchone()) else None) for key in pairs}
-    finally:
-        conn.close()
+def _state(store, pairs):
+    """The stored (wire) state of each ``(type, id)``, or None where there is no such record."""
+    return {key: (json.loads(stored.wire) if (stored := store.get_record(*key)) else None) for key in pairs}
 
 
 def batch_fuzz(setup, examples, run_seed, failures, statuses):
@@ -287,7 +288,7 @@ def batch_fuzz(setup, examples, run_seed, failures, statuses):
     from schema.wire import decode_state, merged_changes
 
     batches = Batches(setup.device_id)
-    db = setup.server.db_path
+    store = setup.server.store
     sent = [0]
     first = [batches.change("patient", str(uuid.uuid4()), {
         "personnummer": make_test_personnummer(dt.date(1940, 2, 2 + i), 100 + i), "name": f"Fuzz {i}",
@@ -323,7 +324,7 @@ def batch_fuzz(setup, examples, run_seed, failures, statuses):
                 deep = [deep]
             changes[0] = {**changes[0], "base": {"name": deep}}
         body = {"pending": 0, "changes": changes if whole != "not_a_list" else {"0": changes}}
-        before = snapshot(db)
+        before = snapshot(store)
         response = _post(setup, body)
         sent[0] += 1
         statuses["POST /v1/push (batches)"][response.status_code] += 1
@@ -335,7 +336,7 @@ def batch_fuzz(setup, examples, run_seed, failures, statuses):
             problem = error_shape_problem(response)
             if problem:
                 failures.append(f"{label}: {problem}")
-            if snapshot(db) != before:
+            if snapshot(store) != before:
                 failures.append(f"{label}: refused whole with {response.status_code} but the server's state changed")
             if whole is None and not any(e == "rejected_or_413" for _, e in made):
                 failures.append(f"{label}: a batch of well-formed changes was refused whole: {response.text[:300]}")
@@ -344,7 +345,7 @@ def batch_fuzz(setup, examples, run_seed, failures, statuses):
             failures.append(f"{label}: a malformed batch ({whole}) was accepted")
             return
         results = {r["change_id"]: r for r in response.json()["results"]}
-        states = _state(db, {(c["record_type"], c["record_id"]) for c in changes})
+        states = _state(store, {(c["record_type"], c["record_id"]) for c in changes})
         for change, expected in made:
             result = results.get(change["change_id"])
             state = states.get((change["record_type"], change["record_id"]))
@@ -405,10 +406,13 @@ def cursor_fuzz(setup, examples, run_seed, failures, statuses):
     return sent[0]
 
 
-def run(requests_wanted=10000, run_seed=1, workdir=None, progress=print):
-    """Both fuzzers, about ``requests_wanted`` requests in all; return the figures (``ok`` when nothing failed)."""
+def run(requests_wanted=10000, run_seed=1, workdir=None, progress=print, database=None):
+    """Both fuzzers, about ``requests_wanted`` requests in all; return the figures (``ok`` when nothing failed).
+
+    ``database``: a PostgreSQL URL to serve from (default: a SQLite file in ``workdir``).
+    """
     workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="hemsync-fuzz-"))
-    setup = Setup(workdir)
+    setup = Setup(workdir, database)
     failures, statuses = [], collections.defaultdict(collections.Counter)
     start = time.monotonic()
     try:
@@ -436,10 +440,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m proof.fuzz", description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=int(os.environ.get("REQUESTS") or 10000))
     parser.add_argument("--seed", type=int, default=int(os.environ.get("SEED") or 1))
+    parser.add_argument("--postgres", metavar="URL", default=os.environ.get("POSTGRES") or None,
+                        help="serve from a scratch database on this PostgreSQL server (made and dropped)")
     args = parser.parse_args(argv)
     workdir = tempfile.mkdtemp(prefix="hemsync-fuzz-")
     try:
-        figures = run(args.requests, args.seed, workdir)
+        with contextlib.ExitStack() as stack:
+            database = stack.enter_context(scratch_database(args.postgres)) if args.postgres else None
+            figures = run(args.requests, args.seed, workdir, database=database)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print()

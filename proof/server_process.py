@@ -23,6 +23,8 @@ from server.store import open_store
 __all__ = ["ServerProcess", "free_port", "ROOT"]
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+#: A listening socket's state in /proc/net/tcp.
+TCP_LISTEN = "0A"
 
 
 def free_port():
@@ -84,22 +86,35 @@ class ServerProcess:
         Of ``serve --workers N`` only the process merging the push dies; its supervisor
         starts another, and the other workers go on serving. Returns the pid killed, or None.
         """
+        holders = self._socket_holders(lambda remote_port, state: remote_port == client_port)
+        if not holders:
+            return None
+        os.kill(holders[0], signal.SIGKILL)
+        return holders[0]
+
+    def listening_pids(self):
+        """The server's processes listening on its port: those done starting (their store open), serving."""
+        return self._socket_holders(lambda remote_port, state: state == TCP_LISTEN)
+
+    def _socket_holders(self, wanted):
+        """The server's processes holding a TCP socket on its port for which ``wanted(remote_port, state)``."""
         inodes = set()
         for table in ("/proc/net/tcp", "/proc/net/tcp6"):
             with open(table) as lines:
                 for line in list(lines)[1:]:
-                    local, remote, inode = (line.split()[i] for i in (1, 2, 9))
-                    if int(local.rsplit(":", 1)[1], 16) == self.port and int(remote.rsplit(":", 1)[1], 16) == client_port:
+                    local, remote, state, inode = (line.split()[i] for i in (1, 2, 3, 9))
+                    if int(local.rsplit(":", 1)[1], 16) == self.port and wanted(int(remote.rsplit(":", 1)[1], 16),
+                                                                                 state):
                         inodes.add(f"socket:[{inode}]")
+        holders = []
         for pid in self._pids():
             try:
                 held = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
             except OSError:
                 continue
             if held & inodes:
-                os.kill(pid, signal.SIGKILL)
-                return pid
-        return None
+                holders.append(pid)
+        return holders
 
     def _pids(self):
         """The server's processes: the supervisor and its workers (one session, started by start())."""
@@ -114,6 +129,11 @@ class ServerProcess:
                 if self.process and session == self.process.pid:
                     found.append(int(entry))
         return found
+
+    @property
+    def store(self):
+        """The server's database as a store (the one users are set up through), for checks."""
+        return self._store
 
     @property
     def on_postgres(self):

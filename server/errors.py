@@ -18,6 +18,8 @@ of :mod:`schema.errors`; whole-request problems are these:
     │   ├── ClientTooOld         426 client_too_old
     │   ├── TooManyRequests      429 too_many_requests (with Retry-After)
     │   ├── ServerBusy           503 server_busy (with Retry-After: the database writer stayed busy)
+    │   │   └── DatabaseUnavailable  503 database_unavailable (with Retry-After: the database is restarting
+    │   │                            or unreachable)
     │   └── InternalError        500 internal_error
     ├── StoreError               (a storage problem; wraps the driver's error as __cause__)
     ├── ServeError               (the server cannot start serving: a TLS certificate that does not load)
@@ -46,6 +48,8 @@ __all__ = [
     "PayloadTooLarge",
     "ClientTooOld",
     "TooManyRequests",
+    "ServerBusy",
+    "DatabaseUnavailable",
     "InternalError",
     "StoreError",
     "ServeError",
@@ -158,6 +162,16 @@ class ServerBusy(ApiError):
         self.retry_after = retry_after
 
 
+class DatabaseUnavailable(ServerBusy):
+    """The database is restarting or unreachable (a connection lost, none to be had): try after ``retry_after``.
+
+    A push answered so may have been committed just before the connection was lost: retrying
+    it is safe, as a push is applied once per change id.
+    """
+
+    status, code = 503, "database_unavailable"
+
+
 class InternalError(ApiError):
     """A bug: nothing of the request was applied."""
 
@@ -184,7 +198,8 @@ class ChangeRefused(ServerError):
 #: Every whole-request code and its status: the table docs/protocol.md documents.
 ERROR_STATUS = {cls.code: cls.status for cls in (
     MalformedJson, InvalidBatch, InvalidRequest, Unauthorized, DeviceRevoked, RoleForbidden, NotFound,
-    MethodNotAllowed, PayloadTooLarge, ClientTooOld, TooManyRequests, ServerBusy, InternalError,
+    MethodNotAllowed, PayloadTooLarge, ClientTooOld, TooManyRequests, ServerBusy, DatabaseUnavailable,
+    InternalError,
 )}
 
 _HTTP = {404: NotFound, 405: MethodNotAllowed, 413: PayloadTooLarge}

@@ -4,6 +4,11 @@
 for creating test databases (default: the local one, ``postgresql://postgres@127.0.0.1:5432/postgres``).
 Where it is not reachable the PostgreSQL half of the suite is skipped, and says so;
 with ``HEMSYNC_REQUIRE_POSTGRES=1`` (CI) that skip is a failure instead.
+
+The tests that restart PostgreSQL never restart that server (it is shared): ``pg_cluster``
+is a throwaway cluster of the test's own (proof/pg_cluster.py), skipped the same way
+where the PostgreSQL server binaries are missing, and a failure with
+``HEMSYNC_REQUIRE_POSTGRES=1``.
 """
 
 import os
@@ -13,7 +18,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from proof.pg_cluster import ClusterUnavailable, throwaway_cluster
+
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+CLUSTER_SKIP = "no throwaway cluster to restart"
 _reachable = {}
 
 
@@ -29,6 +37,13 @@ def _database_url(url, name):
     return f"{scheme}://{authority}/{name}" + (f"?{query}" if query else "")
 
 
+def _skip_postgres(message):
+    """Skip this PostgreSQL test with ``message``, or fail it when HEMSYNC_REQUIRE_POSTGRES=1 (CI)."""
+    if os.environ.get("HEMSYNC_REQUIRE_POSTGRES") == "1":
+        pytest.fail(message.replace("skipped", "required (HEMSYNC_REQUIRE_POSTGRES=1) but"), pytrace=False)
+    pytest.skip(message)
+
+
 def require_postgres():
     """The admin URL of a reachable PostgreSQL; skip (or, with HEMSYNC_REQUIRE_POSTGRES=1, fail) without one."""
     url = _admin_url()
@@ -40,12 +55,19 @@ def require_postgres():
             _reachable[url] = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     problem = _reachable[url]
     if problem is not None:
-        message = (f"PostgreSQL half skipped: no PostgreSQL at {url} ({problem}); "
-                   "set HEMSYNC_TEST_DATABASE_URL to one")
-        if os.environ.get("HEMSYNC_REQUIRE_POSTGRES") == "1":
-            pytest.fail(message.replace("skipped", "required (HEMSYNC_REQUIRE_POSTGRES=1) but"), pytrace=False)
-        pytest.skip(message)
+        _skip_postgres(f"PostgreSQL half skipped: no PostgreSQL at {url} ({problem}); "
+                       "set HEMSYNC_TEST_DATABASE_URL to one")
     return url
+
+
+@pytest.fixture
+def pg_cluster():
+    """A throwaway PostgreSQL cluster of this test's own, started, that the test may restart; removed after."""
+    try:
+        with throwaway_cluster() as cluster:
+            yield cluster
+    except ClusterUnavailable as exc:
+        _skip_postgres(f"PostgreSQL half skipped: {CLUSTER_SKIP} ({exc})")
 
 
 @pytest.fixture
@@ -89,7 +111,12 @@ def database(request, tmp_path):
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter):
     """Say once, at the end, that the PostgreSQL half did not run (each skip is listed above it too)."""
-    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "PostgreSQL half skipped" in str(r.longrepr)]
-    if skipped:
-        terminalreporter.write_sep("=", f"PostgreSQL half skipped: {len(skipped)} tests did not run on PostgreSQL "
+    skipped = [str(r.longrepr) for r in terminalreporter.stats.get("skipped", [])]
+    unreachable = sum(f"no PostgreSQL at {_admin_url()}" in r for r in skipped)
+    no_cluster = sum(CLUSTER_SKIP in r for r in skipped)
+    if unreachable:
+        terminalreporter.write_sep("=", f"PostgreSQL half skipped: {unreachable} tests did not run on PostgreSQL "
                                         f"(no PostgreSQL at {_admin_url()})", yellow=True)
+    if no_cluster:
+        terminalreporter.write_sep("=", f"PostgreSQL half skipped: {no_cluster} tests did not restart PostgreSQL "
+                                        "(no throwaway cluster could be made here: see each skip)", yellow=True)

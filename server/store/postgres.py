@@ -41,6 +41,20 @@ it audits (``scopes``, ``device_records``), which nothing holding the lock
 writes, and a lone ``update_device`` outside a transaction (one statement, one
 row, waiting for nothing while it holds it).
 
+**When the database restarts** (or crashes, or is unreachable), every server process
+lives through it. A statement whose session died (SQLSTATE class 08 or 57P, or a socket
+closed under the driver) raises :class:`~server.errors.DatabaseUnavailable`: the request
+is answered 503 ``database_unavailable`` with Retry-After, its transaction undone by the
+database (a push whose COMMIT was lost in flight may have landed: the laptop's retry is
+answered from the stored results, applied once). The pool checks a connection before it
+hands it out (``ConnectionPool.check_connection``) and, finding one dead, checks every idle
+one at once and discards the dead, so the next request gets a new session without delay;
+while none can be made, a request waits at most
+:data:`CONNECTION_WAIT` seconds, then is answered 503 too, never held. The pool reconnects
+in the background, backing off (1 s, doubling) for at most :data:`RECONNECT_GIVE_UP` seconds
+before a new request starts afresh, so the server serves again within seconds of the
+database's return, however long it was away.
+
 PostgreSQL's text cannot hold a NUL character, SQLite's can: a NUL in a value
 bound to a statement (an id or a message made from bad input; record states are
 JSON, where it is escaped) is bound as U+FFFD, so bad input is kept and found
@@ -64,7 +78,7 @@ from psycopg.rows import dict_row
 from psycopg.types.string import StrDumperUnknown
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ..errors import ServerBusy, StoreError
+from ..errors import DatabaseUnavailable, ServerBusy, StoreError
 from .base import (DEVICE_COLUMNS, DEVICE_COUNTERS, ScopeKeys, Store, StoredRecord, encode_wire, index_columns,
                    known_fields)
 
@@ -74,8 +88,15 @@ __all__ = ["PostgresStore", "MIGRATIONS", "WRITE_LOCK", "redacted"]
 WRITE_LOCK = zlib.crc32(b"hemsync.write")
 #: The advisory lock the migrations run under.
 MIGRATE_LOCK = zlib.crc32(b"hemsync.migrate")
-#: Seconds to wait for a connection from the pool before failing the request.
+#: Seconds to wait for the first connections when the store opens.
 POOL_TIMEOUT = 30
+#: Seconds a request waits for a connection from the pool: past it the database is restarting,
+#: unreachable or saturated, and the request is a 503 with Retry-After rather than held longer.
+CONNECTION_WAIT = 10
+#: Seconds a client answered 503 database_unavailable waits before it tries again.
+RETRY_AFTER = 2
+#: Seconds the pool keeps retrying one new connection (backing off) before a new request starts afresh.
+RECONNECT_GIVE_UP = 10
 #: A process that stops between two statements of a transaction (hung, stopped, cut off) would hold
 #: the write lock and stall every writer: PostgreSQL ends such a session after this long.
 IDLE_IN_TRANSACTION = "60s"
@@ -504,6 +525,16 @@ def _configure(conn):
     conn.adapters.register_dumper(str, NulFreeText)
 
 
+def _connection_lost(error):
+    """True when a driver error means the session is gone: the database shut down, crashed or is starting.
+
+    SQLSTATE class 08 (connection exception) and 57P (admin or crash shutdown, cannot connect now),
+    or none at all (the socket closed under the driver).
+    """
+    state = error.sqlstate or ""
+    return state == "" or state.startswith(("08", "57P"))
+
+
 def quote(identifier):
     """An SQL identifier, quoted (the only way a name enters SQL text here)."""
     return '"' + identifier.replace('"', '""') + '"'
@@ -532,8 +563,12 @@ class PostgresStore(Store):
                                     kwargs={"autocommit": True, "row_factory": dict_row,
                                             "options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION}"},
                                     # A connection broken by a database restart is replaced, not handed out.
-                                    check=ConnectionPool.check_connection, configure=_configure,
-                                    name="hemsync")
+                                    check=self._check_connection, configure=_configure,
+                                    # The pool's reconnection backs off without a cap (1 s, doubling) until
+                                    # it gives up: left at 300 s, a minute's outage kept the server at 503 for
+                                    # tens of seconds after the database was back. Given up sooner, the next
+                                    # request starts a fresh attempt at once.
+                                    reconnect_timeout=RECONNECT_GIVE_UP, name="hemsync")
         try:
             self._pool.open(wait=True, timeout=POOL_TIMEOUT)
         except PoolTimeout as exc:
@@ -544,6 +579,19 @@ class PostgresStore(Store):
 
     def __repr__(self):
         return f"PostgresStore({redacted(self.url)!r})"
+
+    def _check_connection(self, conn):
+        """The pool's check before it hands out a connection; a dead one means every idle one died too.
+
+        The pool tries its idle connections one by one, backing off longer after each dead one
+        (1 s, 2 s, 4 s, ...): after a restart, a pool of a few idle connections held a request
+        past :data:`CONNECTION_WAIT`. Found dead, the whole pool is checked at once instead.
+        """
+        try:
+            ConnectionPool.check_connection(conn)
+        except psycopg.Error:
+            self._pool.check()  # drops the dead idle connections and starts making new ones
+            raise
 
     def migrate(self):
         """Apply pending migrations (named and ordered, so an older database upgrades itself)."""
@@ -572,11 +620,19 @@ class PostgresStore(Store):
             yield conn
             return
         try:
-            with self._pool.connection() as conn:
+            with self._pool.connection(timeout=CONNECTION_WAIT) as conn:
                 yield conn
         except PoolTimeout as exc:
-            raise StoreError(f"no connection to {redacted(self.url)} within {POOL_TIMEOUT} s: "
-                             "is PostgreSQL running?") from exc
+            raise DatabaseUnavailable(f"the server got no connection to its database within {CONNECTION_WAIT} s "
+                                      "(restarting, unreachable or saturated): try again shortly",
+                                      retry_after=RETRY_AFTER) from exc
+        except psycopg.OperationalError as exc:
+            if not _connection_lost(exc):
+                raise
+            # The pool discards the broken connection when it comes back; the next request gets a new one.
+            raise DatabaseUnavailable("the server lost its connection to the database (restarting?): try again "
+                                      "shortly; a push is applied once however often it is sent",
+                                      retry_after=RETRY_AFTER) from exc
 
     @contextlib.contextmanager
     def transaction(self):

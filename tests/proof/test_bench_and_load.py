@@ -7,8 +7,10 @@ from proof import bench, load
 pytestmark = pytest.mark.e2e
 
 
-def test_the_bench_reports_every_figure_and_both_laptops_converge(tmp_path):
-    figures = bench.run(200, tmp_path, progress=lambda *a: None)
+@pytest.mark.parametrize("store_kind", ["sqlite", "postgres"])
+def test_the_bench_reports_every_figure_and_both_laptops_converge(tmp_path, server_database, store_kind):
+    figures = bench.run(200, tmp_path, progress=lambda *a: None, database=server_database)
+    assert figures["store"] == {"sqlite": "sqlite", "postgres": "postgresql"}[store_kind]
     assert {"n", "ceiling_insert_per_s", "push_per_s", "pull_per_s", "incremental_s", "bytes_per_record",
             "push_ratio", "pull_ratio"} <= set(figures)
     assert figures["converged"]

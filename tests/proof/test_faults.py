@@ -27,3 +27,17 @@ def test_fault_trials_on_postgresql_with_four_server_processes_lose_and_double_n
     failed = [(t.seed, t.kind, t.detail, t.problems) for t in done if t.problems]
     assert failed == []
     assert "server_kill" in {t.kind for t in done}
+
+
+def test_postgresql_restarted_mid_push_loses_and_doubles_nothing_and_the_next_sync_completes(tmp_path, pg_cluster):
+    from proof.faults import RESTART_KIND
+    from proof.server_process import scratch_database
+
+    with scratch_database(pg_cluster.url) as database:
+        done = run_trials(FIRST_SEED, 3, tmp_path, progress=lambda *a: None, database=database, workers=4,
+                          cluster=pg_cluster, kinds=(RESTART_KIND,))
+    failed = [(t.seed, t.kind, t.detail, t.problems) for t in done if t.problems]
+    assert failed == []
+    assert pg_cluster.restarts == 3
+    # The restart struck while a push was in flight, not before or after the sync.
+    assert sum(t.landed for t in done) >= 2
