@@ -74,8 +74,10 @@ class StoredRecord:
         return dict(_view_of(self.wire))
 
 
-#: Distinct stored states whose views a process keeps: a region's open board and a few nurses' lists.
-VIEW_CACHE = 100_000
+#: Distinct stored states whose views a process keeps: a region's open board (5,000 requests, their
+#: patients and vitals) and a nurse's list; at a few KB each (text and view) about 100 MB at most.
+#: Bulk readers (an export) use schema.merge.view directly and leave this to the pages.
+VIEW_CACHE = 30_000
 
 
 @functools.lru_cache(maxsize=VIEW_CACHE)
