@@ -39,6 +39,11 @@ class Hlc:
             raise ValueError(f"not an HLC time: {text!r} (expected 16 digits, '-', 6 digits)")
         return cls(int(wall), int(counter))
 
+    @property
+    def time(self):
+        """The wall time this HLC stands for, as an aware UTC datetime."""
+        return dt.datetime.fromtimestamp(self.wall_ms / 1000, dt.timezone.utc)
+
 
 ZERO = Hlc(0, 0)
 

@@ -31,11 +31,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from schema.clock import utcnow
 from schema.dispatch import UNACCEPTED, due_for_escalation, queue_entries
-from schema.merge import SYSTEM
 
 from . import audit, queue
 from .settings import dispatch_settings
-from .writes import WriteApplier
+from .writes import SERVER_DEVICE, SERVER_USER, WriteApplier
 
 __all__ = ["ESCALATION_JOB", "SERVER_DEVICE", "escalate_due", "run_escalation", "scheduler"]
 
@@ -43,9 +42,6 @@ log = logging.getLogger(__name__)
 
 #: The APScheduler job id of the escalation job.
 ESCALATION_JOB = "hemsync-escalation"
-#: The device written on the server's own changes (``escalated_at``).
-SERVER_DEVICE = {"id": "hemsync-server"}
-_SERVER_USER = {"id": SYSTEM.user_id, "role": SYSTEM.role}
 _NAMESPACE = uuid.UUID("5d0f3c1e-8a57-4b8e-9f65-2f1d7c3a9e04")
 
 
@@ -74,7 +70,7 @@ def escalate_due(store, now, settings):
                 if feed_id is None:
                     continue  # in the feed already: another run (or process) was first
                 if kind == "deadline":
-                    writes = writes or WriteApplier(store, settings, SERVER_DEVICE, _SERVER_USER, now)
+                    writes = writes or WriteApplier(store, settings, SERVER_DEVICE, SERVER_USER, now)
                     _mark_escalated(writes, entry.request_id, now)
                 store.audit([audit.escalated(feed)])
                 added.append({"id": feed_id, **feed})

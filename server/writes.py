@@ -32,7 +32,7 @@ from schema import records
 from schema.change import make_change
 from schema.clock import HybridClock, stamp_incoming
 from schema.errors import ChangeIdTaken, DependsOnRejected, HemsyncError, InvalidRecord, MergeFailed
-from schema.merge import Actor, apply_change
+from schema.merge import SYSTEM, Actor, apply_change
 from schema.validation import check_envelope, require_uuid
 
 from . import audit, scope
@@ -41,13 +41,16 @@ from .errors import ChangeRefused
 from .settings import dispatch_settings
 from .store import encode_wire
 
-__all__ = ["WriteApplier", "op_gaps", "MAX_OP_STEP"]
+__all__ = ["WriteApplier", "op_gaps", "MAX_OP_STEP", "SERVER_DEVICE", "SERVER_USER"]
 
 log = logging.getLogger(__name__)
 
 #: A device numbers its changes 1, 2, 3, ...: an operation number further than this past
 #: the last one seen is no honest jump, and would switch off gap detection for good.
 MAX_OP_STEP = 1_000_000
+#: The device and user written on the server's own changes (``escalated_at``, a discharge's follow-up).
+SERVER_DEVICE = {"id": "hemsync-server"}
+SERVER_USER = {"id": SYSTEM.user_id, "role": SYSTEM.role}
 
 
 @dataclasses.dataclass
@@ -66,6 +69,7 @@ class WriteApplier:
         self.options = {"dispatch": dispatch_settings(self.settings), "directory": StoreDirectory(self.store)}
         self.max_ahead_ms = self.settings["HEMSYNC_MAX_CLOCK_AHEAD"] * 1000
         self._keys = None
+        self._server = None
         self.rejected = 0
         self.ops = []
         self.restamped = []
@@ -109,6 +113,24 @@ class WriteApplier:
             raise ChangeRefused(f"the merge refused {', '.join(sorted(fields))} on {record_type} {record_id}: "
                                 f"{result['error']['message']}", details={"error": result["error"]})
         return result
+
+    def server_writes(self):
+        """The write path as the server itself, sharing this one's clock and transaction.
+
+        For ``after_store`` hooks whose consequences are the server's acts, not
+        the pushing user's (a discharge opening a visit request a nurse's role
+        would not allow a doctor): they are written on the server's device with
+        ids derived from what they do, so a retried or re-synced change finds
+        them stored and acts once, whoever pushed it.
+        """
+        if self.user["id"] == SERVER_USER["id"]:
+            return self
+        if self._server is None:
+            self._server = WriteApplier(self.store, self.settings, SERVER_DEVICE, SERVER_USER, self.now)
+            self._server.clock = self.clock
+        # What the server writes may bring a patient's records into this device's scope.
+        self._keys = None
+        return self._server
 
     def _taken(self, change):
         """Refuse a change whose id another device used, without touching that device's change.

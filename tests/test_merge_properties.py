@@ -74,6 +74,9 @@ PATIENT_EDITS = one_or_two({"phone": st.sampled_from(["035-1", "035-2"]), "addre
                             "palliative": st.booleans(), "named_doctor_id": st.sampled_from(["doc-a", "doc-b"])})
 CARE_PLAN_EDITS = one_or_two({"content": TEXT, "participants": TEXT, "status": st.sampled_from(["planned", "done"]),
                               "next_review": DATES})
+STAY_EDITS = one_or_two({"follow_up": TEXT, "ward": st.sampled_from(["Medicin 3", "Kirurgi 2"]),
+                        "discharged_at": st.sampled_from(["2026-11-24T11:00:00+01:00", "2026-11-25T09:30:00+01:00"]),
+                        "planned": st.booleans()})
 
 REQUEST_EDITS = {
     "dispatcher": st.sampled_from([
@@ -111,6 +114,11 @@ PROFILES = [
     Profile("care_plan", ("nurse-1", "nurse"), {"patient_id": "p1", "kind": "sip", "content": "c0"},
             (("doc-a", "doctor"), ("nurse-1", "nurse")),
             {"doctor": CARE_PLAN_EDITS, "nurse": CARE_PLAN_EDITS}),
+    Profile("hospital_stay", ("nurse-1", "nurse"),
+            {"patient_id": "p1", "hospital": "Hallands sjukhus Varberg", "admitted_at": "2026-11-20T08:00:00+01:00",
+             "source": "manual"},
+            (("doc-a", "doctor"), ("nurse-1", "nurse"), ("nurse-2", "nurse")),
+            {"doctor": STAY_EDITS, "nurse": STAY_EDITS}),
 ]
 
 

@@ -713,6 +713,60 @@ def test_review_and_care_plan_text_keeps_both_and_dates_and_status_are_last_writ
     assert (view(merged)["status"], view(merged)["next_review"]) == ("done", "2027-02-01")
 
 
+# --- hospital_stay ----------------------------------------------------------------
+
+STAY = {"patient_id": "p1", "hospital": "Hallands sjukhus Halmstad", "ward": "Medicin 3",
+        "admitted_at": "2026-11-20T08:00:00+01:00", "planned": False, "source": "manual"}
+
+
+def test_a_hospital_stays_follow_up_keeps_both_and_its_other_fields_are_last_writer_wins(doctor, nurse):
+    stay = create(nurse, "hospital_stay", STAY, [doctor])
+    a = doctor.change("hospital_stay", stay["id"], {"follow_up": "Kontroll av Hb om en vecka",
+                                                    "discharged_at": "2026-11-24T11:00:00+01:00"})
+    b = nurse.change("hospital_stay", stay["id"], {"follow_up": "Ny läkemedelslista, se över diuretika",
+                                                   "discharged_at": "2026-11-24T14:00:00+01:00"}, tick_ms=5000)
+    merged = both_orders(stay, a, b, [doctor, nurse])
+    assert [(c["field"], c["severity"]) for c in merged["conflicts"]] == [("follow_up", "medium")]
+    assert sorted(v["value"] for v in merged["conflicts"][0]["values"]) == [
+        "Kontroll av Hb om en vecka", "Ny läkemedelslista, se över diuretika"]
+    assert view(merged)["discharged_at"] == "2026-11-24T14:00:00+01:00"
+    assert [h["value"] for h in merged["history"] if h["field"] == "discharged_at"] == [
+        "2026-11-24T11:00:00+01:00"]
+
+
+@pytest.mark.parametrize("role", ["doctor", "nurse"])
+def test_doctors_and_nurses_create_and_edit_hospital_stays(role):
+    laptop = Laptop(f"dev-{role}", f"{role}-1", role)
+    stay = create(laptop, "hospital_stay", STAY)
+    edited = apply_change(stay, laptop.change("hospital_stay", stay["id"], {"ward": "Kirurgi 2"}), laptop.actor, NOW)
+    assert view(edited.state)["ward"] == "Kirurgi 2"
+
+
+@pytest.mark.parametrize("role", ["dispatcher", "admin"])
+def test_dispatchers_and_admins_neither_create_nor_edit_hospital_stays(role, nurse):
+    laptop = Laptop(f"dev-{role}", f"{role}-1", role)
+    with pytest.raises(errors.Forbidden):
+        apply_change(None, laptop.change("hospital_stay", new_id(), STAY, local=False), laptop.actor, NOW)
+    stay = create(nurse, "hospital_stay", STAY, [laptop])
+    with pytest.raises(errors.Forbidden):
+        apply_change(stay, laptop.change("hospital_stay", stay["id"], {"ward": "x"}, local=False), laptop.actor, NOW)
+
+
+def test_a_hospital_stay_stays_with_its_patient(nurse):
+    stay = create(nurse, "hospital_stay", STAY)
+    with pytest.raises(errors.HemsyncError) as raised:
+        apply_change(stay, nurse.change("hospital_stay", stay["id"], {"patient_id": "p2"}, local=False),
+                     nurse.actor, NOW)
+    assert raised.value.code == "immutable_field"
+
+
+def test_a_hospital_stay_cannot_be_discharged_more_than_a_day_ahead(nurse):
+    stay = create(nurse, "hospital_stay", STAY)
+    with pytest.raises(errors.InvalidRecord, match="24 hours in the future"):
+        apply_change(stay, nurse.change("hospital_stay", stay["id"], {"discharged_at": "2026-12-24T10:00:00+01:00"},
+                                        local=False), nurse.actor, NOW)
+
+
 def test_conflicts_are_made_only_by_the_server(doctor):
     with pytest.raises(errors.Forbidden):
         apply_change(None, {"change_id": "c", "record_type": "conflict", "record_id": "x", "device_id": "d",

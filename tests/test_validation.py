@@ -114,7 +114,7 @@ def test_an_empty_change_is_rejected():
 def test_every_record_type_of_domain_md_is_registered():
     assert records.names() == sorted([
         "patient", "warning", "visit_request", "visit", "amendment", "observation", "round",
-        "admission", "medication", "medication_review", "care_plan", "conflict"])
+        "admission", "medication", "medication_review", "care_plan", "hospital_stay", "conflict"])
 
 
 def test_every_record_type_says_which_fields_a_new_record_requires():

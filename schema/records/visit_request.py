@@ -9,11 +9,10 @@ server is referee for acceptance: the first doctor's acceptance it receives
 keeps the request, a later one is rejected as ``already_accepted``.
 """
 
-import datetime as dt
-
 from marshmallow import fields, validate
 
 from .. import dispatch
+from ..clock import Hlc
 from ..errors import AlreadyAccepted, Forbidden
 from ..guards import require_reason, seen_value, state_machine_steps
 from ..recordtype import FieldSpec, RecordType
@@ -133,7 +132,7 @@ def status_history(state):
     writes = [w for w in _all_writes(state, "status")]
     writes.sort(key=lambda w: (w["hlc"], w["device_id"] or ""))
     return {"status_history": [
-        {"status": w["value"], "at": _hlc_time(w["hlc"]), "by": w["by"]} for w in writes
+        {"status": w["value"], "at": Hlc.parse(w["hlc"]).time.isoformat(), "by": w["by"]} for w in writes
     ]}
 
 
@@ -144,10 +143,6 @@ def _all_writes(state, path):
         if write is not None:
             seen.setdefault(write["version"], write)
     return seen.values()
-
-
-def _hlc_time(hlc):
-    return dt.datetime.fromtimestamp(int(hlc[:16]) / 1000, dt.timezone.utc).isoformat()
 
 
 RECORD = register(RecordType(
