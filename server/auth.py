@@ -21,7 +21,7 @@ from schema.clock import now_text
 from schema.errors import InvalidRecord
 from schema.identity import validate_hsa_id
 from schema.references import canonical_municipality
-from schema.roles import ROLES
+from schema.roles import INTEGRATION, ROLES
 
 from .errors import ClientTooOld, DeviceRevoked, NotFound, RoleForbidden, TooManyRequests, Unauthorized
 from .bodies import DEVICE_HEALTH_FIELDS
@@ -46,9 +46,8 @@ __all__ = [
 
 CLIENT_HEADER = "X-Hemsync-Client"
 TOKEN_BYTES = 32
-#: The role of an integration client (a journal system, the region's data platform): a user that is
-#: no person, reads FHIR (server.fhir) in its municipalities and nothing else; it never syncs or writes.
-CLIENT_ROLE = "integration"
+#: The role of an integration client (:data:`schema.roles.INTEGRATION`): a user that is no person.
+CLIENT_ROLE = INTEGRATION
 
 
 

@@ -19,7 +19,8 @@ from .. import audit, auth, scope
 from ..api import caller
 from ..errors import InvalidRequest, NotFound, RoleForbidden
 from ..settings import SERVER_VERSION
-from . import bulk, outcome, practitioner
+from ..body_encoding import json_body
+from . import bulk, discharge, outcome, practitioner
 from .elements import instant, split_id
 from .patient import parse_identifier
 from .resources import MAPPINGS, SOURCES, resources_of
@@ -219,6 +220,26 @@ def export_file(job_id, name):
     return send_file(path.resolve(), mimetype="application/fhir+ndjson", conditional=False)
 
 
+@fhir.post("/Bundle")
+def import_bundle():
+    """A hospital's discharge notice (a transaction Bundle): the stay created or updated, its follow-up started."""
+    body = json_body(current_app.config["HEMSYNC"]["HEMSYNC_MAX_BODY_BYTES"])
+    done = discharge.import_notice(_store(), current_app.config["HEMSYNC"], g.device, g.user, g.keys, body)
+    status = {"created": "201 Created", "updated": "200 OK", "unchanged": "200 OK"}[done["status"]]
+    entries = []
+    for entry in body.get("entry") or []:
+        kind = (entry.get("resource") or {}).get("resourceType") if isinstance(entry, dict) else None
+        location = {"Patient": f"Patient/{done['patient_id']}", "Encounter": f"Encounter/{done['stay_id']}",
+                    "ServiceRequest": done["follow_up_request_id"] and f"ServiceRequest/{done['follow_up_request_id']}"
+                    }.get(kind)
+        response = {"status": status if kind == "Encounter" else "200 OK"}
+        if location:
+            response["location"] = location
+        entries.append({"response": response})
+    return _json({"resourceType": "Bundle", "type": "transaction-response", "entry": entries},
+                 201 if done["status"] == "created" else 200)
+
+
 @fhir.route("/<path:rest>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
 def unknown(rest):
     """Anything else under /fhir/r4/: an OperationOutcome, not the sync API's error shape."""
@@ -237,6 +258,8 @@ def capability_statement(base):
                                                          "systems, or the Skatteverket OIDs"}]
             resource["operation"] = [{"name": "everything",
                                       "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}]
+    resources.append({"type": "Bundle", "interaction": [{"code": "create"}],
+                      "documentation": "a hospital's discharge notice: a transaction Bundle (docs/fhir.md)"})
     return {
         "resourceType": "CapabilityStatement", "status": "active", "date": instant(utcnow()), "kind": "instance",
         "software": {"name": "hemsync", "version": SERVER_VERSION},

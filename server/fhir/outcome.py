@@ -7,7 +7,7 @@ this module only says how the FHIR edge shows them.
 from flask import current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
-from schema.errors import HemsyncError, OutOfScope
+from schema.errors import HemsyncError, OutOfScope, UnknownReference
 
 from ..errors import ApiError, InternalError, ServerBusy, TooManyRequests
 
@@ -49,7 +49,7 @@ def register(blueprint):
     @blueprint.errorhandler(HemsyncError)
     def contract_error(error):
         # Outside its scope a record does not exist for the client: 404, never "it is there but not yours".
-        status = 404 if isinstance(error, OutOfScope) else 422 if error.code.startswith("unknown_reference") else 400
+        status = 404 if isinstance(error, OutOfScope) else 422 if isinstance(error, UnknownReference) else 400
         return _respond(status, error.message, error.code)
 
     @blueprint.errorhandler(HTTPException)

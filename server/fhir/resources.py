@@ -9,8 +9,8 @@ resources, the first carrying the record's own id.
 from schema import records
 from schema.merge import view
 
-from . import (allergy_intolerance, care_plan, composition, encounter, flag, medication_statement, observation,
-               patient, service_request)
+from . import (allergy_intolerance, care_plan, composition, encounter, flag, hospital_stay, medication_statement,
+               observation, patient, service_request)
 
 __all__ = ["MAPPINGS", "UNEXPORTED", "SOURCES", "resources_of"]
 
@@ -37,6 +37,7 @@ MAPPINGS = {
     "medication": (medication_statement.to_fhir, ("MedicationStatement",)),
     "medication_review": (care_plan.review_to_fhir, ("CarePlan",)),
     "care_plan": (care_plan.to_fhir, ("CarePlan",)),
+    "hospital_stay": (hospital_stay.to_fhir, ("Encounter",)),
 }
 #: Record types with no resource of their own, and why.
 UNEXPORTED = {"conflict": "its competing values are on the record it is about (open-conflict extension)"}

@@ -26,7 +26,8 @@ VARBERG_PATIENT = _seed_patient("Varberg")
 
 def seed_every_type(store, settings, municipality="Halmstad", doctor="doctor-anna", now=None):
     """Seed the demo region, then give a patient of ``municipality`` a visit (signed, amended), a medication,
-    a medication review, a care plan, an admission, a condition warning and a warning entered in error.
+    a medication review, a care plan, an admission, a hospital stay (discharged, with follow-up), a condition
+    warning and a warning entered in error.
 
     Every write goes through the one write path as the demo doctor; returns the patient's id.
     """
@@ -61,6 +62,10 @@ def seed_every_type(store, settings, municipality="Halmstad", doctor="doctor-ann
                                "participants": "patient, dotter", "content": "Trygg hemma", "status": "planned"})
     write("admission", "admission", {"patient_id": patient, "visit_id": visit, "hospital": "Hallands sjukhus",
                                      "ward": "Medicin 3", "reason": "Syrgasbehov", "status": "proposed"})
+    write("hospital_stay", "stay", {"patient_id": patient, "hospital": "Hallands sjukhus Halmstad", "ward": "Medicin 3",
+                                    "admitted_at": (now - dt.timedelta(days=5)).isoformat(),
+                                    "discharged_at": (now - dt.timedelta(days=1)).isoformat(), "planned": False,
+                                    "source": "manual", "follow_up": "Kontroll av vikt och ödem inom en vecka"})
     write("warning", "condition", {"patient_id": patient, "kind": "condition", "text": "Hjärtsvikt",
                                    "severity": "high", "source": "journal", "active": True})
     write("warning", "mistake", {"patient_id": patient, "kind": "allergy", "text": "Latex", "severity": "low",

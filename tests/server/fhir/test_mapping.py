@@ -70,7 +70,8 @@ def _kept(resource):
 #: Fields a mapping turns into a FHIR code of the same meaning (their value is not written as such).
 CODED = {("warning", "active"): "clinicalStatus / Flag.status", ("warning", "kind"): "AllergyIntolerance or Flag",
          ("visit_request", "urgency"): "priority", ("visit", "kind"): "Encounter.class",
-         ("care_plan", "kind"): "category", ("observation", "consciousness"): "an ACVPU SNOMED code"}
+         ("care_plan", "kind"): "category", ("observation", "consciousness"): "an ACVPU SNOMED code",
+         ("hospital_stay", "planned"): "Encounter.priority EL (elective) or EM"}
 
 
 def test_nothing_is_dropped_every_field_is_mapped_or_kept_in_the_extension(clinic):
