@@ -6,7 +6,7 @@ Composition whose ``relatesTo`` says ``appends`` to the visit's, so the signed
 note stays as it was signed and everything added later is beside it.
 """
 
-from .elements import LOINC, concept, keep_unmapped, last_written, meta, narrative, reference
+from .elements import LOINC, concept, keep_unmapped, last_written, meta, narrative, practitioner, reference
 
 __all__ = ["to_fhir", "amendment_to_fhir", "NOTE_TYPE"]
 
@@ -34,13 +34,13 @@ def to_fhir(record, state):
             "subject": reference("Patient", record["patient_id"]),
             "encounter": reference("Encounter", record["id"]),
             "date": record.get("signed_at") or last_written(state),
-            "author": [reference("Practitioner", author) if author else {"display": "okänd"}],
+            "author": [practitioner(author) if author else {"display": "okänd"}],
             "title": "Besöksanteckning",
             "section": [{"title": title, "text": narrative(record[field])}
                         for field, title in SECTIONS if record.get(field)]}
     if record.get("signed_at"):
         note["attester"] = [{"mode": "legal", "time": record["signed_at"],
-                             "party": reference("Practitioner", record["signed_by"])}]
+                             "party": practitioner(record["signed_by"])}]
     if not note["section"]:
         del note["section"]
     # Only the note's own fields: the visit's other fields are the Encounter's (server.fhir.encounter);
@@ -56,7 +56,7 @@ def amendment_to_fhir(record, state):
                  "subject": reference("Patient", record["patient_id"]),
                  "encounter": reference("Encounter", record["visit_id"]),
                  "date": last_written(state),
-                 "author": [reference("Practitioner", record["author_id"]) if record.get("author_id")
+                 "author": [practitioner(record["author_id"]) if record.get("author_id")
                             else {"display": "okänd"}],
                  "title": "Tillägg",
                  "relatesTo": [{"code": "appends", "targetReference": reference("Composition", record["visit_id"])}],

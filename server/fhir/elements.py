@@ -16,9 +16,10 @@ import html
 import json
 
 from schema.clock import Hlc
+from schema.merge import SYSTEM
 
 __all__ = ["BASE", "FIELD_EXTENSION", "CONFLICT_EXTENSION", "RECORD_EXTENSION", "SNOMED", "LOINC", "UCUM", "ACT_CODE",
-           "derived_id", "split_id", "reference", "concept", "narrative", "keep_unmapped", "last_written", "meta",
+           "derived_id", "split_id", "reference", "practitioner", "concept", "narrative", "keep_unmapped", "last_written", "meta",
            "instant", "COMMON_FIELDS"]
 
 #: Canonical base of what hemsync defines (extensions); a name, never fetched.
@@ -50,6 +51,13 @@ def split_id(resource_id):
 def reference(resource_type, resource_id):
     """A literal reference ``{"reference": "Type/id"}``, or None without an id."""
     return {"reference": f"{resource_type}/{resource_id}"} if resource_id else None
+
+
+def practitioner(user_id):
+    """A reference to a staff member's Practitioner; the server's own acts name the server, which is no one's."""
+    if user_id == SYSTEM.user_id:
+        return {"display": "hemsync (the server itself)"}
+    return reference("Practitioner", user_id)
 
 
 def concept(text, system=None, code=None, display=None):
@@ -94,10 +102,11 @@ def keep_unmapped(resource, record_type, record, mapped, state=None):
 
 def last_written(state):
     """The FHIR instant of a record's latest write (its HLC's wall time), or None for an empty state."""
-    walls = [Hlc.parse(w["hlc"]).wall_ms for w in state.get("fields", {}).values() if w.get("hlc")]
-    if not walls:
+    # HLC strings are fixed-width digits: the greatest string is the latest time, parsed once.
+    latest = max((w["hlc"] for w in state.get("fields", {}).values() if w.get("hlc")), default=None)
+    if latest is None:
         return None
-    return instant(dt.datetime.fromtimestamp(max(walls) / 1000, tz=dt.timezone.utc))
+    return instant(dt.datetime.fromtimestamp(Hlc.parse(latest).wall_ms / 1000, tz=dt.timezone.utc))
 
 
 def instant(moment):

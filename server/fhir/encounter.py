@@ -8,7 +8,7 @@ and note, and nothing of the other residents.
 
 from schema.recordtype import NESTED_SEP
 
-from .elements import ACT_CODE, derived_id, keep_unmapped, meta, reference
+from .elements import ACT_CODE, derived_id, keep_unmapped, meta, practitioner, reference
 
 __all__ = ["to_fhir", "round_items_to_fhir", "round_item_part", "CLASSES"]
 
@@ -39,7 +39,7 @@ def to_fhir(record, state):
     """The Encounter of a visit (the note it holds is a Composition: server.fhir.composition)."""
     encounter = _encounter(record["id"], state, _visit_status(record), record["kind"], record["patient_id"])
     if record.get("doctor_id"):
-        encounter["participant"] = [{"individual": reference("Practitioner", record["doctor_id"])}]
+        encounter["participant"] = [{"individual": practitioner(record["doctor_id"])}]
     period = {k: record[f] for k, f in (("start", "started_at"), ("end", "ended_at")) if record.get(f)}
     if period:
         encounter["period"] = period
@@ -65,7 +65,7 @@ def round_items_to_fhir(record, state, patient_ids):
         encounter = _encounter(derived_id(record["id"], round_item_part(patient_id)), state, status, "round_item",
                                patient_id)
         if record.get("doctor_id"):
-            encounter["participant"] = [{"individual": reference("Practitioner", record["doctor_id"])}]
+            encounter["participant"] = [{"individual": practitioner(record["doctor_id"])}]
         if record.get("date"):
             encounter["period"] = {"start": record["date"]}
         if item.get("question"):

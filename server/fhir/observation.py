@@ -7,7 +7,7 @@ record's id and what has no FHIR element (supplemental oxygen, the SpO2 scale,
 what it supersedes, whether NEWS2 is partial) in the record-field extension.
 """
 
-from .elements import LOINC, SNOMED, UCUM, concept, derived_id, keep_unmapped, meta, reference
+from .elements import LOINC, SNOMED, UCUM, concept, derived_id, keep_unmapped, meta, practitioner, reference
 
 __all__ = ["SIGNS", "ACVPU", "to_fhir"]
 
@@ -43,7 +43,7 @@ def _observation(record, state, resource_id, code, category="vital-signs"):
         "effectiveDateTime": record["measured_at"],
     }
     if record.get("measured_by"):
-        observation["performer"] = [reference("Practitioner", record["measured_by"])]
+        observation["performer"] = [practitioner(record["measured_by"])]
     return observation
 
 

@@ -9,7 +9,7 @@ searches (:func:`parse_identifier`), never written.
 from schema.errors import InvalidRecord
 from schema.identity import is_samordningsnummer, normalize_personnummer
 
-from .elements import keep_unmapped, meta, reference
+from .elements import keep_unmapped, meta, practitioner, reference
 
 __all__ = ["PERSONNUMMER", "SAMORDNINGSNUMMER", "ALIASES", "to_fhir", "parse_identifier", "identifier_of"]
 
@@ -54,7 +54,7 @@ def to_fhir(record, state):
     if record.get("address"):
         patient["address"] = [{"use": "home", "text": record["address"]}]
     if record.get("named_doctor_id"):
-        patient["generalPractitioner"] = [reference("Practitioner", record["named_doctor_id"])]
+        patient["generalPractitioner"] = [practitioner(record["named_doctor_id"])]
     return [keep_unmapped(patient, "patient", record, MAPPED, state)]
 
 

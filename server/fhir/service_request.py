@@ -6,7 +6,7 @@ The request's own status is the Task's ``businessStatus`` word for word, and its
 the request is open, done or revoked.
 """
 
-from .elements import SNOMED, concept, keep_unmapped, meta, reference
+from .elements import SNOMED, concept, keep_unmapped, meta, practitioner, reference
 
 __all__ = ["to_fhir", "admission_to_fhir", "REQUEST_STATUS", "TASK_STATUS", "PRIORITY"]
 
@@ -41,9 +41,9 @@ def to_fhir(record, state):
     if record.get("received_at"):
         service["authoredOn"] = record["received_at"]
     if record.get("requested_by"):
-        service["requester"] = reference("Practitioner", record["requested_by"])
+        service["requester"] = practitioner(record["requested_by"])
     if record.get("assigned_doctor_id"):
-        service["performer"] = [reference("Practitioner", record["assigned_doctor_id"])]
+        service["performer"] = [practitioner(record["assigned_doctor_id"])]
     if record.get("observation_id"):
         service["supportingInfo"] = [reference("Observation", record["observation_id"])]
     task = {"resourceType": "Task", "id": record["id"], "meta": meta(state),
@@ -53,9 +53,9 @@ def to_fhir(record, state):
     if record.get("received_at"):
         task["authoredOn"] = record["received_at"]
     if record.get("requested_by"):
-        task["requester"] = reference("Practitioner", record["requested_by"])
+        task["requester"] = practitioner(record["requested_by"])
     if record.get("assigned_doctor_id"):
-        task["owner"] = reference("Practitioner", record["assigned_doctor_id"])
+        task["owner"] = practitioner(record["assigned_doctor_id"])
     return [keep_unmapped(service, "visit_request", record, MAPPED, state), task]
 
 

@@ -203,10 +203,12 @@ WHERE {SCOPE_CONDITION}
 ORDER BY seq
 """
 
+# "+type": without it SQLite walks the (type, id) key for ORDER BY id, every patient of the region for
+# each lookup (the duplicate check on every new patient, a FHIR search); the personnummer index finds one.
 SELECT_PATIENTS_BY_PERSONNUMMER = """
 SELECT type, id, seq, patient_id, municipality, state
 FROM records
-WHERE personnummer = ? AND type = 'patient'
+WHERE personnummer = ? AND +type = 'patient'
 ORDER BY id
 """
 

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from server import auth, create_app, settings
-from server.store import SqliteStore
+from server.store import open_store
 
 from .clinic import seed_every_type
 
@@ -35,9 +35,9 @@ class Client:
 
 
 @pytest.fixture
-def clinic(tmp_path):
-    """A store with the demo region, Halmstad's and Varberg's first patients holding every record type."""
-    store = SqliteStore(tmp_path / "hemsync.db")
+def clinic(tmp_path, database):
+    """A store of each kind with the demo region, Halmstad's and Varberg's first patients holding every record type."""
+    store = open_store(database)
     values = settings.load(overrides={"HEMSYNC_DB": str(tmp_path / "hemsync.db")})
     seed_every_type(store, values, "Halmstad", "doctor-anna")
     seed_every_type(store, values, "Varberg", "doctor-erik")

@@ -137,3 +137,17 @@ def test_a_notice_that_says_too_little_is_an_operation_outcome_naming_what_is_mi
 def test_a_personnummer_under_the_skatteverket_oid_alias_finds_the_patient_too(halmstad, clinic):
     response = halmstad.post("/Bundle", notice(system="urn:oid:1.2.752.129.2.1.3.1"))
     assert response.status_code == 201
+
+
+def test_a_stay_exported_and_sent_back_as_a_notice_reads_as_the_same_stay(clinic):
+    [stored] = clinic.records_of_patients("hospital_stay", [HALMSTAD_PATIENT])
+    record = view(stored.state)
+    [encounter] = hospital_stay.to_fhir(record, stored.state)
+    encounter["identifier"] = [{"system": "urn:example:stays", "value": stored.id}]
+    encounter["subject"] = {"identifier": {"system": "http://electronichealth.se/identifier/personnummer",
+                                           "value": "191212121212"}}
+    sent = hospital_stay.from_fhir({"resourceType": "Bundle", "type": "transaction",
+                                    "entry": [{"fullUrl": "urn:uuid:1", "resource": encounter}]})
+    assert sent.personnummer == "191212121212" and sent.stay_key == f"urn:example:stays|{stored.id}"
+    assert sent.fields == {k: record[k] for k in ("hospital", "ward", "admitted_at", "discharged_at", "planned")} | {
+        "source": "discharge_notice"}
