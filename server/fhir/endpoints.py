@@ -25,10 +25,10 @@ from .elements import instant, split_id
 from .patient import parse_identifier
 from .resources import MAPPINGS, SOURCES, resources_of
 
-__all__ = ["fhir", "capability_statement"]
+__all__ = ["blueprint", "capability_statement"]
 
-fhir = Blueprint("fhir", __name__, url_prefix="/fhir/r4")
-outcome.register(fhir)
+blueprint = Blueprint("fhir", __name__, url_prefix="/fhir/r4")
+outcome.register(blueprint)
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 #: What ``$export`` takes: Bulk Data's NDJSON names (the spec says a server SHALL accept all three).
 NDJSON = {"application/fhir+ndjson", "application/ndjson", "ndjson"}
@@ -40,7 +40,7 @@ def _store():
 
 
 def _base():
-    return request.url_root.rstrip("/") + fhir.url_prefix
+    return request.url_root.rstrip("/") + blueprint.url_prefix
 
 
 def _json(body, status=200, headers=None):
@@ -49,7 +49,7 @@ def _json(body, status=200, headers=None):
     return response
 
 
-@fhir.before_request
+@blueprint.before_request
 def authenticate():
     """An integration client's token, or nothing but the CapabilityStatement."""
     if request.endpoint in _PUBLIC:
@@ -69,13 +69,13 @@ def _covers(stored):
     return stored is not None and g.keys.covers(stored.type, stored.id, stored.patient_id, stored.municipality)
 
 
-@fhir.get("/metadata")
+@blueprint.get("/metadata")
 def metadata():
     """The CapabilityStatement: what this server reads, searches and exports."""
     return _json(capability_statement(_base()))
 
 
-@fhir.get("/Practitioner/<resource_id>")
+@blueprint.get("/Practitioner/<resource_id>")
 def read_practitioner(resource_id):
     """A staff member (doctor, nurse, dispatcher) as a Practitioner; no patient data, so not audited."""
     user = _store().get_user(resource_id) if _ID.fullmatch(resource_id) else None
@@ -84,7 +84,7 @@ def read_practitioner(resource_id):
     return _json(practitioner.to_fhir(user)[0])
 
 
-@fhir.get("/<resource_type>/<resource_id>")
+@blueprint.get("/<resource_type>/<resource_id>")
 def read(resource_type, resource_id):
     """One resource by id, when its record is in the client's scope."""
     if resource_type not in SOURCES:
@@ -111,7 +111,7 @@ def _find(resource_type, resource_id):
     return None
 
 
-@fhir.get("/Patient")
+@blueprint.get("/Patient")
 def search_patient():
     """Patients by ``identifier`` (personnummer or samordningsnummer, HL7 Sweden's systems or the OIDs)."""
     unknown = sorted(set(request.args) - {"identifier"})
@@ -132,7 +132,7 @@ def _bundle(pairs):
                        "search": {"mode": "match"}} for _, r in pairs]}
 
 
-@fhir.get("/Patient/<patient_id>/$everything")
+@blueprint.get("/Patient/<patient_id>/$everything")
 def everything(patient_id):
     """Everything of one patient in the client's scope as a searchset Bundle, with the staff it names."""
     store = _store()
@@ -169,8 +169,8 @@ def _practitioners(value):
     return []
 
 
-@fhir.get("/$export")
-@fhir.get("/Patient/$export")
+@blueprint.get("/$export")
+@blueprint.get("/Patient/$export")
 def export():
     """Kick off a Bulk Data export of every patient in the client's scope: 202 with the status URL."""
     wanted = request.args.get("_outputFormat", "application/fhir+ndjson")
@@ -191,7 +191,7 @@ def export():
                  202, {"Content-Location": f"{_base()}/$export-status/{job_id}"})
 
 
-@fhir.get("/$export-status/<job_id>")
+@blueprint.get("/$export-status/<job_id>")
 def export_status(job_id):
     """The export's status: 202 while it runs, 200 with the manifest when done, 500 when it failed."""
     state, body = bulk.status(current_app.config["HEMSYNC"], g.device, job_id, _base())
@@ -205,7 +205,7 @@ def export_status(job_id):
     return response
 
 
-@fhir.delete("/$export-status/<job_id>")
+@blueprint.delete("/$export-status/<job_id>")
 def export_cancel(job_id):
     """Cancel an export, or delete a finished one's files: 202."""
     bulk.cancel(current_app.config["HEMSYNC"], g.device, job_id)
@@ -213,14 +213,14 @@ def export_cancel(job_id):
                                            severity="information"), 202)
 
 
-@fhir.get("/$export-file/<job_id>/<name>")
+@blueprint.get("/$export-file/<job_id>/<name>")
 def export_file(job_id, name):
     """One NDJSON file of a finished export, for the client that made it."""
     path = bulk.output_file(current_app.config["HEMSYNC"], g.device, job_id, name)
     return send_file(path.resolve(), mimetype="application/fhir+ndjson", conditional=False)
 
 
-@fhir.post("/Bundle")
+@blueprint.post("/Bundle")
 def import_bundle():
     """A hospital's discharge notice (a transaction Bundle): the stay created or updated, its follow-up started."""
     body = json_body(current_app.config["HEMSYNC"]["HEMSYNC_MAX_BODY_BYTES"])
@@ -240,7 +240,7 @@ def import_bundle():
                  201 if done["status"] == "created" else 200)
 
 
-@fhir.route("/<path:rest>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+@blueprint.route("/<path:rest>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
 def unknown(rest):
     """Anything else under /fhir/r4/: an OperationOutcome, not the sync API's error shape."""
     raise NotFound(f"hemsync does not serve {request.method} /fhir/r4/{rest}: see {_base()}/metadata")

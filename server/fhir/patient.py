@@ -9,7 +9,7 @@ searches (:func:`parse_identifier`), never written.
 from schema.errors import InvalidRecord
 from schema.identity import is_samordningsnummer, normalize_personnummer
 
-from .elements import keep_unmapped, meta, practitioner, reference
+from .elements import keep_unmapped, meta, practitioner
 
 __all__ = ["PERSONNUMMER", "SAMORDNINGSNUMMER", "ALIASES", "to_fhir", "parse_identifier", "identifier_of"]
 
