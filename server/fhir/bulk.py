@@ -30,7 +30,7 @@ from ..errors import NotFound
 from .elements import instant
 from .resources import resources_of
 
-__all__ = ["PAGE", "kick_off", "run", "status", "cancel", "output_file", "STALE_AFTER"]
+__all__ = ["PAGE", "kick_off", "pages", "run", "status", "cancel", "output_file", "STALE_AFTER"]
 
 log = logging.getLogger(__name__)
 PAGE = 500
@@ -85,7 +85,7 @@ def kick_off(store, settings, device, user, keys, types, request_url, start=True
     return job_id
 
 
-def _pages(store, keys, upto):
+def pages(store, keys, upto):
     """Pages of stored records in scope: up to ``upto``, then on to the head until a pass finds nothing."""
     after = 0
     while True:
@@ -105,7 +105,7 @@ def run(store, directory, job, keys, user, device):
     counts, files = collections.Counter(), {}
     types = set(job["types"] or ())
     try:
-        for page in _pages(store, keys, job["upto"]):
+        for page in pages(store, keys, job["upto"]):
             if (directory / _CANCEL).exists():
                 break
             shown = []

@@ -143,7 +143,7 @@ def everything(patient_id):
                                   for s in store.records_of_patients(record_type, [patient_id])]
     if patient.municipality in g.keys.municipalities:
         rounds = scope.ScopeKeys(municipalities=frozenset({patient.municipality}))
-        stored_records += [s for s in store.records_since(0, rounds, 10_000) if s.type == "round"]
+        stored_records += [s for page in bulk.pages(store, rounds, store.head()) for s in page if s.type == "round"]
     pairs, shown = [], []
     for stored in stored_records:
         for owner, resource in resources_of(stored, {patient_id}):
