@@ -5,9 +5,10 @@ personnummer or samordningsnummer. The patient must be one hemsync knows, in the
 importing client's municipalities, and only one: otherwise the notice is refused
 and nothing is written (never a guess, never a new patient made up from a
 notice). The stay's id derives from the hospital's id of the stay, and the
-change's id from the stay, the client and what it sets, so a notice sent again
-finds its change stored and changes nothing; a corrected notice changes only the
-fields that differ. The write is the client's (role ``integration``, scope and
+change's id from the stay, the client and the whole notice, so a notice sent
+again finds its change stored and changes nothing (even after someone edited the
+stay here; a notice refused before is refused again the same way); a corrected
+notice changes only the fields that differ from the stay. The write is the client's (role ``integration``, scope and
 audit as a push); the discharge's follow-up (the patient's discharge date, a
 planned visit request) is then started by the record type's own hook.
 """
@@ -69,15 +70,19 @@ def import_notice(store, settings, device, user, keys, bundle, now=None):
             raise UnknownReference("the hospital's stay is held for another patient in hemsync: it was sent for the "
                                    "wrong patient before; mark that stay entered in error and send the notice "
                                    "under a new stay identifier", details={"identifier": [notice.stay_key]})
-        fields = {k: v for k, v in {"patient_id": patient.id, **notice.fields}.items() if current.get(k) != v}
+        sent = {"patient_id": patient.id, **notice.fields}
+        # The change's id is the whole notice's: sent again, even after someone edited the stay here, it is
+        # the change already applied, and changes nothing.
+        change_id = str(uuid.uuid5(NAMESPACE, f"{device['id']}/{record_id}/{json.dumps(sent, sort_keys=True)}"))
+        seen = store.get_change(change_id)
+        fields = {} if seen else {k: v for k, v in sent.items() if current.get(k) != v}
         result = {"stay_id": record_id, "patient_id": patient.id,
                   "status": "unchanged" if not fields else "updated" if stored else "created"}
-        refused = None
+        refused = seen["result"].get("error") if seen and seen["result"]["result"] == "rejected" else None
         if fields:
             writes = WriteApplier(store, settings, device, user, now)
-            change_id = uuid.uuid5(NAMESPACE, f"{device['id']}/{record_id}/{json.dumps(fields, sort_keys=True)}")
             applied = writes.apply(make_change("hospital_stay", record_id, fields,
-                                               state=stored.state if stored else None, change_id=str(change_id),
+                                               state=stored.state if stored else None, change_id=change_id,
                                                hlc=str(writes.clock.now())))
             writes.finish()
             refused = applied["error"] if applied["result"] == "rejected" else None

@@ -151,3 +151,30 @@ def test_a_stay_exported_and_sent_back_as_a_notice_reads_as_the_same_stay(clinic
     assert sent.personnummer == "191212121212" and sent.stay_key == f"urn:example:stays|{stored.id}"
     assert sent.fields == {k: record[k] for k in ("hospital", "ward", "admitted_at", "discharged_at", "planned")} | {
         "source": "discharge_notice"}
+
+
+def test_a_notice_sent_again_after_a_nurse_edited_the_stay_leaves_her_edit(halmstad, clinic):
+    from server.seed import demo_users
+    from server.writes import WriteApplier
+
+    stay_id = halmstad.post("/Bundle", notice()).get_json()["entry"][1]["response"]["location"].split("/")[1]
+    nurse = clinic.get_user(demo_users()["nurse-halmstad"])
+    with clinic.transaction():
+        writes = WriteApplier(clinic, halmstad.http.application.config["HEMSYNC"], {"id": "nurse-laptop"}, nurse,
+                              utcnow())
+        writes.write("hospital_stay", stay_id, {"ward": "Medicin 5 (flyttad)"})
+        writes.finish()
+    head = clinic.head()
+    assert halmstad.post("/Bundle", notice()).status_code == 200
+    assert clinic.head() == head
+    assert view(clinic.get_record("hospital_stay", stay_id).state)["ward"] == "Medicin 5 (flyttad)"
+
+
+def test_a_refused_notice_is_refused_again_the_same_way_when_sent_again(halmstad, clinic):
+    future = notice(discharged=utcnow() + dt.timedelta(days=3))
+    first = halmstad.post("/Bundle", future)
+    assert first.status_code == 400, first.get_json()
+    again = halmstad.post("/Bundle", future)
+    assert again.status_code == 400 and again.get_json()["issue"] == first.get_json()["issue"]
+    quarantined = [e for e in clinic.quarantined(limit=100) if e["device_id"] == halmstad.device["id"]]
+    assert len(quarantined) == 1
