@@ -172,3 +172,10 @@ def test_an_export_of_some_types_only_and_its_refusals(halmstad):
     assert halmstad.get("/$export", query_string={"_since": "2020-01-01T00:00:00Z"}).status_code == 400
     assert halmstad.get("/$export", query_string={"_outputFormat": "text/csv"}).status_code == 400
     assert halmstad.get("/$export-status/not-a-job").status_code == 404
+
+
+def test_a_revoked_client_gets_nothing_more(halmstad, clinic):
+    auth.revoke(clinic, halmstad.device["id"])
+    response = halmstad.get(f"/Patient/{HALMSTAD_PATIENT}")
+    assert response.status_code == 403 and response.get_json()["resourceType"] == "OperationOutcome"
+    assert halmstad.get("/$export").status_code == 403
