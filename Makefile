@@ -35,8 +35,13 @@ LAPTOPS ?= 50
 DURATION ?= 120
 REQUESTS ?= 10000
 
+# PAGE_PATIENTS / PAGE_REQUESTS: the region the people's pages are timed on (after the demo region).
+PAGE_PATIENTS ?= 50000
+PAGE_REQUESTS ?= 5000
+
 bench: $(STAMP)
 	$(BIN)/python -m proof.bench --n $(N)
+	$(BIN)/python -m proof.page_timings --patients $(PAGE_PATIENTS) --requests $(PAGE_REQUESTS)
 
 # POSTGRES=postgresql://... serves from a scratch database there with WORKERS= processes (default 4).
 # ALLOW_BUSY=1: 503 with Retry-After is backpressure, not failure (dropped connections still fail).

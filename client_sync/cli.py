@@ -16,8 +16,10 @@ import click
 
 from schema import records
 from schema.clock import now_text, utcnow
-from schema.dispatch import queue_entries, suggest_doctors
+from schema.dispatch import accepted_load, queue_entries, suggest_doctors
 from schema.errors import HemsyncError
+from schema.followup.calendar import today
+from schema.followup.due import LISTS
 from schema.records.visit_request import GOING
 from schema.recordtype import unflatten
 
@@ -581,6 +583,35 @@ def queue(obj, municipality, as_json):
 
 
 @cli.command()
+@click.option("--list", "only", type=click.Choice(LISTS), help="Only this list.")
+@click.option("--date", "day", metavar="YYYY-MM-DD", help="Due on this day (default: today, Swedish time).")
+@json_option
+@pass_context
+def due(obj, only, day, as_json):
+    """The due lists of the patients this laptop holds, offline: reviews, named doctors, conversations, discharges.
+
+    The same definitions as the server's; each patient shown is logged in the access log.
+
+    Example: hemsync due --list medication_review_due
+    """
+    try:
+        on = dt.date.fromisoformat(day) if day else today()
+    except ValueError:
+        raise click.ClickException(f"--date {day!r} is not a date like 2026-11-25") from None
+    lists = obj.replica.due_lists(on)
+    if only:
+        lists = {only: lists[only]}
+    if as_json:
+        click.echo(json.dumps({"date": on.isoformat(), **lists}, indent=2, ensure_ascii=False))
+        return
+    for name, entries in lists.items():
+        click.echo(f"{name} ({len(entries)})")
+        for entry in entries:
+            click.echo(f"  {entry['name'] or '-'} ({entry['patient_id']}), {entry['municipality'] or '-'}: "
+                       f"{entry['why']}")
+
+
+@cli.command()
 @click.argument("request_id")
 @json_option
 @pass_context
@@ -596,7 +627,8 @@ def suggest(obj, request_id, as_json):
         raise click.ClickException(f"no visit_request {request_id} in this replica (sync, or check the id)")
     request = requests[request_id]
     doctors = [s for s in obj.replica.staff() if s.get("role") == "doctor"]
-    found = suggest_doctors(request, patients.get(request["patient_id"], {}), doctors, requests.values())
+    found = suggest_doctors(request, patients.get(request["patient_id"], {}), doctors,
+                            accepted_load(requests.values()))
     if as_json:
         click.echo(json.dumps([dataclasses.asdict(s) for s in found], indent=2, ensure_ascii=False))
         return

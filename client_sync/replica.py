@@ -32,7 +32,10 @@ from schema import records
 from schema.change import make_change
 from schema.clock import ZERO, Hlc, HybridClock, utcnow
 from schema.dispatch import DispatchSettings
-from schema.errors import HemsyncError
+from schema.errors import Forbidden, HemsyncError
+from schema.followup.due import TYPES as DUE_TYPES
+from schema.followup.due import due_lists
+from schema.followup.snapshot import Snapshot
 from schema.merge import Actor, apply_change, view
 from schema.wire import decode_state, record_digest
 
@@ -620,6 +623,24 @@ class Replica:
         self.log_access(requests)
         views = {kind: {r.id: r.fields for r in self.local_all(kind)} for kind in ("patient", "observation")}
         return {r.id: r.fields for r in requests}, views["patient"], views["observation"]
+
+    def due_lists(self, today):
+        """The due lists on ``today`` over what this laptop holds (its user's scope), offline.
+
+        Computed by the same definitions as the server's (:mod:`schema.followup.due`);
+        each patient a list shows is logged as an opening of the patient's record.
+        Forbidden for a dispatcher, as on the server: her laptop holds only what
+        her open requests need, not a caseload.
+        """
+        role = self.actor().role
+        if role not in ("doctor", "nurse"):
+            raise Forbidden(f"a {role} does not see the due lists: they are for doctors and nurses",
+                            details={"role": [role]})
+        snapshot = Snapshot.of(r.state for kind in DUE_TYPES for r in self.local_all(kind))
+        lists = due_lists(snapshot, today)
+        self._log_openings(sorted({(e["patient_id"], "patient", e["patient_id"])
+                                   for entries in lists.values() for e in entries}))
+        return lists
 
     # -- the sync's side ----------------------------------------------------------
 

@@ -24,6 +24,7 @@ __all__ = [
     "DispatchSettings",
     "QueueEntry",
     "Suggestion",
+    "DoctorLoad",
     "is_working_day",
     "deadline_for",
     "emergency_reasons",
@@ -31,6 +32,8 @@ __all__ = [
     "queue_entries",
     "due_for_escalation",
     "suggest_doctors",
+    "accepted_load",
+    "doctors_on_duty",
 ]
 
 EMERGENCY_ADVICE = "emergency: consider ambulance (112)"
@@ -53,6 +56,7 @@ class DispatchSettings:
     escalate_before: timedelta = timedelta(minutes=30)
     acute_window: timedelta = timedelta(hours=2)
     recent_discharge_days: int = 30
+    on_duty_window: timedelta = timedelta(hours=2)
 
     def to_wire(self):
         """The settings as the handshake sends them to laptops (JSON: times as HH:MM, spans in minutes)."""
@@ -61,7 +65,8 @@ class DispatchSettings:
                 "planned_days": self.planned_days, "risk_step_minutes": _minutes(self.risk_step),
                 "escalate_before_minutes": _minutes(self.escalate_before),
                 "acute_window_minutes": _minutes(self.acute_window),
-                "recent_discharge_days": self.recent_discharge_days}
+                "recent_discharge_days": self.recent_discharge_days,
+                "on_duty_window_minutes": _minutes(self.on_duty_window)}
 
     @classmethod
     def from_wire(cls, values):
@@ -120,6 +125,19 @@ class Suggestion:
     name: str
     reason: str
     open_accepted: int
+
+
+@dataclass(frozen=True)
+class DoctorLoad:
+    """A doctor's open work and last activity, for the dispatcher's "who is on duty and how loaded"."""
+
+    doctor_id: str
+    name: str
+    municipalities: tuple[str, ...]
+    assigned: int
+    accepted: int
+    last_seen: datetime | None
+    on_duty: bool
 
 
 @lru_cache(maxsize=None)
@@ -364,20 +382,31 @@ def due_for_escalation(entries, now, settings=DispatchSettings()):
     ]
 
 
-def suggest_doctors(request, patient, doctors, requests):
+def accepted_load(requests):
+    """Open accepted requests (accepted, en route, on site) per doctor id, over ``requests``.
+
+    Computed once for a whole board and handed to :func:`suggest_doctors`, so a
+    queue of thousands of requests is not counted again for each of them.
+    """
+    load = {}
+    for request in requests:
+        if request["status"] in ACCEPTED_LOAD and request.get("accepted_by") and not request.get("entered_in_error"):
+            load[request["accepted_by"]] = load.get(request["accepted_by"], 0) + 1
+    return load
+
+
+def suggest_doctors(request, patient, doctors, load):
     """The doctors to suggest for ``request``, best first.
 
     The patient's named doctor, then doctors of the patient's municipality, then
     others; within each, fewest open accepted requests, then name. ``doctors`` are
-    user dicts (other roles are skipped); ``requests`` is an iterable of all visit
-    requests. The request's own acceptance does not count as load, so a re-assignment
-    compares the doctors fairly.
+    user dicts (other roles are skipped); ``load`` is :func:`accepted_load` of the
+    open requests. The request's own acceptance does not count as load, so a
+    re-assignment compares the doctors fairly.
     """
-    load = {}
-    for other in requests:
-        if (other["status"] in ACCEPTED_LOAD and other.get("accepted_by")
-                and other["id"] != request["id"] and not other.get("entered_in_error")):
-            load[other["accepted_by"]] = load.get(other["accepted_by"], 0) + 1
+    own = None
+    if request["status"] in ACCEPTED_LOAD and not request.get("entered_in_error"):
+        own = request.get("accepted_by")
     suggestions = []
     for doctor in doctors:
         if doctor.get("role") != "doctor":
@@ -388,11 +417,37 @@ def suggest_doctors(request, patient, doctors, requests):
             group, reason = 1, "same municipality"
         else:
             group, reason = 2, "other"
-        suggestion = Suggestion(doctor["id"], doctor["name"], reason, load.get(doctor["id"], 0))
-        suggestions.append((group, suggestion))
+        open_accepted = max(0, load.get(doctor["id"], 0) - (doctor["id"] == own))
+        suggestions.append((group, Suggestion(doctor["id"], doctor["name"], reason, open_accepted)))
     suggestions.sort(key=lambda pair: (pair[0], pair[1].open_accepted, pair[1].name,
                                        pair[1].doctor_id))
     return [suggestion for _, suggestion in suggestions]
+
+
+def doctors_on_duty(doctors, requests, last_seen, now, settings=DispatchSettings()):
+    """Every doctor's load and whether they are on duty, on duty first, then least loaded, then name.
+
+    A doctor is on duty when one of their devices synced within
+    ``settings.on_duty_window`` before ``now`` (``last_seen`` maps doctor ids to
+    aware datetimes): the region keeps no roster here, and a doctor whose laptop
+    has been silent for hours cannot be counted on. ``assigned`` counts open
+    requests assigned to them and not yet accepted; ``accepted`` is
+    :func:`accepted_load`.
+    """
+    accepted = accepted_load(requests)
+    assigned = {}
+    for request in requests:
+        if request["status"] in UNACCEPTED and request.get("assigned_doctor_id") and not request.get("entered_in_error"):
+            assigned[request["assigned_doctor_id"]] = assigned.get(request["assigned_doctor_id"], 0) + 1
+    loads = []
+    for doctor in doctors:
+        if doctor.get("role") != "doctor":
+            continue
+        seen = last_seen.get(doctor["id"])
+        loads.append(DoctorLoad(doctor["id"], doctor["name"], tuple(doctor.get("municipalities", ())),
+                                assigned.get(doctor["id"], 0), accepted.get(doctor["id"], 0), seen,
+                                seen is not None and now - seen <= settings.on_duty_window))
+    return sorted(loads, key=lambda d: (not d.on_duty, d.accepted + d.assigned, d.name, d.doctor_id))
 
 
 def _json(value):

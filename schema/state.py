@@ -40,6 +40,7 @@ __all__ = [
     "expand_resolves",
     "refuse_while_open",
     "competitor",
+    "value_of",
 ]
 
 CONFLICT_NAMESPACE = uuid.UUID("5a1f0c2e-7d3b-4e55-9a61-0c8f4b2d6e17")
@@ -47,6 +48,12 @@ CONFLICT_NAMESPACE = uuid.UUID("5a1f0c2e-7d3b-4e55-9a61-0c8f4b2d6e17")
 #: (a sealed visit's late edit, a duplicate patient) stay until resolved.
 CONCURRENT_EDIT = "concurrent_edit"
 WRITE_KEYS = ("value", "version", "hlc", "device_id", "by", "parents", "other_fields")
+
+
+def value_of(state, path):
+    """The value a field of a merge state shows, or None when it has none."""
+    write = state["fields"].get(path)
+    return write["value"] if write else None
 
 
 def new_state(record_type, record_id):

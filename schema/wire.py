@@ -49,8 +49,12 @@ def encode_state(state):
     return out
 
 
-def decode_state(wire):
-    """The merge state of a wire record; raises KeyError/ValueError on a malformed one."""
+def decode_state(wire, changes=True):
+    """The merge state of a wire record; raises KeyError/ValueError on a malformed one.
+
+    ``changes=False`` leaves out the ids of the merged changes (``changes``): a
+    reader that never merges into the state (the follow-up) spares their work.
+    """
     fields = {}
     values = wire["fields"]
     for version, hlc, device_id, by, paths in wire["writes"]:
@@ -69,7 +73,8 @@ def decode_state(wire):
     }
     if "bases" in wire:
         state["bases"] = wire["bases"]
-    state["changes"] = merged_changes(state)
+    if changes:
+        state["changes"] = merged_changes(state)
     return state
 
 

@@ -4,9 +4,13 @@ A thin click group: each command calls the server's modules and prints; errors
 of the library become ``click.ClickException`` here and only here.
 """
 
+import csv
 import dataclasses
+import datetime as dt
 import functools
+import io
 import json
+import secrets
 import sys
 
 import click
@@ -15,7 +19,11 @@ from schema.clock import utcnow
 from schema.errors import HemsyncError
 from schema.roles import ROLES
 
-from . import admin, audit, auth, jobs, passwords, queue, settings
+from schema.followup.calendar import today
+from schema.followup.due import LISTS
+from schema.followup.figures import FIGURES
+
+from . import admin, audit, auth, followup, jobs, passwords, queue, settings
 from .errors import ServerError
 from .seed import STAFF, demo_users, seed_demo
 from .store import is_postgres_url, open_store
@@ -476,6 +484,107 @@ def _audit_read(ctx, entries, command):
     ctx.store.audit(audit.office_read(None, None, entries, command))
 
 
+@main.command("report")
+@click.option("--month", required=True, metavar="YYYY-MM", help="The calendar month (Swedish local time).")
+@click.option("--months", default=1, show_default=True, type=click.IntRange(1, 120),
+              help="Also the months before it: a trend, oldest first.")
+@click.option("--municipality", default=None, help="Only this municipality (default: the whole region).")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV: period, municipality, figure, measure, value.")
+@json_option
+@pass_context
+@library_errors
+def report_command(ctx, month, months, municipality, as_csv, as_json):
+    """The region's follow-up figures of a month, with the counts each was computed from (no patient named).
+
+    \b
+    Example:
+        hemsync-server report --month 2026-11 --municipality Halmstad --json
+    """
+    reports = followup.report(ctx.store, month, municipality, months)
+    if as_csv:
+        click.echo(_report_csv(reports), nl=False)
+        return
+    emit(as_json, reports[0] if months == 1 else reports, "\n\n".join(_report_text(r) for r in reports))
+
+
+@main.command("due")
+@click.option("--as", "user_id", required=True, metavar="USER_ID",
+              help="Whose due lists: an admin sees every patient, a doctor or nurse the patients of her scope "
+                   "(the showing is audited in her name).")
+@click.option("--list", "only", default=None, type=click.Choice(LISTS), help="Only this list.")
+@click.option("--municipality", default=None, help="Only this municipality's patients.")
+@click.option("--date", "day", default=None, metavar="YYYY-MM-DD", help="Due on this day (default: today).")
+@json_option
+@pass_context
+@library_errors
+def due_command(ctx, user_id, only, municipality, day, as_json):
+    """The due lists: medication reviews, named doctors, conversations, discharges (audited as a read).
+
+    \b
+    Example:
+        hemsync-server due --as USER_ID --list medication_review_due
+    """
+    user = ctx.store.get_user(user_id)
+    if user is None:
+        raise click.ClickException(f"no user {user_id}: see `hemsync-server devices` for the users' ids")
+    try:
+        on = dt.date.fromisoformat(day) if day else today()
+    except ValueError:
+        raise click.ClickException(f"--date {day!r} is not a date like 2026-11-25") from None
+    lists = followup.due(ctx.store, user, on, "hemsync-server due", municipality=municipality)
+    if only:
+        lists = {only: lists[only]}
+    lines = []
+    for name, entries in lists.items():
+        lines.append(f"{name} ({len(entries)})")
+        lines.extend(f"  {e['name'] or '-'} ({e['patient_id']}), {e['municipality'] or '-'}: {e['why']}"
+                     for e in entries)
+    emit(as_json, {"date": on.isoformat(), **lists}, "\n".join(lines))
+
+
+def _report_text(report):
+    lines = [f"follow-up {report['period']}, {report['municipality'] or 'the whole region'}"]
+    for key in FIGURES:
+        figure = report[key]
+        counts = ", ".join(f"{k}={v}" for k, v in figure["counts"].items())
+        shown = (f"no data ({figure['reason']})" if figure["value"] is None
+                 else json.dumps(_rounded(figure["value"]), ensure_ascii=False))
+        target = f" (target {figure['target']:.2f})" if "target" in figure else ""
+        lines.append(f"  {key}: {shown}{target}" + (f"  [{counts}]" if counts else ""))
+    return "\n".join(lines)
+
+
+def _rounded(value):
+    """Shares and rates to three decimals, for people (JSON and CSV keep every digit)."""
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
+
+
+def _report_csv(reports):
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["period", "municipality", "figure", "measure", "value"])
+    for report in reports:
+        for key in FIGURES:
+            figure = report[key]
+            for measure, value in _flat({"value": figure["value"], "counts": figure["counts"],
+                                         **{k: v for k, v in figure.items() if k in ("reason", "target")}}):
+                writer.writerow([report["period"], report["municipality"] or "", key, measure,
+                                 "" if value is None else value])
+    return out.getvalue()
+
+
+def _flat(value, prefix=""):
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield from _flat(inner, f"{prefix}.{key}" if prefix else key)
+    else:
+        yield prefix, value
+
+
 @main.command("seed-demo")
 @json_option
 @pass_context
@@ -654,5 +763,12 @@ def _demo_start(ctx, server):
         role = next(role for k, _, role, *_ in STAFF if k == key)
         click.echo(f"  {role:10} {user['name']:12} {', '.join(user['municipalities']) or '-':28} token {token}")
     click.echo(f"\nthe demo admin's user id, for --by: {ids['admin-per']}")
+    admin = ctx.store.get_user(ids["admin-per"])
+    click.echo(f"\nthe people's pages at {server}/ (sign in with the HSA-id; new passwords on every start):")
+    for key in ("nurse-halmstad", "dispatcher-lena", "admin-per"):
+        user = ctx.store.get_user(ids[key])
+        password = secrets.token_urlsafe(12)
+        passwords.set_password(ctx.store, user["id"], password, admin)
+        click.echo(f"  {user['role']:10} {user['name']:12} HSA-id {user['hsa_id']}  password {password}")
     click.echo(f"\nnext, in another terminal (paste a token from above when asked for it):\n"
                f"  .venv/bin/hemsync login --server {server}\n  .venv/bin/hemsync sync\n  curl {server}/healthz\n")

@@ -10,8 +10,7 @@ of what it hands out (:func:`server.audit.shown`).
 
 import dataclasses
 
-from schema.dispatch import queue_entries, suggest_doctors
-from schema.merge import view
+from schema.dispatch import accepted_load, queue_entries, suggest_doctors
 
 from .errors import NotFound
 from .scope import OPEN_REQUEST_STATUSES
@@ -74,8 +73,8 @@ def suggestions(store, request_id):
     patient = dispatch.patients.get(request["patient_id"], {})
     doctors = [user for user in store.users() if user["role"] == "doctor"]
     # Only open requests carry load (accepted, en route, on site): the open view has them all.
-    return request, suggest_doctors(request, patient, doctors, dispatch.requests.values())
+    return request, suggest_doctors(request, patient, doctors, accepted_load(dispatch.requests.values()))
 
 
 def _views(stored_records):
-    return {stored.id: view(stored.state) for stored in stored_records}
+    return {stored.id: stored.view() for stored in stored_records}

@@ -74,6 +74,8 @@ SETTINGS = (
             int),
     Setting("HEMSYNC_ESCALATE_BEFORE_MINUTES", 30,
             "Minutes before its effective deadline an unaccepted request is escalated.", int),
+    Setting("HEMSYNC_ON_DUTY_MINUTES", 120,
+            "Minutes since a doctor's last sync within which the dispatcher's board counts them on duty.", int),
     Setting("HEMSYNC_ESCALATION_INTERVAL", 60,
             "Seconds between runs of the escalation job that `serve` starts (0: this process runs no jobs).", int),
     Setting("HEMSYNC_TLS_CERTFILE", "",
@@ -153,4 +155,5 @@ def dispatch_settings(values):
         planned_days=values["HEMSYNC_PLANNED_DAYS"],
         risk_step=dt.timedelta(minutes=values["HEMSYNC_RISK_STEP_MINUTES"]),
         escalate_before=dt.timedelta(minutes=values["HEMSYNC_ESCALATE_BEFORE_MINUTES"]),
+        on_duty_window=dt.timedelta(minutes=values["HEMSYNC_ON_DUTY_MINUTES"]),
     )

@@ -37,6 +37,8 @@ The story, in Swedish local time (CET from 25 October 2026, CEST before):
   5 Nov; SIP P1 done 30 Nov; enrollment P3 done 31 Oct, P5 done 1 Nov.
 - P8 and P9 (Halmstad, at home since January 2025, five active medications each)
   turn 75 on 20 Nov; P8's medication review is done that very day, P9 has none.
+- P10, palliative, at SÄBO in Halmstad from 1 Nov without a named doctor or a
+  breakpoint conversation, dies on 22 Nov (round item V15).
 """
 
 import datetime as dt
@@ -136,6 +138,7 @@ def build():
     r.patient("P7", dt.date(1944, 6, 7), LAHOLM, care_setting="own_home")
     r.patient("P8", dt.date(1951, 11, 20), HALMSTAD, care_setting="own_home", enrolled_at="2025-01-10")
     r.patient("P9", dt.date(1951, 11, 20), HALMSTAD, care_setting="own_home", enrolled_at="2025-01-10")
+    r.patient("P10", dt.date(1929, 8, 10), HALMSTAD, when="2026-11-01 08:00", care_setting="sabo", palliative=True)
 
     r.request("R1", "P1", "acute", "2026-11-03 10:00", "2026-11-03 10:45")
     r.request("R2", "P2", "acute", "2026-10-31 22:30", "2026-10-31 23:50")
@@ -165,6 +168,7 @@ def build():
     r.visit("V12", "P5", DOC_A, "2026-11-25 10:00", kind="round_item")
     r.visit("V13", "P3", DOC_B, "2026-11-20 10:00", kind="phone")
     r.visit("V14", "P3", DOC_B, "2025-11-30 10:00", kind="round_item")
+    r.visit("V15", "P10", DOC_A, "2026-11-22 10:00", kind="round_item", outcome="died")
 
     r.stay("S1", "P1", "2026-10-28 10:00", "2026-11-02 10:00")
     r.stay("S2", "P1", "2026-12-02 09:00", "2026-12-06 12:00")

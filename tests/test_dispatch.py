@@ -6,12 +6,15 @@ import pytest
 
 from schema.dispatch import (
     DispatchSettings,
+    DoctorLoad,
     Suggestion,
     deadline_for,
     due_for_escalation,
     is_out_of_hours,
     is_working_day,
     queue_entries,
+    accepted_load,
+    doctors_on_duty,
     suggest_doctors,
 )
 
@@ -418,7 +421,7 @@ def test_suggestions_put_the_named_doctor_first_then_municipality_then_fewest_ac
         request("r-6", status="accepted", accepted_by="d-other-b", entered_in_error=True),
     ]
     patient_ = patient("p-1", named_doctor_id="d-named")
-    assert suggest_doctors(this, patient_, DOCTORS, requests) == [
+    assert suggest_doctors(this, patient_, DOCTORS, accepted_load(requests)) == [
         Suggestion("d-named", "Nils Holm", "named doctor (continuity)", 1),
         Suggestion("d-umea-free", "Olof Ek", "same municipality", 0),
         Suggestion("d-umea-busy", "Anna Berg", "same municipality", 2),
@@ -428,7 +431,7 @@ def test_suggestions_put_the_named_doctor_first_then_municipality_then_fewest_ac
 
 
 def test_without_a_named_doctor_the_municipality_comes_first():
-    suggestions = suggest_doctors(request("r-1"), patient("p-1"), DOCTORS, [])
+    suggestions = suggest_doctors(request("r-1"), patient("p-1"), DOCTORS, {})
     assert [(s.doctor_id, s.reason) for s in suggestions] == [
         ("d-umea-busy", "same municipality"),
         ("d-umea-free", "same municipality"),
@@ -436,3 +439,28 @@ def test_without_a_named_doctor_the_municipality_comes_first():
         ("d-other-b", "other"),
         ("d-named", "other"),
     ]
+
+
+def test_the_board_counts_doctors_on_duty_by_their_last_sync_and_shows_their_load():
+    requests = [
+        request("r-1", status="accepted", accepted_by="d-umea-busy"),
+        request("r-2", status="on_site", accepted_by="d-umea-busy"),
+        request("r-3", status="assigned", assigned_doctor_id="d-umea-free"),
+        request("r-4", status="completed", accepted_by="d-umea-free"),
+        request("r-5", status="assigned", assigned_doctor_id="d-named", entered_in_error=True),
+    ]
+    synced = {"d-umea-busy": NOW - timedelta(minutes=5), "d-umea-free": NOW - timedelta(minutes=119),
+              "d-named": NOW - timedelta(hours=3)}
+    assert doctors_on_duty(DOCTORS, requests, synced, NOW) == [
+        DoctorLoad("d-umea-free", "Olof Ek", ("Umeå", "Vindeln"), 1, 0, synced["d-umea-free"], True),
+        DoctorLoad("d-umea-busy", "Anna Berg", ("Umeå",), 0, 2, synced["d-umea-busy"], True),
+        DoctorLoad("d-other-a", "Adam Lind", (), 0, 0, None, False),
+        DoctorLoad("d-other-b", "Berit Öberg", ("Luleå",), 0, 0, None, False),
+        DoctorLoad("d-named", "Nils Holm", ("Skellefteå",), 0, 0, synced["d-named"], False),
+    ]
+
+
+def test_the_on_duty_window_is_a_setting_that_reaches_the_laptops():
+    settings = DispatchSettings(on_duty_window=timedelta(minutes=45))
+    assert DispatchSettings.from_wire(settings.to_wire()) == settings
+    assert doctors_on_duty(DOCTORS[:1], [], {"d-other-b": NOW - timedelta(minutes=46)}, NOW, settings)[0].on_duty is False

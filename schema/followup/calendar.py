@@ -11,7 +11,7 @@ import dataclasses
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-__all__ = ["ZONE", "Month", "local_date", "parse_time", "add_months"]
+__all__ = ["ZONE", "Month", "local_date", "parse_time", "add_months", "today"]
 
 #: The region's time zone: month boundaries and dates of times are taken here.
 ZONE = ZoneInfo("Europe/Stockholm")
@@ -39,6 +39,11 @@ def local_date(value, zone=ZONE):
             return None
     moment = parse_time(value)
     return moment.astimezone(zone).date() if moment else None
+
+
+def today(zone=ZONE):
+    """Today's date in Swedish local time."""
+    return dt.datetime.now(dt.timezone.utc).astimezone(zone).date()
 
 
 def add_months(day, months):

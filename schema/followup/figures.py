@@ -14,7 +14,7 @@ Decisions where the table is terse (taken here, once):
   recorded; a request that skipped ``on_site`` never reached it;
 - the 90th percentile is the nearest rank (the smallest value with at least 90 %
   of the values at or below it), the median the middle value (the mean of the
-  two middle ones); both in whole minutes, rounded to one decimal;
+  two middle ones); both in minutes, rounded to one decimal;
 - a visit is in the month of its ``started_at`` (else its ``signed_at``); a
   doctor visit (readmission split, continuity) is a home visit or round item
   with a doctor, not a phone consult;
@@ -22,10 +22,15 @@ Decisions where the table is terse (taken here, once):
   as a readmission: the safe side for a measure of avoidable care); "1–30 days
   after" counts Swedish calendar days from the discharge date to the admission
   date;
-- an event counts for the municipality the patient belonged to when it happened.
+- an index stay is of a patient in home care (:func:`in_home_care`) as the
+  patient was recorded at the discharge;
+- a SÄBO resident "died" when a doctor documented it (a visit with outcome
+  ``died``) by the month's end; she leaves both sides of the share;
+- an admission "reached arrived in the month" by the time that step was recorded;
+- an event counts for the municipality the patient belonged to when it happened;
+  a month "has data" when any event the figures count happened in it there.
 """
 
-import datetime as dt
 import math
 import statistics
 
@@ -33,11 +38,13 @@ from ..records.visit_request import URGENCIES
 from ..records.visit import OUTCOMES
 from .calendar import Month, parse_time
 from .patients import in_home_care, is_sabo
-from .snapshot import is_doctor_visit, visit_time
+from .snapshot import is_doctor_visit, received_time, visit_time
 
-__all__ = ["FIGURES", "NAMED_DOCTOR_TARGET", "READMISSION_DAYS", "VISIT_AFTER_DISCHARGE_DAYS", "CONTINUITY_MONTHS",
-           "CONVERSATIONS", "figures", "has_data", "died_by"]
+__all__ = ["TYPES", "FIGURES", "NO_DATA", "NAMED_DOCTOR_TARGET", "READMISSION_DAYS", "VISIT_AFTER_DISCHARGE_DAYS",
+           "CONTINUITY_MONTHS", "CONVERSATIONS", "figures", "has_data", "died_by"]
 
+#: The record types the figures read.
+TYPES = ("patient", "visit_request", "visit", "hospital_stay", "admission", "medication_review", "care_plan")
 #: The keys of DOMAIN.md's table, in its order.
 FIGURES = ("acute_visits", "minutes_to_on_site", "outcomes", "readmissions_30d", "named_doctor_share_sabo",
            "continuity_upc", "named_doctor_visit_share", "medication_reviews_done", "breakpoint_conversations_done",
@@ -50,6 +57,14 @@ READMISSION_DAYS = (1, 30)
 VISIT_AFTER_DISCHARGE_DAYS = 7
 #: Continuity looks at the visits of the twelve months ending with the month.
 CONTINUITY_MONTHS = 12
+#: Why a measured figure has no value although the month has data (the pages translate these).
+NO_DATA = {
+    "on_site": "no request reached on_site in the month",
+    "outcomes": "no signed home visit with an outcome in the month",
+    "stays": "no hospital stay discharged in the month",
+    "sabo": "no SÄBO resident at the end of the month",
+    "continuity": "no patient with two doctor visits in the twelve months",
+}
 #: The care_plan kinds counted as done, by figure.
 CONVERSATIONS = {"breakpoint_conversations_done": "breakpoint_conversation",
                  "enrollment_conversations_done": "enrollment_conversation", "sips_done": "sip"}
@@ -70,76 +85,72 @@ def figures(snapshot, month, municipality=None):
     report["readmissions_30d"] = _readmissions(snapshot, month, where)
     report["named_doctor_share_sabo"] = _named_doctor_share(snapshot, month, where)
     report["continuity_upc"], report["named_doctor_visit_share"] = _continuity(snapshot, month, where)
-    report["medication_reviews_done"] = _done(snapshot.reviews, month, where, "reviews")
+    done = _in_month(snapshot, "done", month, where)
+    report["medication_reviews_done"] = _count([r for r in done if "kind" not in r], "reviews_done_in_month")
     for key, kind in CONVERSATIONS.items():
-        report[key] = _done([p for p in snapshot.care_plans if p.get("kind") == kind], month, where, "care_plans")
-    report["direct_admissions"] = _direct_admissions(snapshot, month, where)
+        report[key] = _count([r for r in done if r.get("kind") == kind], "care_plans_done_in_month")
+    report["direct_admissions"] = _count(_in_month(snapshot, "arrived", month, where), "admissions_arrived")
     return report
 
 
 def has_data(snapshot, month, municipality=None):
     """True when anything the figures count happened in the month in the municipality (or the region)."""
+    month = month if isinstance(month, Month) else Month.parse(month, snapshot.zone)
     where = _Where(snapshot, municipality)
-    events = [*((r["patient_id"], t) for r in snapshot.requests for t in [_received(r)] if t),
-              *((v["patient_id"], visit_time(v)) for v in snapshot.visits if visit_time(v)),
-              *((s["patient_id"], t) for s in snapshot.stays for t in (_parsed(s, "admitted_at"),
-                                                                         _parsed(s, "discharged_at")) if t),
-              *((a["patient_id"], snapshot.arrived_at[a["id"]]) for a in snapshot.admissions
-                if a["id"] in snapshot.arrived_at),
-              *((r["patient_id"], snapshot.day_end(d) - _EPSILON) for r in [*snapshot.reviews, *snapshot.care_plans]
-                if r.get("status") == "done" for d in [snapshot.local_date(r.get("date"))] if d)]
-    return any(month.holds(moment) and where.holds(patient_id, moment) for patient_id, moment in events)
+    # The events the figures count first (they are indexed anyway); receipts and admissions last.
+    return any(where.holds(record["patient_id"], moment)
+               for name in ("visit", "on_site", "discharged", "done", "arrived", "received", "admitted")
+               for moment, record in snapshot.events(name).get(month.key, ()))
 
 
 def died_by(snapshot, moment):
     """The ids of patients whose death a doctor documented (a visit with outcome ``died``) by ``moment``."""
-    return {v["patient_id"] for v in snapshot.visits
-            if v.get("outcome") == "died" and visit_time(v) is not None and visit_time(v) <= moment}
+    return {v["patient_id"] for at, v in snapshot.events("died") if at <= moment}
 
 
 # --- the figures ------------------------------------------------------------------
 
 def _acute_visits(snapshot, month, where):
-    reached = [r for r in snapshot.requests if r.get("urgency") == "acute" and _in(month, where, r, _on_site(r))]
-    return {"value": len(reached), "counts": {"acute_requests_on_site": len(reached)}}
+    reached = [r for r in _in_month(snapshot, "on_site", month, where) if r.get("urgency") == "acute"]
+    return _count(reached, "acute_requests_on_site")
 
 
 def _minutes_to_on_site(snapshot, month, where):
     value, counts = {}, {}
+    reached = [(at, r) for at, r in snapshot.events("on_site").get(month.key, ())
+               if received_time(r) and where.holds(r["patient_id"], at)]
     for urgency in URGENCIES:
-        minutes = sorted((_on_site(r) - _received(r)).total_seconds() / 60 for r in snapshot.requests
-                         if r.get("urgency") == urgency and _received(r) and _in(month, where, r, _on_site(r)))
+        minutes = sorted((at - received_time(r)).total_seconds() / 60 for at, r in reached
+                         if r.get("urgency") == urgency)
         counts[urgency] = len(minutes)
         value[urgency] = ({"median": round(statistics.median(minutes), 1), "p90": round(_nearest_rank(minutes, 0.9), 1)}
                           if minutes else None)
-    return _measured(value if any(counts.values()) else None, counts, "no request reached on_site in the month")
+    return _measured(value if any(counts.values()) else None, counts, NO_DATA["on_site"])
 
 
 def _outcomes(snapshot, month, where):
-    signed = [v for v in snapshot.visits if v.get("kind") == "home_visit" and v.get("signed_at")
-              and _in(month, where, v, visit_time(v))]
+    signed = [v for v in _in_month(snapshot, "visit", month, where)
+              if v.get("kind") == "home_visit" and v.get("signed_at")]
     by_outcome = {name: sum(1 for v in signed if v.get("outcome") == name) for name in OUTCOMES}
     with_outcome = sum(by_outcome.values())
     counts = {"signed_home_visits": len(signed), "with_outcome": with_outcome,
               "without_outcome": len(signed) - with_outcome, **by_outcome}
     value = {name: n / with_outcome for name, n in by_outcome.items()} if with_outcome else None
-    return _measured(value, counts, "no signed home visit with an outcome in the month")
+    return _measured(value, counts, NO_DATA["outcomes"])
 
 
 def _readmissions(snapshot, month, where):
     stays_of, visits_of = snapshot.by_patient("stays"), snapshot.by_patient("visits")
     low, high = READMISSION_DAYS
     groups = {"all": [0, 0], "visited_within_7d": [0, 0], "not_visited_within_7d": [0, 0]}
-    for stay in snapshot.stays:
-        discharged = _parsed(stay, "discharged_at")
-        if not _in(month, where, stay, discharged):
-            continue
+    for discharged, stay in snapshot.events("discharged").get(month.key, ()):
         patient = snapshot.patients.get(stay["patient_id"])
-        if patient is None or not in_home_care(patient.at(discharged)):
+        if not where.holds(stay["patient_id"], discharged) or patient is None \
+                or not in_home_care(patient.at(discharged)):
             continue
         day = snapshot.local_date(discharged)
         readmitted = any(other is not stay and other.get("planned") is not True
-                         and _parsed(other, "admitted_at") is not None
+                         and parse_time(other.get("admitted_at")) is not None
                          and low <= (snapshot.local_date(other["admitted_at"]) - day).days <= high
                          for other in stays_of[stay["patient_id"]])
         visited = any(is_doctor_visit(v)
@@ -152,29 +163,35 @@ def _readmissions(snapshot, month, where):
     counts = {f"{name}_{part}": n for name, pair in groups.items()
               for part, n in zip(("index_stays", "readmitted"), pair)}
     counts = {"index_stays": counts.pop("all_index_stays"), "readmitted": counts.pop("all_readmitted"), **counts}
-    return _measured(value if groups["all"][0] else None, counts, "no hospital stay discharged in the month")
+    return _measured(value if groups["all"][0] else None, counts, NO_DATA["stays"])
 
 
 def _named_doctor_share(snapshot, month, where):
     end = month.end
     dead = died_by(snapshot, end)
-    residents = [p.at(end) for p in snapshot.patients.values()
-                 if p.known_by(end, snapshot.zone) and p.id not in dead and where.holds(p.id, end)]
-    residents = [p for p in residents if is_sabo(p)
-                 and not (snapshot.local_date(p.get("moved_in_at")) or month.first) > month.last]
-    named = sum(1 for p in residents if p.get("named_doctor_id"))
-    figure = _measured(named / len(residents) if residents else None,
-                       {"sabo_residents": len(residents), "with_named_doctor": named},
-                       "no SÄBO resident at the end of the month")
+    residents, named = 0, 0
+    for patient in snapshot.patients.values():
+        if patient.value_at("care_setting", end) != "sabo" or patient.id in dead:
+            continue
+        moved_in = snapshot.local_date(patient.value_at("moved_in_at", end))
+        if (moved_in is not None and moved_in > month.last) or not patient.known_by(end, snapshot.zone) \
+                or not is_sabo(patient.at(end)) or not where.holds(patient.id, end):
+            continue
+        residents += 1
+        named += bool(patient.value_at("named_doctor_id", end))
+    figure = _measured(named / residents if residents else None,
+                       {"sabo_residents": residents, "with_named_doctor": named},
+                       NO_DATA["sabo"])
     return {**figure, "target": NAMED_DOCTOR_TARGET}
 
 
 def _continuity(snapshot, month, where):
-    first, end = month.shifted(1 - CONTINUITY_MONTHS).start, month.end
+    end = month.end
     visits = {}
-    for visit in snapshot.visits:
-        if is_doctor_visit(visit) and first <= visit_time(visit) < end:
-            visits.setdefault(visit["patient_id"], []).append(visit["doctor_id"])
+    for back in range(CONTINUITY_MONTHS):
+        for _, visit in snapshot.events("visit").get(month.shifted(-back).key, ()):
+            if is_doctor_visit(visit):
+                visits.setdefault(visit["patient_id"], []).append(visit["doctor_id"])
     upcs, named_visits, total = [], 0, 0
     for patient_id, doctors in sorted(visits.items()):
         if len(doctors) < 2 or not where.holds(patient_id, end) or patient_id not in snapshot.patients:
@@ -185,25 +202,13 @@ def _continuity(snapshot, month, where):
         total += len(doctors)
     counts = {"patients": len(upcs), "visits": total}
     upc = _measured(sum(upcs) / len(upcs) if upcs else None, counts,
-                    "no patient with two doctor visits in the twelve months")
+                    NO_DATA["continuity"])
     share = _measured(named_visits / total if total else None, {**counts, "by_named_doctor": named_visits},
-                      "no patient with two doctor visits in the twelve months")
+                      NO_DATA["continuity"])
     return upc, share
 
 
-def _done(found, month, where, name):
-    done = [r for r in found if r.get("status") == "done" and _on_day(month, where, r)]
-    return {"value": len(done), "counts": {f"{name}_done_in_month": len(done)}}
-
-
-def _direct_admissions(snapshot, month, where):
-    arrived = [a for a in snapshot.admissions if _in(month, where, a, snapshot.arrived_at.get(a["id"]))]
-    return {"value": len(arrived), "counts": {"admissions_arrived": len(arrived)}}
-
-
 # --- helpers --------------------------------------------------------------------
-
-_EPSILON = dt.timedelta(microseconds=1)
 
 
 class _Where:
@@ -220,28 +225,14 @@ class _Where:
         return place is not None and place.casefold() == self.municipality.casefold()
 
 
-def _in(month, where, record, moment):
-    return moment is not None and month.holds(moment) and where.holds(record["patient_id"], moment)
+def _in_month(snapshot, name, month, where):
+    """The records of the events ``name`` in the month, of patients of the municipality then."""
+    return [record for moment, record in snapshot.events(name).get(month.key, ())
+            if where.holds(record["patient_id"], moment)]
 
 
-def _on_day(month, where, record):
-    day = where.snapshot.local_date(record.get("date"))
-    return day is not None and month.holds(day) and where.holds(record["patient_id"],
-                                                                where.snapshot.day_end(day) - _EPSILON)
-
-
-def _parsed(record, name):
-    return parse_time(record.get(name))
-
-
-def _received(request):
-    return _parsed(request, "received_at")
-
-
-def _on_site(request):
-    steps = [parse_time(s.get("at")) for s in request.get("status_history") or () if s.get("status") == "on_site"]
-    steps = [s for s in steps if s is not None]
-    return min(steps) if steps else None
+def _count(found, name):
+    return {"value": len(found), "counts": {name: len(found)}}
 
 
 def _nearest_rank(values, share):

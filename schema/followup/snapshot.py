@@ -15,16 +15,28 @@ import datetime as dt
 
 from ..clock import Hlc
 from ..merge import view
+from ..records.visit_request import status_writes
 from ..rules import write_key
 from .calendar import ZONE, local_date, parse_time
 
-__all__ = ["PatientPast", "Snapshot", "visit_time", "is_doctor_visit", "DOCTOR_VISIT_KINDS"]
+__all__ = ["PatientPast", "Snapshot", "visit_time", "received_time", "is_doctor_visit", "DOCTOR_VISIT_KINDS", "TYPES",
+           "VALUE_FIELDS"]
 
 #: Visits in which a doctor saw the patient (a phone consult is not a visit).
 DOCTOR_VISIT_KINDS = ("home_visit", "round_item")
-#: Types the follow-up reads; a snapshot ignores every other.
+#: Types the follow-up reads (the figures and the due lists each name theirs); a snapshot ignores every other.
 TYPES = ("patient", "visit_request", "visit", "hospital_stay", "admission", "medication", "medication_review",
          "care_plan")
+
+#: What the follow-up reads of the types it needs no write times or derived views of: a store may hand
+#: these over as values alone (``Store.field_values``), the cheap way a region's year is read.
+VALUE_FIELDS = {
+    "visit": ("patient_id", "doctor_id", "kind", "started_at", "signed_at", "outcome", "entered_in_error"),
+    "hospital_stay": ("patient_id", "admitted_at", "discharged_at", "planned", "entered_in_error"),
+    "medication": ("patient_id", "status", "entered_in_error"),
+    "medication_review": ("patient_id", "date", "status", "entered_in_error"),
+    "care_plan": ("patient_id", "kind", "date", "status", "entered_in_error"),
+}
 
 
 def _time(write):
@@ -51,16 +63,21 @@ class PatientPast:
         for conflict in state["conflicts"]:
             if conflict.get("field") in state["fields"]:
                 writes[conflict["field"]].extend(v for v in conflict["values"] if "hlc" in v and "version" in v)
-        self._fields = {}
-        for path, found in writes.items():
-            unique = sorted({w["version"]: w for w in found}.values(), key=write_key)
-            self._fields[path] = ([_time(w) for w in unique], [w["value"] for w in unique])
-        firsts = [times[0] for times, _ in self._fields.values()]
-        self.created = min(firsts) if firsts else None
+        # Each field's past is sorted when first asked for: most figures read a few fields of a patient.
+        self._writes, self._fields = writes, {}
+        first = min((w["hlc"] for found in writes.values() for w in found), default=None)
+        self.created = Hlc.parse(first).time if first else None
+
+    def _past(self, path):
+        found = self._fields.get(path)
+        if found is None and path in self._writes:
+            unique = sorted({w["version"]: w for w in self._writes[path]}.values(), key=write_key)
+            found = self._fields[path] = ([_time(w) for w in unique], [w["value"] for w in unique])
+        return found
 
     def value_at(self, path, moment):
         """The value of ``path`` at ``moment`` (aware), or None when it had none."""
-        found = self._fields.get(path)
+        found = self._past(path)
         if found is None:
             return None
         times, values = found
@@ -72,7 +89,7 @@ class PatientPast:
 
     def at(self, moment):
         """The patient as a person would have seen it at ``moment`` (entered in error as it is now)."""
-        seen = {path: self.value_at(path, moment) for path in self._fields}
+        seen = {path: self.value_at(path, moment) for path in self._writes}
         return {"id": self.id, **seen, "entered_in_error": bool(self.now.get("entered_in_error"))}
 
     def known_by(self, moment, zone=ZONE):
@@ -93,6 +110,11 @@ def visit_time(visit):
     return parse_time(visit.get("started_at")) or parse_time(visit.get("signed_at"))
 
 
+def received_time(request):
+    """When the server received a visit request."""
+    return parse_time(request.get("received_at"))
+
+
 def is_doctor_visit(visit):
     """A visit a doctor made to the patient, not entered in error, with a time."""
     return (visit.get("kind") in DOCTOR_VISIT_KINDS and bool(visit.get("doctor_id"))
@@ -103,7 +125,8 @@ def is_doctor_visit(visit):
 class Snapshot:
     """What the follow-up reads: patients with their past, and the other records as they are now.
 
-    ``arrived_at`` holds, per admission id, when its ``arrived`` step was recorded.
+    ``arrived_at`` holds, per admission id, when its ``arrived`` step was recorded; ``on_site_at``,
+    per request id, when its first ``on_site`` step was.
     """
 
     patients: dict = dataclasses.field(default_factory=dict)
@@ -115,6 +138,7 @@ class Snapshot:
     reviews: list = dataclasses.field(default_factory=list)
     care_plans: list = dataclasses.field(default_factory=list)
     arrived_at: dict = dataclasses.field(default_factory=dict)
+    on_site_at: dict = dataclasses.field(default_factory=dict)
     zone: object = ZONE
 
     _LISTS = {"visit_request": "requests", "visit": "visits", "hospital_stay": "stays", "admission": "admissions",
@@ -134,16 +158,65 @@ class Snapshot:
         if kind == "patient":
             self.patients[state["id"]] = PatientPast(state)
             return
-        name = self._LISTS.get(kind)
-        if name is None:
+        if kind not in self._LISTS:
             return
-        record = view(state)
-        if record.get("entered_in_error"):
+        if kind == "visit_request":
+            # Its step times, not its status history's text: the same steps, read once.
+            self.add_values(kind, {"id": state["id"], **{p: w["value"] for p, w in state["fields"].items()}})
+            on_site = next((w for w in status_writes(state) if w["value"] == "on_site"), None)
+            if on_site is not None:
+                self.on_site_at[state["id"]] = _time(on_site)
             return
-        getattr(self, name).append(record)
+        self.add_values(kind, view(state))
         status = state["fields"].get("status")
         if kind == "admission" and status is not None and status["value"] == "arrived":
             self.arrived_at[state["id"]] = _time(status)
+
+    def add_values(self, kind, record):
+        """Add one record as a person sees it (``{"id", field: value}``); one entered in error counts nowhere."""
+        if not record.get("entered_in_error"):
+            getattr(self, self._LISTS[kind]).append(record)
+
+    def events(self, name):
+        """Events of one kind by local month (``YYYY-MM``): ``[(moment, record), ...]`` each, computed once.
+
+        The kinds, each placed by its time: ``visit`` (:func:`visit_time`),
+        ``on_site`` and ``received`` (a request's step and receipt), ``admitted``
+        and ``discharged`` (a stay's), ``arrived`` (an admission's), ``done`` (a
+        review or conversation marked done, at the end of its ``date``). ``died``
+        (a visit with outcome ``died``) is one list over all months.
+        """
+        cache = self.__dict__.setdefault("_events", {})
+        if name == "died" and name not in cache:
+            cache[name] = [(at, v) for events in self.events("visit").values() for at, v in events
+                           if v.get("outcome") == "died"]
+        if name not in cache:
+            months = {}
+            for moment, record in self._timed(name):
+                if moment is not None:
+                    local = moment.astimezone(self.zone)
+                    months.setdefault(f"{local.year:04d}-{local.month:02d}", []).append((moment, record))
+            cache[name] = months
+        return cache[name]
+
+    def _timed(self, name):
+        if name == "visit":
+            return ((visit_time(v), v) for v in self.visits)
+        if name == "on_site":
+            return ((self.on_site_at.get(r["id"]), r) for r in self.requests)
+        if name == "received":
+            return ((received_time(r), r) for r in self.requests)
+        if name in ("admitted", "discharged"):
+            return ((parse_time(s.get(f"{name}_at")), s) for s in self.stays)
+        if name == "arrived":
+            return ((self.arrived_at.get(a["id"]), a) for a in self.admissions)
+        if name == "done":
+            return ((self._date_end(r), r) for r in [*self.reviews, *self.care_plans] if r.get("status") == "done")
+        raise ValueError(f"no events called {name!r}")
+
+    def _date_end(self, record):
+        day = local_date(record.get("date"), self.zone)
+        return self.day_end(day) - dt.timedelta(microseconds=1) if day else None
 
     def by_patient(self, name):
         """One of the record lists (``"visits"``, ``"stays"``, ...) grouped by patient id (computed once)."""

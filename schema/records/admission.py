@@ -14,6 +14,7 @@ from ..guards import require_reason, state_machine_steps
 from ..recordtype import FieldSpec, RecordType
 from ..references import Ref
 from ..rules import StateMachine, Transition
+from ..state import value_of
 from ..validation import RecordRef, RecordSchema, Text
 from . import register
 from .hospital_stay import stay_id_for_admission
@@ -54,22 +55,17 @@ def create_stay(writes, state, before):
     follows a discharge. Returns no conflicts.
     """
     arrived = state["fields"].get("status")
-    if arrived is None or arrived["value"] != "arrived" or _value(state, "entered_in_error"):
+    if arrived is None or arrived["value"] != "arrived" or value_of(state, "entered_in_error"):
         return []
     stay_id = stay_id_for_admission(state["id"])
     if writes.store.get_record("hospital_stay", stay_id) is not None:
         return []
     admitted = Hlc.parse(arrived["hlc"]).time
     writes.server_writes().write("hospital_stay", stay_id, {
-        "patient_id": _value(state, "patient_id"), "hospital": _value(state, "hospital"),
-        "ward": _value(state, "ward"), "admitted_at": admitted.isoformat(), "planned": False,
+        "patient_id": value_of(state, "patient_id"), "hospital": value_of(state, "hospital"),
+        "ward": value_of(state, "ward"), "admitted_at": admitted.isoformat(), "planned": False,
         "source": "direct_admission", "admission_id": state["id"]}, change_id=stay_id)
     return []
-
-
-def _value(state, name):
-    write = state["fields"].get(name)
-    return write["value"] if write else None
 
 
 RECORD = register(RecordType(

@@ -13,7 +13,7 @@ from ..guards import immutable
 from ..recordtype import FieldSpec, RecordType
 from ..references import Ref
 from ..rules import Immutable, write_key
-from ..state import CONFLICT_NAMESPACE
+from ..state import CONFLICT_NAMESPACE, value_of
 from ..validation import IsoDate, Personnummer, RecordRef, RecordSchema, StrictBool, StrictInt, Text
 from . import register
 
@@ -94,8 +94,8 @@ def flag_duplicates(writes, state, before):
     duplicate is under review (:func:`duplicate_notice`), written to the feed so
     every device holding one of them sees it. Returns the conflict ids raised.
     """
-    personnummer = _value(state, "personnummer")
-    if not personnummer or (before is not None and _value(before, "personnummer") == personnummer):
+    personnummer = value_of(state, "personnummer")
+    if not personnummer or (before is not None and value_of(before, "personnummer") == personnummer):
         return []
     same = writes.store.patients_with_personnummer(personnummer)
     if len(same) < 2:
@@ -110,11 +110,6 @@ def flag_duplicates(writes, state, before):
         writes.annotate(patient, conflict["id"], {"rule": "duplicate_patient", "action": "conflict",
                                                   "conflict": conflict["id"], "patients": conflict["patients"]})
     return [conflict["id"]]
-
-
-def _value(state, name):
-    write = state["fields"].get(name)
-    return write["value"] if write else None
 
 
 def resolve_duplicate(state, conflict_id, kept_id, admin_id):

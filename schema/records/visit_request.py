@@ -127,13 +127,20 @@ def _out_of_hours(ctx):
     return ctx.values["urgency"] == "acute" and dispatch.is_out_of_hours(ctx.now, ctx.options.get("dispatch"))
 
 
+def status_writes(state):
+    """Every write of the request's status, in the order the steps were taken (HLC, then device)."""
+    return sorted(_all_writes(state, "status"), key=lambda w: (w["hlc"], w["device_id"] or ""))
+
+
+def status_steps(state):
+    """Every status the request has had, in order: ``(status, when (aware UTC, from its HLC), by whom)``."""
+    return [(w["value"], Hlc.parse(w["hlc"]).time, w["by"]) for w in status_writes(state)]
+
+
 def status_history(state):
     """Every status the request has had, with when (server HLC time) and by whom."""
-    writes = [w for w in _all_writes(state, "status")]
-    writes.sort(key=lambda w: (w["hlc"], w["device_id"] or ""))
-    return {"status_history": [
-        {"status": w["value"], "at": Hlc.parse(w["hlc"]).time.isoformat(), "by": w["by"]} for w in writes
-    ]}
+    return {"status_history": [{"status": status, "at": at.isoformat(), "by": by}
+                               for status, at, by in status_steps(state)]}
 
 
 def _all_writes(state, path):
@@ -195,4 +202,4 @@ RECORD = register(RecordType(
     views=(status_history,),
 ))
 
-__all__ = ["RECORD", "MACHINE"]
+__all__ = ["RECORD", "MACHINE", "status_steps", "status_writes"]

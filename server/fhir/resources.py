@@ -54,6 +54,7 @@ def resources_of(stored, patients):
     A round makes one Encounter per resident among ``patients``; any other
     record makes its resources, all of its patient.
     """
+    # Not StoredRecord.view(): its process-wide cache would keep every record an export reads.
     record = view(stored.state)
     if stored.type == "round":
         return [(e["subject"]["reference"].split("/", 1)[1], e)

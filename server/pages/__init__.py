@@ -8,8 +8,10 @@ signed-in person as its user, so the merge, roles, scope and audit of a push
 apply; every page that shows patients audits the read. See docs/web.md.
 """
 
+from flask import g
+
 from .. import web
-from . import admin, dispatch, nurse, session, signin
+from . import admin, dispatch, followup, nurse, session, signin
 
 __all__ = ["init_app"]
 
@@ -19,10 +21,14 @@ def init_app(app):
     store = app.extensions["hemsync.store"]
 
     def name_of(user_id):
-        user = store.get_user(user_id)
-        return user["name"] if user else None
+        # Once per person and request: a board names the same few people hundreds of times.
+        names = g.setdefault("person_names", {})
+        if user_id not in names:
+            user = store.get_user(user_id)
+            names[user_id] = user["name"] if user else None
+        return names[user_id]
 
     web.init_app(app, timezone=app.config["HEMSYNC"]["HEMSYNC_TIMEZONE"], name_of=name_of)
     session.init_app(app)
-    for blueprint in (signin.blueprint, nurse.blueprint, dispatch.blueprint, admin.blueprint):
+    for blueprint in (signin.blueprint, nurse.blueprint, dispatch.blueprint, admin.blueprint, followup.blueprint):
         app.register_blueprint(blueprint)

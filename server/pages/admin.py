@@ -1,14 +1,19 @@
-"""The admin's pages: users, devices (health, revoke), quarantine, duplicate patients, the audit log.
+"""The admin's pages: users, devices (health, revoke), quarantine, duplicate patients (merge), the audit log.
 
 Each read an admin makes is audited as the CLI's and the API's are (``admin_read``);
-revoking a device is audited as ``hemsync-server revoke`` is.
+revoking a device and merging duplicates are the CLI's acts (:mod:`server.auth`,
+:mod:`server.admin`), audited as they are there.
 """
 
-from flask import Blueprint, flash, g, redirect, request, url_for
+import uuid
 
-from .. import audit, auth, web
+from flask import Blueprint, current_app, flash, g, redirect, request, url_for
+
+from schema.identity import normalize_personnummer
+
+from .. import admin, audit, auth, web
 from ..errors import NotFound
-from .session import WEB_DEVICE, page, signed_in, store
+from .session import REFUSALS, WEB_DEVICE, page, refused, signed_in, store
 
 __all__ = ["blueprint"]
 
@@ -61,21 +66,58 @@ def quarantine():
 @blueprint.get("/duplicates")
 @signed_in("admin")
 def duplicates():
-    """Open duplicate-patient conflicts: the patients sharing a personnummer (merge with the CLI)."""
+    """Open duplicate-patient conflicts: the records sharing a personnummer, each with its identity; merge."""
     conflicts = store().duplicates(status="open")
+    identities = {}
+    for stored in store().get_records("patient", {p for c in conflicts for p in c["patients"]}):
+        # An admin sees the duplicates' identities only (DOMAIN.md's role table), not their clinical records.
+        identities[stored.id] = {k: stored.view().get(k) for k in ("name", "municipality")}
     store().audit(audit.duplicates_read(g.user, WEB_DEVICE, conflicts, f"GET {request.path}"))
-    return page("admin_duplicates.html", conflicts=conflicts)
+    return page("admin_duplicates.html", conflicts=conflicts, identities=identities)
+
+
+@blueprint.post("/duplicates/merge")
+@signed_in("admin")
+def merge():
+    """Merge the duplicate record into the one kept, with the reason: ``hemsync-server merge-patients``'s act."""
+    kept_id, duplicate_id = request.form.get("keep", ""), request.form.get("duplicate", "")
+    if kept_id == duplicate_id:
+        flash(web.i18n.gettext("Choose two different records: one to keep, one to merge into it."), "error")
+        return redirect(url_for("admin.duplicates"))
+    try:
+        result = admin.merge_patients(store(), current_app.config["HEMSYNC"], kept_id, duplicate_id,
+                                      request.form.get("reason", ""), g.user["id"])
+    except REFUSALS as exc:
+        refused("Not merged: %(why)s", exc)
+    else:
+        flash(web.i18n.gettext("Merged: %(moved)s record(s) moved to the kept patient.", moved=result["moved"]), "ok")
+    return redirect(url_for("admin.duplicates"))
 
 
 @blueprint.get("/audit")
 @signed_in("admin")
 def audit_log():
-    """The audit log, newest page, searchable by patient id and by user id."""
-    patient_id = request.args.get("patient_id", "").strip() or None
+    """The audit log, newest first, searchable by patient (personnummer or id) and by person."""
+    patient = request.args.get("patient", "").strip()
     user_id = request.args.get("user_id", "").strip() or None
-    entries = store().audit_log(patient_id=patient_id, limit=10_000 if user_id else AUDIT_PAGE)
-    if user_id:
-        entries = [e for e in entries if e["user_id"] == user_id][-AUDIT_PAGE:]
-    store().audit(audit.audit_log_read(g.user, WEB_DEVICE, entries, f"GET {request.path}", patient_id))
-    return page("admin_audit.html", entries=list(reversed(entries)), patient_id=patient_id or "",
-                user_id=user_id or "")
+    try:
+        patient_ids = _patients_named_by(patient) if patient else [None]
+    except REFUSALS as exc:
+        refused("Not searched: %(why)s", exc)
+        patient_ids = []
+    # A personnummer may name two records (duplicates not yet merged): their entries, newest first.
+    entries = sorted((e for patient_id in patient_ids
+                      for e in store().recent_audit(patient_id=patient_id, user_id=user_id, limit=AUDIT_PAGE)),
+                     key=lambda e: e["id"], reverse=True)[:AUDIT_PAGE]
+    store().audit(audit.audit_log_read(g.user, WEB_DEVICE, entries, f"GET {request.path}", patient or None))
+    people = sorted(store().users(), key=lambda user: user["name"])
+    return page("admin_audit.html", entries=entries, patient=patient, user_id=user_id or "", people=people,
+                page_size=AUDIT_PAGE)
+
+
+def _patients_named_by(text):
+    """The patient ids a search names: a record id as it is, a personnummer as the records that carry it."""
+    try:
+        return [str(uuid.UUID(text))]
+    except ValueError:
+        return [stored.id for stored in store().patients_with_personnummer(normalize_personnummer(text))]

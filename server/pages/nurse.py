@@ -1,12 +1,14 @@
 """The nurse's pages: find a patient, the patient's page, request a visit with vitals, her requests.
 
+Her requests show, live, each request's status, doctor and deadline and the
+doctor's signed plan (with any amendments) once the visit note is signed.
+
 NEWS2 as the vitals are typed is the server's (:func:`schema.news2.score`, via
 ``/news2``), and so is the "consider 112" advice
 (:func:`schema.dispatch.emergency_reasons`). Patients are those of her scope
 (:func:`server.scope.keys_for`); every page that shows one audits it.
 """
 
-import re
 import uuid
 
 from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
@@ -14,13 +16,12 @@ from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template
 from schema.clock import now_text
 from schema.dispatch import emergency_reasons
 from schema.errors import HemsyncError
-from schema.merge import view
 from schema.news2 import PARAMETERS, score
 from schema.records.visit_request import RETTS_COLOURS, URGENCIES
 
 from .. import audit, scope, web
-from ..errors import ChangeRefused
-from .session import WEB_DEVICE, audit_read, page, signed_in, writes, store
+from .search import matches
+from .session import REFUSALS, WEB_DEVICE, audit_read, page, refused, signed_in, writes, store
 
 __all__ = ["blueprint"]
 
@@ -37,7 +38,7 @@ def _shown(patient_pairs):
 
 
 def _my_patients():
-    return {p.id: view(p.state) for p in store().get_records("patient", scope.keys_for(store(), g.user).full)}
+    return {p.id: p.view() for p in store().get_records("patient", scope.keys_for(store(), g.user).full)}
 
 
 def _patient(patient_id):
@@ -47,15 +48,7 @@ def _patient(patient_id):
     stored = store().get_record("patient", patient_id)
     if stored is None:
         abort(404)
-    return view(stored.state)
-
-
-def matches(patient, query):
-    """Whether ``query`` names the patient: part of the name, or the personnummer's digits (any form)."""
-    digits = re.sub(r"\D", "", query)
-    if len(digits) >= 6 and digits in (patient.get("personnummer") or ""):
-        return True
-    return query.casefold() in (patient.get("name") or "").casefold()
+    return stored.view()
 
 
 @blueprint.get("/patients")
@@ -65,25 +58,59 @@ def patients():
     query = request.args.get("q", "").strip()
     found = []
     if query:
-        found = sorted((p for p in _my_patients().values() if not p.get("entered_in_error") and matches(p, query)),
+        found = sorted((p for p in _my_patients().values() if not p.get("entered_in_error")
+                        and matches(query, p.get("name"), personnummer=p.get("personnummer"))),
                        key=lambda p: (p.get("name") or "", p["id"]))[:SEARCH_LIMIT]
         _shown([(p["id"], f"patient/{p['id']}") for p in found])
     return page("patients.html", query=query, patients=found)
 
 
 def _requests(patient_ids, mine=False):
+    """Visit requests of these patients (only hers with ``mine``), newest first, with name and signed plans."""
     rows = []
     names = {}
     for stored in store().records_of_patients("visit_request", patient_ids):
-        row = view(stored.state)
+        row = stored.view()
         if mine and row.get("requested_by") != g.user["id"]:
             continue
         rows.append(row)
-    for stored in store().get_records("patient", {r["patient_id"] for r in rows}):
-        names[stored.id] = view(stored.state).get("name")
+    shown_patients = {r["patient_id"] for r in rows}
+    for stored in store().get_records("patient", shown_patients):
+        names[stored.id] = stored.view().get("name")
+    plans = _signed_plans(shown_patients)
     for row in rows:
         row["patient_name"] = names.get(row["patient_id"], "")
+        row["plans"] = plans.get(row["id"], [])
     return sorted(rows, key=lambda r: r.get("received_at") or "", reverse=True)
+
+
+def _signed_plans(patient_ids):
+    """The signed visits (with their amendments) of these patients, by the request they answer.
+
+    Only signed visits: a note still being written is the doctor's draft, not a
+    plan a nurse should act on. A visit entered in error is left out.
+    """
+    amendments = {}
+    for stored in store().records_of_patients("amendment", patient_ids):
+        amendment = stored.view()
+        if not amendment.get("entered_in_error"):
+            amendments.setdefault(amendment["visit_id"], []).append(amendment)
+    plans = {}
+    for stored in store().records_of_patients("visit", patient_ids):
+        visit = stored.view()
+        if visit.get("signed_at") and visit.get("request_id") and not visit.get("entered_in_error"):
+            visit["amendments"] = amendments.get(visit["id"], [])
+            plans.setdefault(visit["request_id"], []).append(visit)
+    return plans
+
+
+def _request_reads(requests):
+    """What showing these requests reads: each request, its signed visits and their amendments."""
+    for row in requests:
+        yield row["patient_id"], f"visit_request/{row['id']}"
+        for visit in row["plans"]:
+            yield row["patient_id"], f"visit/{visit['id']}"
+            yield from ((row["patient_id"], f"amendment/{a['id']}") for a in visit["amendments"])
 
 
 @blueprint.get("/patients/<patient_id>")
@@ -92,7 +119,7 @@ def patient(patient_id):
     """One patient: who, where, the named doctor, and the visit requests."""
     shown = _patient(patient_id)
     requests = _requests([patient_id])
-    _shown([(patient_id, f"patient/{patient_id}"), *((patient_id, f"visit_request/{r['id']}") for r in requests)])
+    _shown([(patient_id, f"patient/{patient_id}"), *_request_reads(requests)])
     return page("patient.html", patient=shown, requests=requests)
 
 
@@ -150,9 +177,8 @@ def new_request(patient_id):
         if vitals is not None:
             try:
                 request_id = _send(patient_id, form, vitals)
-            except (ChangeRefused, HemsyncError) as exc:
-                flash(web.i18n.gettext("The request was not sent: %(why)s", why=getattr(exc, "message", exc)),
-                      "error")
+            except REFUSALS as exc:
+                refused("The request was not sent: %(why)s", exc)
             else:
                 flash(web.i18n.gettext("The request was sent."), "ok")
                 return redirect(url_for("nurse.my_requests", sent=request_id))
@@ -184,7 +210,7 @@ def my_requests():
     """Her requests with status, doctor and deadline; ``?part=table`` is the live part the page polls."""
     keys = scope.keys_for(store(), g.user)
     requests = _requests(keys.full, mine=True)
-    _shown([(r["patient_id"], f"visit_request/{r['id']}") for r in requests])
+    _shown(list(_request_reads(requests)))
     if request.args.get("part") == "table":
         return render_template("_requests_table.html", requests=requests)
     return page("my_requests.html", requests=requests)

@@ -11,16 +11,23 @@ identity provider (OIDC) would call instead of the password form.
 import functools
 import hashlib
 import hmac
+import json
 import time
 
-from flask import current_app, g, redirect, render_template, request, session, url_for
+from flask import current_app, flash, g, redirect, render_template, request, session, url_for
 
 from .. import passwords, web
+from ..errors import ServerError
 from ..writes import WriteApplier
 from schema.clock import utcnow
+from schema.errors import HemsyncError
 
 __all__ = ["WEB_DEVICE", "POLL_AUDIT_SECONDS", "init_app", "begin", "end", "signed_in", "writes", "home_of",
-           "audit_read", "store"]
+           "audit_read", "store", "REFUSALS", "refused"]
+
+#: What a page's action may be refused with: the merge's and the server's named errors, each with a message
+#: that tells the person what to do. Anything else is a bug and ends in the error page.
+REFUSALS = (HemsyncError, ServerError)
 
 #: The device written on the pages' changes: the server itself, on behalf of the signed-in user.
 WEB_DEVICE = {"id": "hemsync-web"}
@@ -82,6 +89,8 @@ NAV = {
     "admin": (("admin.users", "Users"), ("admin.devices", "Devices"), ("admin.quarantine", "Quarantine"),
               ("admin.duplicates", "Duplicates"), ("admin.audit_log", "Audit log")),
 }
+NAV["admin"] += (("followup.figures", "Follow-up"),)
+NAV["nurse"] += (("followup.due", "Due lists"),)
 
 
 def _nav(user):
@@ -123,12 +132,23 @@ def audit_read(entries):
     """Write the read's audit entries; a live part's repeats within POLL_AUDIT_SECONDS are logged once.
 
     The first render of a page is always logged. Its polls (``?part=``) carry a key
-    naming the user, the page, the patient and the time window, which the store
-    keeps once: an open board is not 40,000 audit rows a shift, yet who saw whom
-    stays known to the window.
+    naming the user, the page, the patient, the time window and what was shown of
+    the patient, which the store keeps once: an open board is not 40,000 audit rows
+    a shift, yet who saw whom stays known to the window, and a record that appears
+    on an open page (a signed plan) is logged when it first shows.
     """
     if request.args.get("part"):
         window = int(time.time()) // POLL_AUDIT_SECONDS
-        entries = [{**e, "key": f"web-poll/{e['user_id']}/{request.path}/{e['patient_id']}/{window}"}
+        entries = [{**e, "key": f"web-poll/{e['user_id']}/{request.path}/{e['patient_id']}/{window}/{_digest(e)}"}
                    for e in entries]
     store().audit(entries)
+
+
+def refused(text, exc):
+    """Tell the person why their action was refused: ``text`` (a catalogue message with ``%(why)s``) and the reason."""
+    flash(web.i18n.gettext(text, why=getattr(exc, "message", None) or str(exc)), "error")
+
+
+def _digest(entry):
+    """A short fingerprint of what an audit entry says was shown."""
+    return hashlib.sha256(json.dumps(entry.get("details"), sort_keys=True, default=str).encode()).hexdigest()[:16]

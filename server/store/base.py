@@ -22,10 +22,15 @@ import dataclasses
 import functools
 import json
 
+from marshmallow import fields
+
 from schema import records
+from schema.merge import view
+from schema.roles import ERROR_MARK
+from schema.validation import StrictBool
 from schema.wire import decode_state, encode_state
 
-__all__ = ["Store", "StoredRecord", "ScopeKeys", "index_columns", "encode_wire", "REQUEST_TYPE",
+__all__ = ["Store", "StoredRecord", "ScopeKeys", "index_columns", "known_fields", "encode_wire", "REQUEST_TYPE",
            "DEVICE_COLUMNS", "DEVICE_COUNTERS"]
 
 #: The only record type ``ScopeKeys.requests`` matches.
@@ -58,6 +63,24 @@ class StoredRecord:
         read from the store is a new StoredRecord.
         """
         return decode_state(json.loads(self.wire))
+
+    def view(self):
+        """The record as a person sees it (:func:`schema.merge.view`): a fresh dict, decoded once per state.
+
+        The pages read the same records on every poll (a board every 2 s per
+        dispatcher), and a stored state's text names it exactly, so its view is made
+        once per process and text (:data:`VIEW_CACHE` texts kept) and copied out.
+        """
+        return dict(_view_of(self.wire))
+
+
+#: Distinct stored states whose views a process keeps: a region's open board and a few nurses' lists.
+VIEW_CACHE = 100_000
+
+
+@functools.lru_cache(maxsize=VIEW_CACHE)
+def _view_of(wire):
+    return view(decode_state(json.loads(wire)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +144,21 @@ class ScopeKeys:
 def encode_wire(state):
     """A record's merge state as the JSON text it is stored and shipped as."""
     return json.dumps(encode_state(state), separators=(",", ":"), ensure_ascii=False)
+
+
+def known_fields(record_type, names):
+    """``names`` as a tuple, and those of them whose JSON is no string or number (booleans, lists, objects).
+
+    Raises ValueError unless each name is a field of the record type's schema
+    (or the error mark every record may carry).
+    """
+    known = records.get(record_type).validator.fields
+    unknown = sorted(set(names) - set(known) - set(ERROR_MARK))
+    if unknown:
+        raise ValueError(f"{record_type} has no field {', '.join(unknown)}")
+    structured = {name for name in names
+                  if name == "entered_in_error" or isinstance(known.get(name), (StrictBool, fields.List, fields.Dict))}
+    return tuple(names), structured
 
 
 def index_columns(state):
@@ -256,6 +294,20 @@ class Store(abc.ABC):
         """The :class:`StoredRecord` of this type with one of these ids, by id."""
 
     @abc.abstractmethod
+    def records_of_type(self, record_type):
+        """Every :class:`StoredRecord` of this type, by id (the follow-up's reads: one indexed range)."""
+
+    @abc.abstractmethod
+    def field_values(self, record_type, names):
+        """Every record of this type as ``{"id", "patient_id", name: value, ...}``, by id, without decoding it.
+
+        Only the named fields of the type's schema are read, and only those that
+        hold a value appear: the record as a person sees it, cut to what a caller
+        (the follow-up's figures) needs, read by the database's JSON functions.
+        Raises ValueError for a name the type does not have.
+        """
+
+    @abc.abstractmethod
     def records_of_patients(self, record_type, patient_ids):
         """The :class:`StoredRecord` of this type that belong to one of these patients, by id."""
 
@@ -318,6 +370,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def audit_log(self, patient_id=None, after=0, limit=100):
         """Audit entries after an entry id, oldest first, optionally of one patient."""
+
+    @abc.abstractmethod
+    def recent_audit(self, patient_id=None, user_id=None, limit=100):
+        """The newest audit entries, newest first, optionally of one patient and of one user (for a person reading)."""
 
     # the server's own secret
     @abc.abstractmethod

@@ -65,7 +65,8 @@ from psycopg.types.string import StrDumperUnknown
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import ServerBusy, StoreError
-from .base import DEVICE_COLUMNS, DEVICE_COUNTERS, ScopeKeys, Store, StoredRecord, encode_wire, index_columns
+from .base import (DEVICE_COLUMNS, DEVICE_COUNTERS, ScopeKeys, Store, StoredRecord, encode_wire, index_columns,
+                   known_fields)
 
 __all__ = ["PostgresStore", "MIGRATIONS", "WRITE_LOCK", "redacted"]
 
@@ -246,6 +247,9 @@ M004_SERVER_SECRET = (
 
 M006_PASSWORDS = ("CREATE TABLE passwords (user_id text PRIMARY KEY, hash text NOT NULL, set_at text)",)
 
+# An admin follows up one person's reads (patientdatalagen): the audit log by user, newest first.
+M007_AUDIT_BY_USER = ("CREATE INDEX audit_user_id ON audit (user_id, id)",)
+
 #: The migrations, named and ordered as server.store.sqlite's are.
 MIGRATIONS = (
     ("m001_initial", M001_INITIAL),
@@ -255,6 +259,7 @@ MIGRATIONS = (
     ("m004_server_secret", M004_SERVER_SECRET),
     ("m005_duplicates", M005_DUPLICATES),
     ("m006_passwords", M006_PASSWORDS),
+    ("m007_audit_by_user", M007_AUDIT_BY_USER),
 )
 
 CREATE_MIGRATIONS_TABLE = """
@@ -363,6 +368,21 @@ WHERE type = %s
 ORDER BY id
 """
 
+SELECT_RECORDS_OF_TYPE = """
+SELECT type, id, seq, patient_id, municipality, state
+FROM records
+WHERE type = %s
+ORDER BY id
+"""
+
+# The state is text: cast once per row, then each field is a jsonb value psycopg decodes.
+SELECT_FIELD_VALUES = """
+SELECT id, patient_id, {columns}
+FROM (SELECT id, patient_id, state::jsonb -> 'fields' AS f FROM records WHERE type = %s) AS r
+ORDER BY id
+"""
+FIELD_VALUE_COLUMN = "f -> %s::text"
+
 SELECT_RECORDS_OF_PATIENTS = """
 SELECT type, id, seq, patient_id, municipality, state
 FROM records
@@ -428,6 +448,15 @@ FROM audit
 WHERE id > %(after)s
   AND (%(patient_id)s::text IS NULL OR patient_id = %(patient_id)s)
 ORDER BY id
+LIMIT %(limit)s
+"""
+
+SELECT_RECENT_AUDIT = """
+SELECT *
+FROM audit
+WHERE (%(patient_id)s::text IS NULL OR patient_id = %(patient_id)s)
+  AND (%(user_id)s::text IS NULL OR user_id = %(user_id)s)
+ORDER BY id DESC
 LIMIT %(limit)s
 """
 
@@ -725,6 +754,16 @@ class PostgresStore(Store):
     def get_records(self, record_type, ids):
         return [_record(r) for r in self._rows(SELECT_RECORDS_BY_ID, (record_type, sorted(ids)))]
 
+    def records_of_type(self, record_type):
+        return [_record(r) for r in self._rows(SELECT_RECORDS_OF_TYPE, (record_type,))]
+
+    def field_values(self, record_type, names):
+        names, _ = known_fields(record_type, names)
+        columns = ", ".join(f"{FIELD_VALUE_COLUMN} AS v{i}" for i in range(len(names)))
+        rows = self._rows(SELECT_FIELD_VALUES.format(columns=columns), (*names, record_type))
+        return [{"id": row["id"], "patient_id": row["patient_id"],
+                 **{name: row[f"v{i}"] for i, name in enumerate(names) if row[f"v{i}"] is not None}} for row in rows]
+
     def records_of_patients(self, record_type, patient_ids):
         return [_record(r) for r in self._rows(SELECT_RECORDS_OF_PATIENTS, (record_type, sorted(patient_ids)))]
 
@@ -801,6 +840,10 @@ class PostgresStore(Store):
 
     def audit_log(self, patient_id=None, after=0, limit=100):
         rows = self._rows(SELECT_AUDIT, {"patient_id": patient_id, "after": after, "limit": limit})
+        return [{**r, "details": json.loads(r["details"])} for r in rows]
+
+    def recent_audit(self, patient_id=None, user_id=None, limit=100):
+        rows = self._rows(SELECT_RECENT_AUDIT, {"patient_id": patient_id, "user_id": user_id, "limit": limit})
         return [{**r, "details": json.loads(r["details"])} for r in rows]
 
     def server_secret(self):

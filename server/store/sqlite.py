@@ -25,7 +25,8 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from ..errors import ServerBusy, StoreError
-from .base import DEVICE_COLUMNS, DEVICE_COUNTERS, ScopeKeys, Store, StoredRecord, encode_wire, index_columns
+from .base import (DEVICE_COLUMNS, DEVICE_COUNTERS, ScopeKeys, Store, StoredRecord, encode_wire, index_columns,
+                   known_fields)
 
 __all__ = ["SqliteStore", "MIGRATIONS", "quote"]
 
@@ -131,6 +132,12 @@ def m006_passwords(db):
     db["passwords"].create({"user_id": str, "hash": str, "set_at": str}, pk="user_id", not_null={"hash"})
 
 
+@MIGRATIONS()
+def m007_audit_by_user(db):
+    """An admin follows up one person's reads (patientdatalagen): the audit log by user, newest first."""
+    db["audit"].create_index(["user_id", "id"])
+
+
 ESCALATION_TRIGGERS = (
     """CREATE TRIGGER escalations_append_only_update BEFORE UPDATE ON escalations
 BEGIN SELECT RAISE(ABORT, 'the escalation feed is append only'); END""",
@@ -203,8 +210,9 @@ WHERE {SCOPE_CONDITION}
 ORDER BY seq
 """
 
-# "+type": without it SQLite walks the (type, id) key for ORDER BY id, every patient of the region for
-# each lookup (the duplicate check on every new patient, a FHIR search); the personnummer index finds one.
+# "+type": without it SQLite walks the primary key (type, id) for the ORDER BY, reading every patient
+# to find one personnummer (every new patient's duplicate check grew with the region); the
+# personnummer index finds the one or two rows.
 SELECT_PATIENTS_BY_PERSONNUMMER = """
 SELECT type, id, seq, patient_id, municipality, state
 FROM records
@@ -241,6 +249,24 @@ WHERE type = ?
   AND id IN (SELECT value FROM json_each(?))
 ORDER BY id
 """
+
+SELECT_RECORDS_OF_TYPE = """
+SELECT type, id, seq, patient_id, municipality, state
+FROM records
+WHERE type = ?
+ORDER BY id
+"""
+
+# json_extract per field; for a boolean, list or object field json_type too: json_extract gives
+# SQLite's value (1 for true, JSON text for an object), json_type says what the JSON held.
+SELECT_FIELD_VALUES = """
+SELECT id, patient_id, {columns}
+FROM records
+WHERE type = ?
+ORDER BY id
+"""
+FIELD_VALUE_COLUMN = "json_extract(state, ?)"
+FIELD_TYPE_COLUMN = "json_type(state, ?)"
 
 SELECT_RECORDS_OF_PATIENTS = """
 SELECT type, id, seq, patient_id, municipality, state
@@ -310,6 +336,15 @@ FROM audit
 WHERE id > :after
   AND (:patient_id IS NULL OR patient_id = :patient_id)
 ORDER BY id
+LIMIT :limit
+"""
+
+SELECT_RECENT_AUDIT = """
+SELECT *
+FROM audit
+WHERE (:patient_id IS NULL OR patient_id = :patient_id)
+  AND (:user_id IS NULL OR user_id = :user_id)
+ORDER BY id DESC
 LIMIT :limit
 """
 
@@ -577,6 +612,18 @@ class SqliteStore(Store):
         rows = self._conn().execute(SELECT_RECORDS_BY_ID, (record_type, json.dumps(sorted(ids))))
         return [_record(row) for row in rows]
 
+    def records_of_type(self, record_type):
+        return [_record(row) for row in self._conn().execute(SELECT_RECORDS_OF_TYPE, (record_type,))]
+
+    def field_values(self, record_type, names):
+        names, structured = known_fields(record_type, names)
+        paths = {name: f'$.fields."{name}"' for name in names}
+        typed = [name for name in names if name in structured]
+        columns = [FIELD_VALUE_COLUMN] * len(names) + [FIELD_TYPE_COLUMN] * len(typed)
+        params = [*paths.values(), *(paths[name] for name in typed), record_type]
+        rows = self._conn().execute(SELECT_FIELD_VALUES.format(columns=", ".join(columns)), params)
+        return [_field_row(row, names, typed) for row in rows]
+
     def records_of_patients(self, record_type, patient_ids):
         rows = self._conn().execute(SELECT_RECORDS_OF_PATIENTS, (record_type, json.dumps(sorted(patient_ids))))
         return [_record(row) for row in rows]
@@ -653,6 +700,10 @@ class SqliteStore(Store):
 
     def audit_log(self, patient_id=None, after=0, limit=100):
         rows = self._rows(SELECT_AUDIT, {"patient_id": patient_id, "after": after, "limit": limit})
+        return [{**r, "details": json.loads(r["details"])} for r in rows]
+
+    def recent_audit(self, patient_id=None, user_id=None, limit=100):
+        rows = self._rows(SELECT_RECENT_AUDIT, {"patient_id": patient_id, "user_id": user_id, "limit": limit})
         return [{**r, "details": json.loads(r["details"])} for r in rows]
 
 
@@ -741,3 +792,21 @@ def _record(row):
 def _scope_params(keys):
     return {part: json.dumps(sorted(getattr(keys, part))) for part in ScopeKeys.PARTS} | {
         "lite_types": json.dumps(sorted(keys.lite_types))}
+
+
+_JSON_CONSTANTS = {"true": True, "false": False}
+
+
+def _field_row(row, names, typed):
+    """A field_values row: each field that holds a value, as JSON has it (true, not 1; objects decoded)."""
+    found = {"id": row[0], "patient_id": row[1]}
+    for i, name in enumerate(names):
+        if row[2 + i] is not None:
+            found[name] = row[2 + i]
+    for i, name in enumerate(typed):
+        kind = row[2 + len(names) + i]
+        if kind in _JSON_CONSTANTS:
+            found[name] = _JSON_CONSTANTS[kind]
+        elif kind in ("object", "array"):
+            found[name] = json.loads(found[name])
+    return found

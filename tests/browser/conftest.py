@@ -6,12 +6,15 @@ region is seeded and every demo person gets the password :data:`PASSWORD`.
 """
 
 import datetime as dt
+import json
 import os
 import pathlib
 import uuid
 
 import pytest
+from click.testing import CliRunner
 
+from client_sync.cli import cli
 from schema.clock import utcnow
 from schema.identity import make_test_personnummer
 from server import passwords, seed
@@ -79,6 +82,11 @@ class Region:
             writes.write(record_type, record_id, fields)
             writes.finish()
 
+    def request_with_reason(self, reason):
+        """The id of the visit request with this reason."""
+        return next(r.id for r in self.store.records_of_patients("visit_request", self.store.patients_in(
+            seed.MUNICIPALITIES)) if r.state["fields"]["reason"]["value"] == reason)
+
     def sign_in(self, browser, key):
         """A new browser page signed in as the demo person ``key``."""
         page = browser.new_context(locale="sv-SE", viewport={"width": 1280, "height": 900}).new_page()
@@ -89,10 +97,24 @@ class Region:
         return page
 
 
-@pytest.fixture(scope="module")
-def region(tmp_path_factory):
-    """The demo region on a live server, every person with :data:`PASSWORD`, plus a patient named like a script."""
-    server = start_live_server(tmp_path_factory.mktemp("browser"), escalation_interval=0)
+class Laptop:
+    """A demo person's field laptop: a real replica file driven through the ``hemsync`` CLI, enrolled on the server."""
+
+    def __init__(self, region, key, folder):
+        self.replica = str(folder / f"{key}.db")
+        _, token = region.server.enroll(region.ids[key], f"{key} laptop")
+        self("login", "--server", region.url, token=token)
+
+    def __call__(self, *args, token=None):
+        """Run ``hemsync --replica FILE ARGS --json``; return its JSON (login reads the token from stdin)."""
+        result = CliRunner().invoke(cli, ["--replica", self.replica, *args, "--json"], input=token and token + "\n")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+
+def demo_region(folder):
+    """A live server with the demo region, every person with :data:`PASSWORD`, and a patient named like a script."""
+    server = start_live_server(folder, escalation_interval=0)
     try:
         seed.seed_demo(server.store, server.app.config["HEMSYNC"])
         region = Region(server)
@@ -102,9 +124,18 @@ def region(tmp_path_factory):
         region.write("nurse-halmstad", "patient", str(uuid.uuid4()), {
             "personnummer": make_test_personnummer(dt.date(1940, 1, 7), 912), "name": SCRIPT_NAME,
             "municipality": "Halmstad", "access_notes": seed.TEST_NOTE})
-        yield region
-    finally:
+    except BaseException:
         server.stop()
+        raise
+    return region
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory):
+    """The demo region on a live server shared by a module's tests (see :func:`demo_region`)."""
+    region = demo_region(tmp_path_factory.mktemp("browser"))
+    yield region
+    region.server.stop()
 
 
 def screenshot(page, name):

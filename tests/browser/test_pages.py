@@ -1,15 +1,18 @@
 """A nurse's, a dispatcher's day in the browser, and the pages' safety rules (CSRF, roles, escaping)."""
 
+import json
 import re
+import uuid
 
 from playwright.sync_api import expect
 
-from .conftest import SCRIPT_NAME, screenshot
+from .conftest import PASSWORD, SCRIPT_NAME, Laptop, demo_region, screenshot
 
 LIVE = 5_000  # ms: what "live" promises (DOMAIN.md "The people's screens")
 
 
-def test_nurse_sends_an_acute_request_with_vitals_and_the_dispatcher_assigns_the_named_doctor(browser, region):
+def test_a_nurses_acute_request_is_assigned_accepted_on_the_laptop_and_the_signed_plan_reaches_her_page(
+        browser, region, tmp_path):
     patient_id = region.patient_named("Tolvan Tolvansson")
     named = region.user("doctor-sara")
     region.write("nurse-halmstad", "patient", patient_id, {"named_doctor_id": named["id"]})
@@ -58,6 +61,28 @@ def test_nurse_sends_an_acute_request_with_vitals_and_the_dispatcher_assigns_the
     # ... and the nurse's page follows without a reload.
     expect(row).to_contain_text("tilldelad", timeout=LIVE)
     expect(row).to_contain_text(named["name"])
+
+    # The named doctor's laptop (its CLI) syncs, accepts, goes on site, signs the note and syncs again.
+    request_id = region.request_with_reason("Akut andnöd, kallsvettig")
+    laptop = Laptop(region, "doctor-sara", tmp_path)
+    laptop("sync")
+    laptop("accept", request_id)
+    laptop("progress", request_id, "en_route")
+    laptop("sync")
+    expect(row).to_contain_text("på väg", timeout=LIVE)
+    laptop("progress", request_id, "on_site")
+    visit = laptop("put", "visit", "--data", json.dumps({
+        "patient_id": patient_id, "request_id": request_id, "doctor_id": named["id"], "kind": "home_visit",
+        "assessment": "Hjärtsvikt, försämrad", "plan": "Furosemid 40 mg i dag, ny bedömning i morgon"}))
+    laptop("sign", visit["id"])
+    laptop("progress", request_id, "completed")
+    assert laptop("sync")["rejected"] == []
+
+    # Without a reload, the nurse sees the request completed and the doctor's signed plan.
+    expect(row).to_contain_text("utförd", timeout=LIVE)
+    expect(row).to_contain_text("Furosemid 40 mg i dag, ny bedömning i morgon")
+    expect(row).to_contain_text(f"Signerad av {named['name']}")
+    screenshot(nurse, "nurse-signed-plan")
 
 
 def test_a_patient_named_like_a_script_renders_as_text_on_every_page(browser, region):
@@ -118,7 +143,7 @@ def test_an_admin_lands_on_the_users_and_searches_the_audit_log_by_user(browser,
     admin.get_by_role("link", name="Enheter").click()
     expect(admin.get_by_role("heading", name="Enheter")).to_be_visible()
     admin.get_by_role("link", name="Granskningslogg").click()
-    admin.get_by_label("Användar-id").fill(region.ids["nurse-halmstad"])
+    admin.get_by_label("Person").select_option(label="Maria Ek (sjuksköterska)")
     admin.get_by_role("button", name="Sök").click()
     expect(admin.get_by_role("cell", name="Maria Ek").first).to_be_visible()
     screenshot(admin, "admin-audit")
@@ -136,3 +161,45 @@ def test_an_escalation_reaches_an_open_board_as_a_banner(browser, region):
     assert added
     expect(board.locator(".banner").first).to_contain_text("Eskalerad", timeout=LIVE)
     screenshot(board, "dispatcher-escalation")
+
+
+def test_signing_in_is_refused_for_a_while_after_too_many_wrong_passwords(browser, tmp_path):
+    region = demo_region(tmp_path)  # its own server: the lock-out holds for this computer's address
+    try:
+        page = browser.new_page(locale="sv-SE")
+        page.goto(region.url + "/sign-in")
+        nurse = region.user("nurse-halmstad")
+        for _ in range(region.server.app.config["HEMSYNC"]["HEMSYNC_AUTH_FAILURES"]):
+            page.get_by_label("HSA-id").fill(nurse["hsa_id"])
+            page.get_by_label("Lösenord").fill("fel lösenord")
+            page.get_by_role("button", name="Logga in").click()
+            expect(page.get_by_text("Fel HSA-id eller lösenord.")).to_be_visible()
+        page.get_by_label("HSA-id").fill(nurse["hsa_id"])
+        page.get_by_label("Lösenord").fill(PASSWORD)
+        with page.expect_response(re.compile(r"/sign-in$")) as answer:
+            page.get_by_role("button", name="Logga in").click()
+        assert answer.value.status == 429
+        expect(page.get_by_text("För många misslyckade inloggningar")).to_be_visible()
+        expect(page.get_by_role("heading", name="Logga in")).to_be_visible()  # the right password waits too
+        screenshot(page, "sign-in-locked")
+    finally:
+        region.server.stop()
+
+
+def test_an_admin_merges_two_records_of_one_person_from_the_duplicates_page(browser, region):
+    kept = region.patient_named("Tolvan Tolvansson")
+    personnummer = region.store.get_record("patient", kept).state["fields"]["personnummer"]["value"]
+    duplicate = str(uuid.uuid4())
+    region.write("nurse-halmstad", "patient", duplicate, {
+        "personnummer": personnummer, "name": "Tolvan Tolvansson (ny)", "municipality": "Halmstad"})
+    admin = region.sign_in(browser, "admin-per")
+    admin.get_by_role("link", name="Dubbletter").click()
+    case = admin.locator("form.duplicate").filter(has_text="Tolvan Tolvansson (ny)")
+    expect(case).to_contain_text("Maria Ek")
+    screenshot(admin, "admin-duplicates")
+    case.get_by_label("Behåll").select_option(kept)
+    case.get_by_label("Slå ihop in i den").select_option(duplicate)
+    case.get_by_label("Orsak").fill("Samma person, registrerad två gånger")
+    case.get_by_role("button", name="Slå ihop").click()
+    expect(admin.get_by_text(re.compile(r"Sammanslagen: \d+ uppgift\(er\) flyttade"))).to_be_visible()
+    expect(admin.locator("form.duplicate").filter(has_text="Tolvan Tolvansson (ny)")).to_have_count(0)

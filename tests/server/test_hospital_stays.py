@@ -134,3 +134,20 @@ def test_a_stay_entered_in_error_starts_no_follow_up(region):
     patient_id = _patient(region)
     nurse.push(_discharged_stay(nurse, patient_id, entered_in_error=True, entered_in_error_reason="fel patient"))
     assert _requests_of(region.server, patient_id) == []
+
+
+def test_two_laptops_recording_the_same_discharge_apart_open_one_request(region):
+    nurse, doctor = region.nurse, region.doctor
+    patient_id = _patient(region, named_doctor_id=doctor.user_id)
+    stay = nurse.change("hospital_stay", patient_id=patient_id, admitted_at="2026-11-20T08:00:00+01:00",
+                        source="manual", **WARD)
+    nurse.push(stay)
+    nurse.sync()
+    doctor.sync()
+    by_nurse = nurse.edit("hospital_stay", stay["record_id"], discharged_at="2026-11-24T11:00:00+01:00",
+                          follow_up="Kontroll av Hb")
+    by_doctor = doctor.edit("hospital_stay", stay["record_id"], discharged_at="2026-11-24T12:00:00+01:00",
+                            follow_up="Se över diuretika")
+    assert nurse.push(by_nurse)["results"][0]["result"] == "applied"
+    assert doctor.push(by_doctor)["results"][0]["result"] == "conflict"  # follow_up keeps both
+    assert [r.id for r in _requests_of(region.server, patient_id)] == [follow_up_request_id(stay["record_id"])]

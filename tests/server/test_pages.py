@@ -1,14 +1,17 @@
 """The server's pages without a browser: sign-in, sessions, CSRF, roles, one write path, audited reads."""
 
 import re
+import uuid
 
 import pytest
 from click.testing import CliRunner
 
 from server import create_app, passwords, seed
 from server.cli import main
+from schema.clock import now_text, utcnow
 from server.pages.session import WEB_DEVICE
 from server.store import SqliteStore
+from server.writes import WriteApplier
 
 PASSWORD = "ett långt lösenord för test"
 
@@ -100,14 +103,18 @@ def test_a_nurse_may_not_open_the_dispatchers_queue(demo):
     assert response.status_code == 403 and "Inte din sida" in response.get_data(as_text=True)
 
 
+def send_request(client, patient_id, **fields):
+    """Send the nurse's request form for the patient, with its CSRF token."""
+    token = csrf_of(client, f"/nurse/patients/{patient_id}/request")
+    return client.post(f"/nurse/patients/{patient_id}/request", data={"csrf_token": token, **fields})
+
+
 def test_a_request_sent_from_the_page_is_the_nurses_change_through_the_one_write_path(demo):
     app, store, ids = demo
     client = app.test_client()
     sign_in(client, store, ids["nurse-halmstad"])
     patient_id = next(p for p in store.patients_in(["Halmstad"]))
-    token = csrf_of(client, f"/nurse/patients/{patient_id}/request")
-    response = client.post(f"/nurse/patients/{patient_id}/request", data={
-        "csrf_token": token, "reason": "Feber", "urgency": "urgent", "resp_rate": "22", "pulse": "95"})
+    response = send_request(client, patient_id, reason="Feber", urgency="urgent", resp_rate="22", pulse="95")
     assert response.status_code == 302
     accepted = [e for e in store.audit_log(limit=1000) if e["kind"] == "change" and e["device_id"] == WEB_DEVICE["id"]]
     assert {(e["record_type"], e["user_id"]) for e in accepted} == {("observation", ids["nurse-halmstad"]),
@@ -214,3 +221,127 @@ def test_a_polled_board_logs_each_patient_once_per_window_not_per_poll(demo):
     assert len(store.audit_log(limit=100_000)) == before
     client.get("/dispatch/queue")
     assert len(store.audit_log(limit=100_000)) > before
+
+
+def write_as(app, store, user_id, record_type, record_id, fields):
+    """Write as a demo person through the one write path (as a laptop's push would)."""
+    with store.transaction():
+        writes = WriteApplier(store, app.config["HEMSYNC"], {"id": "test-laptop"}, store.get_user(user_id), utcnow())
+        writes.write(record_type, record_id, fields)
+        writes.finish()
+
+
+def test_the_nurse_reads_the_doctors_signed_plan_beside_her_request_and_the_read_is_audited(demo):
+    app, store, ids = demo
+    client = app.test_client()
+    sign_in(client, store, ids["nurse-halmstad"])
+    patient_id = next(p for p in store.patients_in(["Halmstad"]))
+    send_request(client, patient_id, reason="Feber sedan i går", urgency="urgent")
+    request_id = next(r.id for r in store.records_of_patients("visit_request", [patient_id])
+                      if r.state["fields"]["reason"]["value"] == "Feber sedan i går")
+    doctor, visit_id = ids["doctor-sara"], str(uuid.uuid4())
+    write_as(app, store, doctor, "visit", visit_id, {
+        "patient_id": patient_id, "request_id": request_id, "doctor_id": doctor, "kind": "home_visit",
+        "assessment": "Lunginflammation", "plan": "Antibiotika i 7 dagar, ny kontroll på fredag"})
+    table = client.get("/nurse/requests?part=table").get_data(as_text=True)
+    assert "Antibiotika i 7 dagar" not in table  # a note not yet signed is the doctor's draft
+
+    write_as(app, store, doctor, "visit", visit_id, {"signed_at": now_text()})
+    write_as(app, store, doctor, "amendment", str(uuid.uuid4()), {"patient_id": patient_id, "visit_id": visit_id,
+                                                                    "text": "Ring 1177 vid försämring"})
+    before = len(store.audit_log(limit=100_000))
+    table = client.get("/nurse/requests?part=table").get_data(as_text=True)
+    assert "Antibiotika i 7 dagar, ny kontroll på fredag" in table
+    assert "Signerad av Sara Holm" in table and "Ring 1177 vid försämring" in table
+    read = [e for e in store.audit_log(after=before, limit=100_000) if e["patient_id"] == patient_id]
+    assert f"visit/{visit_id}" in read[0]["details"]["records"]
+
+
+def test_the_board_shows_each_doctor_on_duty_or_not_with_their_load(demo):
+    from server import auth
+
+    app, store, ids = demo
+    client = app.test_client()
+    sign_in(client, store, ids["dispatcher-lena"])
+
+    def doctors_panel():
+        board = client.get("/dispatch/queue?part=board").get_data(as_text=True)
+        panel = board[board.index('id="on-duty-heading"'):]
+        rows = [re.findall(r"<td>(.*?)</td>", row, re.S) for row in re.findall(r"<tr class=.*?</tr>", panel, re.S)]
+        return [(cells[0], cells[2], int(cells[3]), int(cells[4])) for cells in rows]
+
+    before = {name: assigned for name, _, assigned, _ in doctors_panel()}
+    device, _ = auth.enroll(store, ids["doctor-sara"], "Saras dator")
+    store.update_device(device["id"], {"last_sync_at": now_text()})
+    request_id = next(r for r, _ in store.requests_with_status(["requested"]))
+    write_as(app, store, ids["dispatcher-lena"], "visit_request", request_id,
+             {"status": "assigned", "assigned_doctor_id": ids["doctor-anna"]})
+
+    after = doctors_panel()
+    assert after[0][:2] == ("Sara Holm", "ja")  # on duty first: her laptop synced just now
+    assert {name: on_duty for name, on_duty, _, _ in after} == {"Sara Holm": "ja", "Anna Berg": "nej",
+                                                               "Erik Lind": "nej"}
+    assert {name: assigned - before[name] for name, _, assigned, _ in after} == {
+        "Sara Holm": 0, "Anna Berg": 1, "Erik Lind": 0}
+
+
+def test_an_admin_merges_duplicate_patients_from_the_page_and_the_act_is_audited(demo):
+    app, store, ids = demo
+    kept = next(p for p in store.patients_in(["Halmstad"]))
+    personnummer = store.get_record("patient", kept).state["fields"]["personnummer"]["value"]
+    duplicate = str(uuid.uuid4())
+    write_as(app, store, ids["nurse-halmstad"], "patient", duplicate,
+             {"personnummer": personnummer, "name": "Samma Person", "municipality": "Halmstad"})
+    client = app.test_client()
+    sign_in(client, store, ids["admin-per"])
+    page_text = client.get("/admin/duplicates").get_data(as_text=True)
+    assert "Samma Person" in page_text
+    token = csrf_of(client, "/admin/duplicates")
+    refused = client.post("/admin/duplicates/merge", data={"csrf_token": token, "keep": kept, "duplicate": duplicate,
+                                                            "reason": ""}, follow_redirects=True)
+    assert "Inte sammanslagen" in refused.get_data(as_text=True)
+    assert store.duplicates(status="open")
+
+    merged = client.post("/admin/duplicates/merge", data={"csrf_token": token, "keep": kept, "duplicate": duplicate,
+                                                           "reason": "samma person, registrerad två gånger"},
+                         follow_redirects=True)
+    assert "Sammanslagen" in merged.get_data(as_text=True)
+    assert store.duplicates(status="open") == []
+    assert store.get_record("patient", duplicate).state["fields"]["entered_in_error"]["value"] is True
+    acts = [e for e in store.audit_log(limit=100_000) if e["details"].get("action") == "merge_patients"]
+    assert {(e["patient_id"], e["user_id"]) for e in acts} == {(kept, ids["admin-per"]), (duplicate, ids["admin-per"])}
+
+
+def test_the_audit_log_page_is_newest_first_and_finds_a_patient_by_personnummer(demo):
+    app, store, ids = demo
+    patient_id = next(p for p in store.patients_in(["Halmstad"]))
+    personnummer = store.get_record("patient", patient_id).state["fields"]["personnummer"]["value"]
+    nurse = app.test_client()
+    sign_in(nurse, store, ids["nurse-halmstad"])
+    nurse.get(f"/nurse/patients/{patient_id}")
+    newest = store.recent_audit(patient_id=patient_id, limit=1)[0]
+    client = app.test_client()
+    sign_in(client, store, ids["admin-per"])
+    shown = client.get(f"/admin/audit?patient={personnummer[:8]}-{personnummer[8:]}&user_id={ids['nurse-halmstad']}")
+    rows = re.findall(r"<tr><td>.*?</tr>", shown.get_data(as_text=True), re.S)
+    assert rows and all(patient_id in row and "Maria Ek" in row for row in rows)
+    assert newest["kind"] in rows[0]
+    refused = client.get("/admin/audit?patient=19121212-1213").get_data(as_text=True)
+    assert "Ingen sökning" in refused
+
+
+def test_the_board_shows_the_top_of_the_queue_and_a_search_finds_the_rest_at_their_place(demo, monkeypatch):
+    from server.pages import dispatch
+
+    app, store, ids = demo
+    monkeypatch.setattr(dispatch, "BOARD_ROWS", 2)
+    client = app.test_client()
+    sign_in(client, store, ids["dispatcher-lena"])
+    board = client.get("/dispatch/queue?part=board").get_data(as_text=True)
+    opened = len(store.requests_with_status(["requested", "triaged", "assigned"]))
+    assert f"2 av {opened} visas" in board and board.count('<tr>\n  <td>') == 2
+    found = client.get("/dispatch/queue?part=board&q=Testperson 7").get_data(as_text=True)
+    positions = re.findall(r"<tr>\s*<td>(\d+)</td>", found)
+    assert positions == [str(opened)]  # a planned request, last in the queue, found where it stands
+    elsewhere = client.get("/dispatch/queue?part=board&q=Testperson 7&municipality=Halmstad").get_data(as_text=True)
+    assert "Ingen öppen besöksbegäran matchar sökningen." in elsewhere

@@ -83,13 +83,31 @@ def test_request_keys_match_visit_requests_only_even_when_another_record_has_the
     assert not keys.covers("patient", "same-id", "same-id", "Halmstad")
 
 
-def test_records_are_found_by_ids_and_by_their_patients(store):
+def test_records_are_found_by_ids_by_their_patients_and_by_their_type(store):
     store.put_record(_patient("p1"), "c1")
     store.put_record(_patient("p2", "Laholm", "193804029829"), "c2")
     assert [r.id for r in store.get_records("patient", ["p2", "p1", "nobody"])] == ["p1", "p2"]
     assert store.get_records("visit_request", ["p1"]) == []
     assert [r.id for r in store.records_of_patients("patient", {"p2"})] == ["p2"]
     assert store.records_of_patients("patient", set()) == []
+    assert [r.id for r in store.records_of_type("patient")] == ["p1", "p2"]
+    assert store.records_of_type("hospital_stay") == []
+
+
+def test_field_values_read_the_named_fields_of_every_record_of_a_type_as_json_has_them(store):
+    stay = {"change_id": "c3", "record_type": "hospital_stay", "record_id": "s1", "device_id": "d1", "op": 3,
+            "hlc": f"{1_900_000_000_002:016d}-000000", "base": {},
+            "fields": {"patient_id": "p1", "hospital": "Hallands sjukhus", "admitted_at": "2030-01-01T08:00:00+01:00",
+                       "planned": True, "follow_up": "Hb om en vecka"}}
+    store.put_record(apply_change(None, stay, NURSE, NOW).state, "c3")
+    store.put_record(_patient("p2", "Laholm", "193804029829"), "c2")
+    assert store.field_values("hospital_stay", ("planned", "admitted_at", "discharged_at")) == [
+        {"id": "s1", "patient_id": "p1", "planned": True, "admitted_at": "2030-01-01T08:00:00+01:00"}]
+    assert store.field_values("patient", ("municipality",)) == [
+        {"id": "p2", "patient_id": "p2", "municipality": "Laholm"}]
+    assert store.field_values("visit", ("kind",)) == []
+    with pytest.raises(ValueError, match="no field colour"):
+        store.field_values("hospital_stay", ("colour",))
 
 
 def test_the_escalation_feed_holds_a_request_and_kind_once(store):
@@ -137,6 +155,15 @@ def test_changes_keep_their_result_and_rejections_are_found_by_reference(store):
     store.put_record(_patient("p1"), "c2")
     assert store.rejected_refs("d1", set(), {"p1"}) == set()
     assert store.quarantined()[0]["change"] == {"x": 1}
+
+
+def test_the_recent_audit_is_newest_first_and_filters_by_patient_and_by_user(store):
+    store.audit([{"kind": "pull", "patient_id": "p1", "user_id": "u1"}, {"kind": "pull", "patient_id": "p2", "user_id": "u1"},
+                 {"kind": "pull", "patient_id": "p1", "user_id": "u2"}, {"kind": "access", "patient_id": "p1", "user_id": "u1"}])
+    assert [(e["kind"], e["user_id"]) for e in store.recent_audit(patient_id="p1")] == [
+        ("access", "u1"), ("pull", "u2"), ("pull", "u1")]
+    assert [e["patient_id"] for e in store.recent_audit(user_id="u1", limit=2)] == ["p1", "p2"]
+    assert [e["kind"] for e in store.recent_audit(patient_id="p1", user_id="u2")] == ["pull"]
 
 
 def test_the_audit_log_skips_entries_whose_key_it_has_and_filters_by_patient(store):
@@ -291,7 +318,8 @@ def test_two_processes_escalate_a_request_once(stores):
 
 def test_the_store_applies_the_named_migrations(store):
     assert store.migrations() == ["m001_initial", "m002_op_gaps", "m002_escalations", "m003_municipalities",
-                                  "m004_server_secret", "m005_duplicates", "m006_passwords"]
+                                  "m004_server_secret", "m005_duplicates", "m006_passwords",
+                                  "m007_audit_by_user"]
 
 
 def test_two_processes_given_the_same_retried_batch_apply_it_once(stores):
