@@ -154,3 +154,27 @@ def test_a_samordningsnummer_under_the_personnummer_system_or_an_unknown_system_
     assert parse_identifier("urn:oid:1.2.752.129.2.1.3.3|197010632391") == "197010632391"
     with pytest.raises(Exception, match="not one hemsync searches"):
         parse_identifier("urn:oid:1.2.3|191212121212")
+
+
+def _marked_in_error(resource):
+    if resource["resourceType"] == "Patient":
+        return resource["active"] is False
+    if resource["resourceType"] == "AllergyIntolerance":
+        return resource["verificationStatus"]["coding"][0]["code"] == "entered-in-error"
+    return resource["status"] == "entered-in-error"
+
+
+def test_every_resource_of_a_record_entered_in_error_says_so_and_stays_valid(clinic):
+    from server.fhir.encounter import round_items_to_fhir
+
+    scope, stored = everything(clinic, ["Halmstad"])
+    for record in stored:
+        values = {**view(record.state), "entered_in_error": True, "entered_in_error_reason": "fel patient"}
+        if record.type == "round":
+            made = round_items_to_fhir(values, record.state, scope.full)
+        else:
+            made = MAPPINGS[record.type][0](values, record.state)
+        assert made, record.type
+        for resource in made:
+            validate(resource)
+            assert _marked_in_error(resource), (record.type, resource["resourceType"])
