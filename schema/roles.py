@@ -12,9 +12,12 @@ import fnmatch
 
 from .errors import Forbidden
 
-__all__ = ["ROLES", "check_role", "check_change", "ERROR_MARK"]
+__all__ = ["ROLES", "INTEGRATION", "check_role", "check_change", "ERROR_MARK"]
 
 ROLES = ("doctor", "nurse", "dispatcher", "admin")
+#: An integration client (a journal system, the region's data platform), no person: it reads FHIR in its
+#: municipalities and imports the hospitals' discharge notices (hospital stays); it never syncs.
+INTEGRATION = "integration"
 
 #: Fields anyone who may edit a record may set: marking it entered in error.
 ERROR_MARK = frozenset({"entered_in_error", "entered_in_error_reason"})

@@ -10,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from . import errors, pages, settings
 from .api import public, v1
 from .body_encoding import compress_response
+from .fhir.endpoints import blueprint as fhir_blueprint
 from .openapi import openapi
 from .store import SqliteStore, Store, database_target, open_store
 
@@ -38,6 +39,7 @@ def create_app(test_config=None):
     app.register_blueprint(public)
     app.register_blueprint(openapi)
     app.register_blueprint(v1)
+    app.register_blueprint(fhir_blueprint)
     pages.init_app(app)
     app.after_request(compress_response)
     hops = values["HEMSYNC_PROXY_HOPS"]

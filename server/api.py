@@ -12,14 +12,14 @@ from flask import Blueprint, current_app, g, jsonify, request
 from schema.clock import now_text, utcnow
 
 from . import audit, auth, integrity, queue, scope
-from .errors import ClientTooOld, InvalidRequest
+from .errors import ClientTooOld, InvalidRequest, RoleForbidden
 from .body_encoding import json_body
 from .bodies import AccessLogRequestSchema, HandshakeRequestSchema, load
 from .pull import pull
 from .push import push
 from .settings import SERVER_VERSION, dispatch_settings
 
-__all__ = ["public", "v1"]
+__all__ = ["public", "v1", "caller"]
 
 public = Blueprint("public", __name__)
 v1 = Blueprint("v1", __name__, url_prefix="/v1")
@@ -54,15 +54,15 @@ def healthz():
     return jsonify({"status": "ok"})
 
 
-@v1.before_request
-def authenticate():
-    """Who is calling: token -> device -> user; revoked devices, old clients and locked-out addresses stop here.
+def caller():
+    """``(device, user)`` of the request's bearer token; locked-out addresses and over-rate devices stop here.
 
     A missing, unknown or revoked token is written to the audit log and counted
     against the client's address; past HEMSYNC_AUTH_FAILURES the address waits.
     A device past HEMSYNC_DEVICE_RATE requests a minute is answered 429 with Retry-After.
+    The sync API and the FHIR API (server.fhir) authenticate alike, here.
     """
-    store, settings = _store(), _settings()
+    store = _store()
     throttle, address = current_app.extensions[THROTTLE], request.remote_addr or "unknown"
     throttle.check(address)
 
@@ -71,8 +71,19 @@ def authenticate():
         store.audit([audit.auth_failed(reason, address, f"{request.method} {request.path}", token_hash, device,
                                        locked_out=locked)])
 
-    g.device, g.user = auth.authenticate(store, request.headers.get("Authorization"), on_failure=failed)
-    current_app.extensions[DEVICE_RATE].take(g.device["id"])
+    device, user = auth.authenticate(store, request.headers.get("Authorization"), on_failure=failed)
+    current_app.extensions[DEVICE_RATE].take(device["id"])
+    return device, user
+
+
+@v1.before_request
+def authenticate():
+    """Who is calling (:func:`caller`); integration clients, revoked devices and old clients stop here."""
+    store, settings = _store(), _settings()
+    g.device, g.user = caller()
+    if g.user["role"] == auth.CLIENT_ROLE:
+        raise RoleForbidden("an integration client reads FHIR at /fhir/r4/ and does not sync: "
+                            "enroll a laptop for a person to sync")
     version = request.headers.get(auth.CLIENT_HEADER)
     try:
         auth.check_client_version(version, settings["HEMSYNC_MIN_CLIENT_VERSION"])

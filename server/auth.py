@@ -21,19 +21,21 @@ from schema.clock import now_text
 from schema.errors import InvalidRecord
 from schema.identity import validate_hsa_id
 from schema.references import canonical_municipality
-from schema.roles import ROLES
+from schema.roles import INTEGRATION, ROLES
 
 from .errors import ClientTooOld, DeviceRevoked, NotFound, RoleForbidden, TooManyRequests, Unauthorized
 from .bodies import DEVICE_HEALTH_FIELDS
 
 __all__ = [
     "CLIENT_HEADER",
+    "CLIENT_ROLE",
     "AuthThrottle",
     "acting_admin",
     "device_health",
     "hash_token",
     "add_municipality",
     "add_user",
+    "add_client",
     "enroll",
     "revoke",
     "authenticate",
@@ -44,6 +46,8 @@ __all__ = [
 
 CLIENT_HEADER = "X-Hemsync-Client"
 TOKEN_BYTES = 32
+#: The role of an integration client (:data:`schema.roles.INTEGRATION`): a user that is no person.
+CLIENT_ROLE = INTEGRATION
 
 
 
@@ -100,6 +104,30 @@ def add_user(store, name, role, municipalities, hsa_id=None, user_id=None):
     }
     store.add_user(user)
     return user
+
+
+def add_client(store, name, municipalities):
+    """Enroll an integration client reading FHIR in ``municipalities``; return ``(user, device, token)``.
+
+    A client is a user of role :data:`CLIENT_ROLE` with one device whose token it
+    sends as its bearer token (shown once, like a laptop's); revoking that device
+    ends the client. Raises InvalidRecord for a missing name or municipality.
+    """
+    known = store.municipalities()
+    municipalities = sorted({canonical_municipality(m.strip(), known) for m in municipalities if m and m.strip()})
+    problems = {}
+    if not (isinstance(name, str) and name.strip()):
+        problems["name"] = ["a client needs a name, e.g. the journal system's"]
+    if not municipalities:
+        problems["municipalities"] = ["a client reads the patients of at least one municipality"]
+    if problems:
+        raise InvalidRecord("invalid client: " + "; ".join(f"{k}: {v[0]}" for k, v in problems.items()),
+                            details=problems)
+    user = {"id": str(uuid.uuid4()), "name": name.strip(), "role": CLIENT_ROLE, "municipalities": municipalities,
+            "hsa_id": None, "created_at": now_text()}
+    store.add_user(user)
+    device, token = enroll(store, user["id"], f"integration client {user['name']}")
+    return user, device, token
 
 
 def enroll(store, user_id, label=None):

@@ -297,6 +297,36 @@ def enroll(ctx, user_id, label, admin_id, as_json):
          f"device {device['id']}\ntoken  {token}\n(the token is shown once: give it to the device now)")
 
 
+@main.command("add-client")
+@click.option("--name", required=True, help="The client's name, e.g. the journal system's.")
+@click.option("--municipality", "municipalities", multiple=True, required=True,
+              help="A municipality whose patients it reads (repeat for more).")
+@by_option
+@json_option
+@pass_context
+@library_errors
+def add_client(ctx, name, municipalities, admin_id, as_json):
+    """Enroll an integration client reading FHIR; print its bearer token (shown once, never again).
+
+    The client (a journal system, the region's data platform) reads the patients
+    of its municipalities at /fhir/r4/ (docs/fhir.md); each read is in the audit
+    log. Revoke it like a device, with its device id.
+
+    \b
+    Example:
+        hemsync-server add-client --name "Region Halland journal" --municipality Halmstad --by ADMIN_ID --json
+    """
+    by = auth.acting_admin(ctx.store, admin_id, "add an integration client")
+    with ctx.store.transaction():
+        user, device, token = auth.add_client(ctx.store, name, municipalities)
+        ctx.store.audit([audit.admin("add_client", {"added": user["id"], "municipalities": user["municipalities"]},
+                                     user=by, device_id=device["id"])])
+    emit(as_json, {"client_id": user["id"], "device_id": device["id"], "name": user["name"],
+                   "municipalities": user["municipalities"], "token": token},
+         f"client {user['id']} ({', '.join(user['municipalities'])})\ndevice {device['id']}\ntoken  {token}\n"
+         "(the token is shown once: give it to the client's system now)")
+
+
 @main.command()
 @click.option("--device", "device_id", required=True, help="The id of the device to revoke.")
 @by_option

@@ -6,6 +6,8 @@
   and not cancelled).
 - A dispatcher's device: every open request of the region and, of those
   requests' patients, the patient record, warnings and observations.
+- An integration client (a journal system reading FHIR): every record of the
+  patients of its municipalities, and the rounds of those municipalities.
 - An admin reads no clinical records.
 - The staff directory (no tokens) reaches every device, in the handshake.
 
@@ -19,6 +21,7 @@ from schema.errors import OutOfScope
 from schema.merge import SYSTEM
 from schema.records.visit_request import MACHINE
 
+from .auth import CLIENT_ROLE
 from .bodies import STAFF_FIELDS
 from .store import ScopeKeys, index_columns
 
@@ -36,7 +39,7 @@ DROPS_ASSIGNMENT = frozenset({"cancelled"})
 def keys_for(store, user):
     """The :class:`ScopeKeys` of what this user's devices may see now."""
     role = user["role"]
-    if role in ("doctor", "nurse"):
+    if role in ("doctor", "nurse", CLIENT_ROLE):
         full = set(store.patients_in(user["municipalities"]))
         if role == "doctor":
             full.update(store.request_patients(user["id"], DROPS_ASSIGNMENT))
@@ -113,5 +116,8 @@ def staff_entry(user):
 
 
 def staff(store):
-    """The staff directory every device receives: names, roles, municipalities, HSA-ids; never tokens."""
-    return [staff_entry(user) for user in store.users()]
+    """The staff directory every device receives: names, roles, municipalities, HSA-ids; never tokens.
+
+    Integration clients are no staff: no laptop offers them as a doctor or nurse.
+    """
+    return [staff_entry(user) for user in store.users() if user["role"] != CLIENT_ROLE]

@@ -43,6 +43,9 @@ SETTINGS = (
     Setting("HEMSYNC_DATABASE_URL", "",
             "A PostgreSQL database (`postgresql://user@host:5432/name`) to keep everything in instead of the "
             "SQLite file: for several server processes. Overrides HEMSYNC_DB."),
+    Setting("HEMSYNC_FHIR_EXPORT_DIR", "var/fhir-export",
+            "Directory where FHIR Bulk Data exports (`$export`) write their NDJSON files, one directory per "
+            "export, readable by the server only; each export is deleted with `DELETE` of its status URL."),
     Setting("HEMSYNC_MAX_CLOCK_AHEAD", 120,
             "Seconds a pushed change's HLC may be ahead of the server's clock before it is re-stamped.",
             int),

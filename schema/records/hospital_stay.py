@@ -22,6 +22,7 @@ from ..followup.calendar import local_date
 from ..followup.patients import in_home_care
 from ..recordtype import FieldSpec, RecordType
 from ..references import Ref
+from ..roles import INTEGRATION
 from ..rules import KeepBoth
 from ..validation import IsoDateTime, RecordRef, RecordSchema, StrictBool, Text
 from . import register
@@ -102,8 +103,9 @@ def _follow_up_request(writes, stay, patient, discharged, asked):
 
 RECORD = register(RecordType(
     name="hospital_stay",
-    creators=frozenset({"doctor", "nurse"}),
-    editors=frozenset({"doctor", "nurse"}),
+    # An integration client imports the hospitals' discharge notices (server.fhir.discharge).
+    creators=frozenset({"doctor", "nurse", INTEGRATION}),
+    editors=frozenset({"doctor", "nurse", INTEGRATION}),
     schema=HospitalStaySchema,
     severity="low",
     fields={"follow_up": FieldSpec(rule=KeepBoth(), severity="medium", clinical=True),

@@ -6,16 +6,17 @@ from babel.messages.extract import extract_from_dir
 
 from schema.followup import due, figures
 from schema.records.visit_request import MACHINE, RETTS_COLOURS, URGENCIES
-from schema.roles import ROLES
+from schema.roles import INTEGRATION, ROLES
 from server.pages.followup import CHARTS
 from server.pages.session import NAV
 from server.web import i18n
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 #: Values the templates translate as they come (``_(entry.urgency)``): the schema's value lists,
-#: the queue's flags and suggestion reasons, the escalation feed's kinds, the follow-up's due lists
-#: and reasons and its charts' titles.
-VALUES = (*URGENCIES, *MACHINE.rank, *RETTS_COLOURS, *ROLES,
+#: the roles (an integration client's too, on the admin's users page), the queue's flags and
+#: suggestion reasons, the escalation feed's kinds, the follow-up's due lists and reasons and its
+#: charts' titles.
+VALUES = (*URGENCIES, *MACHINE.rank, *RETTS_COLOURS, *ROLES, INTEGRATION,
           "news2_medium", "palliative", "recent_discharge",
           "named doctor (continuity)", "same municipality", "other",
           "deadline", "out_of_hours",

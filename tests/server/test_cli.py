@@ -263,3 +263,28 @@ def test_copy_to_moves_everything_to_postgresql_with_its_feed_numbers_and_verifi
     code, output = run("copy-to", postgres_url)
     assert code == 1 and "not empty" in output
     source.close(), target.close()
+
+
+def test_an_admin_enrolls_an_integration_client_whose_token_is_shown_once_and_who_is_no_staff(run, tmp_path):
+    admin = _first_admin(run)
+    code, output = run("add-client", "--name", "Regionens journal", "--municipality", "halmstad", "--json")
+    assert code == 1 and "only an admin may add an integration client" in output
+    code, output = run("add-client", "--name", "Regionens journal", "--municipality", "Varbergg", "--by", admin)
+    assert code == 1 and "Varbergg" in output and "Traceback" not in output
+    code, output = run("add-client", "--name", "Regionens journal", "--municipality", "halmstad", "--by", admin,
+                       "--json")
+    assert code == 0, output
+    client = json.loads(output)
+    assert client["municipalities"] == ["Halmstad"] and len(client["token"]) > 30
+    code, output = run("devices", "--json")
+    assert client["token"] not in output and client["device_id"] in output
+    entries = json.loads(run("audit", "--by", admin, "--json")[1])
+    assert [(e["details"]["action"], e["user_id"], e["device_id"]) for e in entries][-1] == (
+        "add_client", admin, client["device_id"])
+    from server import scope
+    from server.store import open_store
+    store = open_store(tmp_path / "cli.db")
+    try:
+        assert client["client_id"] not in {u["id"] for u in scope.staff(store)}
+    finally:
+        store.close()
