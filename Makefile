@@ -35,13 +35,19 @@ LAPTOPS ?= 50
 DURATION ?= 120
 REQUESTS ?= 10000
 
-# PAGE_PATIENTS / PAGE_REQUESTS: the region the people's pages are timed on (after the demo region).
+# PAGE_PATIENTS / PAGE_REQUESTS: the region the people's pages are timed on (after the demo region);
+# FOLLOWUP_SCALE: the share of a year of a region the follow-up report is timed on (1 = 10,000 patients,
+# 50,000 visits, 5,000 stays); FHIR_PATIENTS: the patients of the timed FHIR bulk export.
 PAGE_PATIENTS ?= 50000
 PAGE_REQUESTS ?= 5000
+FOLLOWUP_SCALE ?= 1
+FHIR_PATIENTS ?= 50000
 
 bench: $(STAMP)
 	$(BIN)/python -m proof.bench --n $(N) $(if $(POSTGRES),--postgres $(POSTGRES))
 	$(BIN)/python -m proof.page_timings --patients $(PAGE_PATIENTS) --requests $(PAGE_REQUESTS)
+	$(BIN)/python -m proof.followup_bench --scale $(FOLLOWUP_SCALE)
+	$(BIN)/python -m proof.fhir_export --n $(FHIR_PATIENTS)
 
 # POSTGRES=postgresql://... serves from a scratch database there with WORKERS= processes (default 4).
 # ALLOW_BUSY=1: 503 with Retry-After is backpressure, not failure (dropped connections still fail).
