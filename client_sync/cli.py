@@ -24,7 +24,7 @@ from schema.records.visit_request import GOING
 from schema.recordtype import unflatten
 
 from . import __version__
-from .background import run_background
+from .background import BackgroundSync, run_background
 from .errors import ClientError, ClientTooOld, DeviceRevoked
 from .http import SyncClient
 from .files import private_directory
@@ -436,6 +436,41 @@ def run(obj, interval, after_change):
     """
     click.echo(f"syncing {obj.path} every {interval} s and {after_change} s after a local change; Ctrl-C stops")
     run_background(obj.path, interval=interval, after_change=after_change, echo=click.echo)
+
+
+@cli.command()
+@click.option("--port", default=8765, show_default=True, help="The port on 127.0.0.1 (0: any free port).")
+@click.option("--no-browser", is_flag=True, help="Only print the link; do not open the browser.")
+@click.option("--sync-every", default=300, show_default=True,
+              help="Seconds between background syncs (0: none; the pages' 'Sync now' still works).")
+@pass_context
+def ui(obj, port, no_browser, sync_every):
+    """Serve the doctor's pages from this replica on 127.0.0.1, with or without the network.
+
+    Prints a link with a secret made for this start; only a browser that opened
+    it gets in (docs/laptop-pages.md). Syncs in the background meanwhile.
+
+    Example: hemsync ui --port 8765
+    """
+    import webbrowser
+
+    from .ui.listener import Listener
+
+    obj.replica.actor()  # not logged in: say so now, not on the first page
+    listener = Listener(obj.path, port)
+    background = None
+    if sync_every > 0:
+        background = BackgroundSync(obj.path, interval=sync_every, echo=click.echo, blocking=False)
+        background.start()
+    click.echo(f"the doctor's pages of {obj.path} on 127.0.0.1:{listener.port}; open this link "
+               f"(it holds this start's secret: do not share it), Ctrl-C stops:\n{listener.url}")
+    if not no_browser:
+        webbrowser.open(listener.url)
+    try:
+        listener.serve()
+    finally:
+        if background is not None:
+            background.stop()
 
 
 # -- domain commands --------------------------------------------------------------

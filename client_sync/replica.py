@@ -484,6 +484,20 @@ class Replica:
         found = (self.local(record_type, i, now=now) for i in ids)
         return [r for r in found if r is not None]
 
+    def local_of_patient(self, record_type, patient_id, *, now=None):
+        """The records of a type about one patient as this laptop shows them (not logged), ordered by id.
+
+        Those the server sent are found by the indexed patient column; those made
+        here and not yet pulled back, by their outbox rows.
+        """
+        records.get(record_type)
+        ids = [i for (i,) in self.conn.execute(
+            "SELECT id FROM records WHERE type = ? AND patient_id = ? "
+            "UNION SELECT record_id FROM outbox WHERE record_type = ? AND record_id NOT IN "
+            "(SELECT id FROM records WHERE type = ?) ORDER BY 1", (record_type, patient_id, record_type, record_type))]
+        found = (self.local(record_type, i, now=now) for i in ids)
+        return [r for r in found if r is not None and r.fields.get("patient_id") == patient_id]
+
     def get(self, record_type, record_id):
         """Open a record with its rejected changes (logged in the access log); RecordNotFound when it is not here.
 

@@ -1,0 +1,35 @@
+"""`hemsync ui`: the doctor's pages, served on the laptop from its replica, working with no network.
+
+The look, the Swedish catalogue, the filters and CSRF are the server's pages'
+(:mod:`server.web`, which imports only ``schema/``, Flask and Babel, and loads
+nothing else of ``server/``); the views are the laptop's own, one module per
+area: :mod:`.today` (assigned and accepted requests, accept and progress),
+:mod:`.patient` (the patient page, vitals with NEWS2), :mod:`.visit` (the visit
+note, signed) and :mod:`.sync_state`. Every read is the replica's (each
+patient shown is written to the laptop's access log, as the CLI does) and every
+write is :meth:`client_sync.replica.Replica.write`, the CLI's one write path.
+Who may use the pages: :mod:`.guard`. See docs/laptop-pages.md.
+"""
+
+from flask import Flask
+
+from server import web
+
+from . import guard, patient, sync_state, today, visit  # noqa: F401  (the areas register their views)
+from .context import blueprint, name_of, timezone_of
+
+__all__ = ["create_app"]
+
+
+def create_app(replica_path, *, port, secret):
+    """The pages' app over the replica at ``replica_path``, for a server on 127.0.0.1:``port``.
+
+    ``secret`` is this launch's secret (:func:`guard.new_secret`); the browser
+    opens :func:`guard.launch_url` to get in.
+    """
+    app = Flask(__name__)
+    app.config["HEMSYNC_REPLICA"] = replica_path
+    guard.install(app, port=port, secret=secret)
+    web.init_app(app, timezone=timezone_of(replica_path), name_of=name_of)
+    app.register_blueprint(blueprint)
+    return app

@@ -1,0 +1,199 @@
+"""The laptop's pages (`hemsync ui`): only this launch's browser drives them, and they write as the CLI does.
+
+The security half: the Host check (DNS rebinding), the launch secret and its
+cookie, CSRF and the Origin check. The other half: what a page shows is in the
+access log, and what a page writes is a replica write, in the outbox in order.
+"""
+
+import re
+import uuid
+
+import pytest
+
+from client_sync.sync import sync
+from client_sync.ui import create_app, guard
+from schema.news2 import score
+
+from .conftest import PERSONNUMMER, laptop
+
+PORT = 8799
+ORIGIN = f"http://127.0.0.1:{PORT}"
+
+
+@pytest.fixture
+def assigned(server, tmp_path, doctor, nurse):
+    """A patient, a request by the nurse assigned to Dr Anna by the dispatcher; Anna's laptop synced: the ids."""
+    replica, client = doctor
+    n, cn = nurse
+    patient_id, request_id = str(uuid.uuid4()), str(uuid.uuid4())
+    n.write("patient", patient_id, {"personnummer": PERSONNUMMER, "name": "Tolvan Tolvansson", "municipality": "Umeå"})
+    n.write("visit_request", request_id, {"patient_id": patient_id, "urgency": "urgent", "reason": "Feber"})
+    sync(n, client=cn)
+    dispatcher, cd = laptop(server, tmp_path, "u-disp-dan", "dan")
+    sync(dispatcher, client=cd)
+    dispatcher.write("visit_request", request_id, {"assigned_doctor_id": "u-dr-anna", "status": "assigned"})
+    sync(dispatcher, client=cd)
+    dispatcher.close()
+    sync(replica, client=client)
+    return patient_id, request_id
+
+
+@pytest.fixture
+def app(doctor):
+    """The pages over Dr Anna's replica, for a server on 127.0.0.1:PORT, with the secret ``s3cret``."""
+    replica, _ = doctor
+    return create_app(replica.path, port=PORT, secret="s3cret")
+
+
+def browser(app):
+    """A test client that opened the launch link, as the doctor's browser does."""
+    client = app.test_client()
+    answer = client.get(f"{guard.LAUNCH_PATH}?key=s3cret", base_url=ORIGIN)
+    assert answer.status_code == 302 and answer.headers["Location"] == "/today"
+    return client
+
+
+def csrf_of(client, path):
+    page = client.get(path, base_url=ORIGIN).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def test_the_pages_are_locked_without_the_launch_links_session(app):
+    client = app.test_client()
+    answer = client.get("/today", base_url=ORIGIN)
+    assert answer.status_code == 401
+    assert "hemsync ui" in answer.get_data(as_text=True)
+
+
+def test_a_wrong_launch_secret_opens_nothing(app):
+    client = app.test_client()
+    assert client.get(f"{guard.LAUNCH_PATH}?key=guess", base_url=ORIGIN).status_code == 401
+    assert client.get(guard.LAUNCH_PATH, base_url=ORIGIN).status_code == 401
+    assert client.get("/today", base_url=ORIGIN).status_code == 401
+
+
+def test_the_launch_link_sets_an_httponly_samesite_strict_cookie_of_this_port(app):
+    answer = app.test_client().get(f"{guard.LAUNCH_PATH}?key=s3cret", base_url=ORIGIN)
+    cookie = answer.headers["Set-Cookie"]
+    assert cookie.startswith(f"hemsync_laptop_{PORT}=")
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert answer.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_the_session_of_an_earlier_launch_no_longer_counts(app, doctor):
+    client = browser(app)
+    assert client.get("/today", base_url=ORIGIN).status_code == 200
+    again = create_app(doctor[0].path, port=PORT, secret="s3cret")
+    stale = again.test_client()
+    stale.set_cookie(f"hemsync_laptop_{PORT}", client.get_cookie(f"hemsync_laptop_{PORT}", domain="127.0.0.1").value,
+                     domain="127.0.0.1")
+    assert stale.get("/today", base_url=ORIGIN).status_code == 401
+
+
+@pytest.mark.parametrize("host", ["evil.example:8799", "127.0.0.1:8800", "localhost", "127.0.0.1",
+                                  "attacker.localhost:8799"])
+def test_a_host_header_other_than_this_loopback_port_is_refused_against_dns_rebinding(app, host):
+    client = browser(app)
+    assert client.get("/today", base_url=ORIGIN, headers={"Host": host}).status_code == 403
+    assert client.get(f"{guard.LAUNCH_PATH}?key=s3cret", headers={"Host": host}).status_code == 403
+
+
+def test_localhost_with_the_port_is_this_server_too(app):
+    client = app.test_client()
+    assert client.get(f"{guard.LAUNCH_PATH}?key=s3cret", base_url=f"http://localhost:{PORT}").status_code == 302
+
+
+def test_a_peer_that_is_not_loopback_is_refused(app):
+    client = app.test_client()
+    answer = client.get(f"{guard.LAUNCH_PATH}?key=s3cret", base_url=ORIGIN,
+                        environ_base={"REMOTE_ADDR": "192.168.1.20"})
+    assert answer.status_code == 403
+
+
+def test_a_post_without_the_csrf_token_is_refused_and_writes_nothing(app, doctor, assigned):
+    replica, _ = doctor
+    _, request_id = assigned
+    client = browser(app)
+    answer = client.post(f"/requests/{request_id}/step", data={"step": "accepted"}, base_url=ORIGIN)
+    assert answer.status_code == 403
+    assert replica.outbox() == []
+
+
+def test_a_post_from_another_origin_is_refused_even_with_the_token(app, doctor, assigned):
+    replica, _ = doctor
+    _, request_id = assigned
+    client = browser(app)
+    token = csrf_of(client, "/today")
+    answer = client.post(f"/requests/{request_id}/step", data={"step": "accepted", "csrf_token": token},
+                         base_url=ORIGIN, headers={"Origin": "http://evil.example"})
+    assert answer.status_code == 403
+    assert replica.outbox() == []
+
+
+def test_accepting_on_the_page_is_a_replica_write_and_the_list_is_logged(app, doctor, assigned):
+    replica, _ = doctor
+    patient_id, request_id = assigned
+    client = browser(app)
+    page = client.get("/today", base_url=ORIGIN).get_data(as_text=True)
+    assert "Tolvan Tolvansson" in page and "Feber" in page and "Acceptera" in page
+    assert {(e["patient_id"], e["record_type"]) for e in replica.access_entries(100)} >= {
+        (patient_id, "visit_request"), (patient_id, "patient")}
+    token = csrf_of(client, "/today")
+    answer = client.post(f"/requests/{request_id}/step", data={"step": "accepted", "csrf_token": token},
+                         base_url=ORIGIN)
+    assert answer.status_code == 302
+    [row] = replica.outbox()
+    assert (row["change"]["record_type"], row["change"]["fields"]) == ("visit_request", {"status": "accepted"})
+    assert replica.local("visit_request", request_id).fields["status"] == "accepted"
+
+
+def test_a_step_that_is_not_the_next_one_is_not_taken(app, doctor, assigned):
+    replica, _ = doctor
+    _, request_id = assigned
+    client = browser(app)
+    token = csrf_of(client, "/today")
+    answer = client.post(f"/requests/{request_id}/step", data={"step": "completed", "csrf_token": token},
+                         base_url=ORIGIN)
+    assert answer.status_code == 404 and replica.outbox() == []
+
+
+def test_vitals_on_the_page_store_the_news2_of_schema_and_the_typing_score_is_schemas(app, doctor, assigned):
+    replica, _ = doctor
+    patient_id, _ = assigned
+    vitals = {"resp_rate": "22", "spo2": "93", "supplemental_o2": "no", "temperature": "38,4", "systolic_bp": "118",
+              "pulse": "104", "consciousness": "A"}
+    expected = score({"resp_rate": 22, "spo2": 93, "supplemental_o2": False, "temperature": 38.4,
+                      "systolic_bp": 118, "pulse": 104, "consciousness": "A", "spo2_scale": 1})
+    client = browser(app)
+    typed = client.get(f"/patients/{patient_id}/news2", query_string=vitals, base_url=ORIGIN).get_json()
+    assert typed["total"] == expected.total
+    token = csrf_of(client, f"/patients/{patient_id}/vitals")
+    answer = client.post(f"/patients/{patient_id}/vitals", data={**vitals, "csrf_token": token}, base_url=ORIGIN)
+    assert answer.status_code == 302
+    [row] = replica.outbox()
+    observation = replica.local("observation", row["change"]["record_id"]).fields
+    assert (observation["news2"], observation["pulse"], observation["temperature"]) == (expected.total, 104, 38.4)
+    page = client.get(f"/patients/{patient_id}", base_url=ORIGIN).get_data(as_text=True)
+    assert f"NEWS2: {expected.total}" in page
+
+
+def test_the_note_is_saved_then_signed_through_the_replica_and_then_sealed(app, doctor, assigned):
+    replica, _ = doctor
+    _, request_id = assigned
+    client = browser(app)
+    token = csrf_of(client, "/today")
+    for step in ("accepted", "en_route", "on_site"):
+        client.post(f"/requests/{request_id}/step", data={"step": step, "csrf_token": token}, base_url=ORIGIN)
+    note = {"place": "Hemma", "assessment": "Pneumoni", "plan": "Antibiotika", "outcome": "stays_home",
+            "csrf_token": token}
+    client.post(f"/requests/{request_id}/note", data={**note, "action": "save"}, base_url=ORIGIN)
+    client.post(f"/requests/{request_id}/note", data={**note, "plan": "Antibiotika i 7 dagar", "action": "sign"},
+                base_url=ORIGIN)
+    visits = replica.local_all("visit")
+    assert len(visits) == 1
+    visit = visits[0].fields
+    assert (visit["plan"], visit["signed_by"], visit["request_id"]) == ("Antibiotika i 7 dagar", "u-dr-anna",
+                                                                        request_id)
+    assert [r["change"]["record_type"] for r in replica.outbox()] == ["visit_request"] * 3 + ["visit"] * 2
+    page = client.get(f"/requests/{request_id}/note", base_url=ORIGIN).get_data(as_text=True)
+    assert "Signerad av" in page and "Lägg till tillägg" in page
