@@ -88,7 +88,8 @@ def _launch():
 
 def _headers(response):
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"  # the launch link's key stays here
+    # The launch link's key never leaves these pages; "no-referrer" would make form posts say Origin: null.
+    response.headers["Referrer-Policy"] = "same-origin"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Content-Security-Policy"] = "default-src 'self'; frame-ancestors 'none'"
     response.headers["X-Content-Type-Options"] = "nosniff"

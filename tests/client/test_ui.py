@@ -77,7 +77,7 @@ def test_the_launch_link_sets_an_httponly_samesite_strict_cookie_of_this_port(ap
     cookie = answer.headers["Set-Cookie"]
     assert cookie.startswith(f"hemsync_laptop_{PORT}=")
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
-    assert answer.headers["Referrer-Policy"] == "no-referrer"
+    assert answer.headers["Referrer-Policy"] == "same-origin"
 
 
 def test_the_session_of_an_earlier_launch_no_longer_counts(app, doctor):

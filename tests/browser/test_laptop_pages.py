@@ -1,0 +1,135 @@
+"""The doctor's day on the laptop's pages (`hemsync ui`) in a real browser, with the server stopped.
+
+The doctor accepts, goes on site, records vitals (NEWS2 shown as typed and
+stored) and signs the note on the laptop's pages while the server is down;
+then the server comes back, "Sync now" sends everything, the server holds it
+and the laptop's replica agrees with the server digest for digest.
+"""
+
+import datetime as dt
+import threading
+import urllib.parse
+import uuid
+
+import pytest
+from playwright.sync_api import expect
+
+from client_sync.ui.listener import Listener
+from schema.identity import make_test_personnummer
+from server.wsgi import make_server
+
+from .conftest import Laptop, screenshot
+
+PATIENT = "Tekla Testsson"
+REASON = "Andfådd och feber sedan i går"
+
+
+class Network:
+    """The region's server going away and coming back on the same address (the laptop keeps its URL)."""
+
+    def __init__(self, server):
+        self.server = server
+        self.port = urllib.parse.urlsplit(server.url).port
+
+    def down(self):
+        self.server._server.stop()
+        self.server._thread.join(timeout=10)
+
+    def up(self):
+        wsgi_server = make_server(self.server.app, host="127.0.0.1", port=self.port, threads=4)
+        wsgi_server.prepare()
+        thread = threading.Thread(target=wsgi_server.serve, name="hemsync-live-server", daemon=True)
+        thread.start()
+        self.server._server, self.server._thread = wsgi_server, thread
+
+
+@pytest.fixture
+def day(region, tmp_path):
+    """A Halmstad patient with an allergy, a request assigned to Anna Berg, and her laptop synced."""
+    patient_id, request_id = str(uuid.uuid4()), str(uuid.uuid4())
+    region.write("nurse-halmstad", "patient", patient_id, {
+        "personnummer": make_test_personnummer(dt.date(1938, 4, 2), 924), "name": PATIENT,
+        "municipality": "Halmstad", "address": "Strandvägen 3, Halmstad"})
+    region.write("nurse-halmstad", "warning", str(uuid.uuid4()), {
+        "patient_id": patient_id, "kind": "allergy", "text": "Penicillin: andnöd", "severity": "life_threatening"})
+    region.write("nurse-halmstad", "visit_request", request_id, {
+        "patient_id": patient_id, "urgency": "urgent", "reason": REASON})
+    region.write("dispatcher-lena", "visit_request", request_id, {
+        "assigned_doctor_id": region.ids["doctor-anna"], "status": "assigned"})
+    anna = Laptop(region, "doctor-anna", tmp_path)
+    anna("sync")
+    listener = Listener(anna.replica)
+    listener.start()
+    yield anna, listener, patient_id, request_id
+    listener.stop()
+
+
+def test_the_doctor_works_offline_on_the_laptops_pages_and_a_sync_brings_it_all_to_the_server(browser, region, day):
+    anna, listener, patient_id, request_id = day
+    network = Network(region.server)
+    network.down()
+    try:
+        page = browser.new_context(locale="sv-SE", viewport={"width": 1280, "height": 900}).new_page()
+        page.goto(listener.url)
+        expect(page.get_by_role("heading", name="Dagens förfrågningar")).to_be_visible()
+        row = page.get_by_role("row", name=PATIENT)
+        expect(row).to_contain_text(REASON)
+        screenshot(page, "laptop-today")
+        row.get_by_role("button", name="Acceptera").click()
+        expect(page.get_by_role("row", name=PATIENT)).to_contain_text("ännu inte skickad")
+        page.get_by_role("row", name=PATIENT).get_by_role("button", name="På väg").click()
+        page.get_by_role("row", name=PATIENT).get_by_role("button", name="På plats").click()
+        expect(page.get_by_role("row", name=PATIENT)).to_contain_text("Besöket klart")
+
+        page.get_by_role("link", name=PATIENT).click()
+        warnings = page.get_by_role("region", name="Varningar och allergier")
+        expect(warnings).to_contain_text("Penicillin: andnöd")
+        page.get_by_role("link", name="Registrera vitalparametrar").click()
+        page.get_by_label("Andningsfrekvens (/min)").fill("22")
+        page.get_by_label("Syremättnad SpO2 (%)").fill("93")
+        page.get_by_label("Syrgas").select_option("no")
+        page.get_by_label("Temperatur (°C)").fill("38,4")
+        page.get_by_label("Systoliskt blodtryck (mmHg)").fill("118")
+        page.get_by_label("Puls (/min)").fill("104")
+        page.get_by_label("Medvetandegrad (ACVPU)").select_option("A")
+        expect(page.locator("#news2")).to_have_text("6")
+        screenshot(page, "laptop-vitals")
+        page.get_by_role("button", name="Spara vitalparametrarna").click()
+        expect(page.get_by_text("Vitalparametrarna är sparade på den här datorn: NEWS2 6.")).to_be_visible()
+        expect(page.locator("p.news2")).to_have_text("NEWS2: 6")
+        screenshot(page, "laptop-patient")
+
+        page.get_by_role("link", name="I dag").click()
+        page.get_by_role("row", name=PATIENT).get_by_role("link", name="Besöksanteckning").click()
+        page.get_by_label("Plats").fill("Hemmet")
+        page.get_by_label("Bedömning").fill("Trolig pneumoni, opåverkad")
+        page.get_by_label("Plan").fill("Doxycyklin 100 mg x 1 i 7 dagar (penicillinallergi). Ny kontroll i morgon.")
+        page.get_by_label("Utfall").select_option("stays_home")
+        page.get_by_role("button", name="Signera anteckningen").click()
+        expect(page.get_by_text("Anteckningen är signerad på den här datorn")).to_be_visible()
+        expect(page.get_by_text("Signerad av Anna Berg")).to_be_visible()
+        screenshot(page, "laptop-note")
+
+        page.get_by_role("link", name="Synkning").click()
+        page.get_by_role("button", name="Synka nu").click()
+        expect(page.get_by_text("Ingen kontakt med servern")).to_be_visible()
+        screenshot(page, "laptop-sync-offline")
+        assert region.store.get_record("visit_request", request_id).view()["status"] == "assigned"
+    finally:
+        network.up()
+
+    page.get_by_role("button", name="Synka nu").click()
+    expect(page.get_by_text("Synkat: 5 ändring(ar) skickade, 0 avvisade")).to_be_visible()
+    screenshot(page, "laptop-sync")
+    store = region.store
+    asked = store.get_record("visit_request", request_id).view()
+    assert (asked["status"], asked["accepted_by"]) == ("on_site", region.ids["doctor-anna"])
+    [observation] = [o.view() for o in store.records_of_patients("observation", [patient_id])]
+    assert (observation["news2"], observation["pulse"], observation["measured_by"]) == (
+        6, 104, region.ids["doctor-anna"])
+    [visit] = [v.view() for v in store.records_of_patients("visit", [patient_id])]
+    assert visit["signed_by"] == region.ids["doctor-anna"] and visit["request_id"] == request_id
+    assert visit["plan"].startswith("Doxycyklin")
+    assert anna("verify")["agreed"]
+    opened = {e["record_type"] for e in store.audit_log(patient_id=patient_id, limit=10_000) if e["kind"] == "access"}
+    assert {"patient", "warning", "observation", "visit_request", "visit"} <= opened
