@@ -5,7 +5,10 @@ cookie, CSRF and the Origin check. The other half: what a page shows is in the
 access log, and what a page writes is a replica write, in the outbox in order.
 """
 
+import ast
 import re
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -197,3 +200,11 @@ def test_the_note_is_saved_then_signed_through_the_replica_and_then_sealed(app, 
     assert [r["change"]["record_type"] for r in replica.outbox()] == ["visit_request"] * 3 + ["visit"] * 2
     page = client.get(f"/requests/{request_id}/note", base_url=ORIGIN).get_data(as_text=True)
     assert "Signerad av" in page and "Lägg till tillägg" in page
+
+
+def test_the_laptop_loads_of_the_server_package_only_its_shared_pages_package():
+    code = ("import sys, client_sync.cli, client_sync.ui.listener; "
+            "print(sorted(m for m in sys.modules if m == 'server' or m.startswith('server.')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert all(name == "server" or name.startswith("server.web") for name in ast.literal_eval(loaded))
+    assert "server.web" in loaded
