@@ -11,6 +11,7 @@ import os
 import sys
 import sqlite3
 import uuid
+import zoneinfo
 
 import click
 
@@ -474,6 +475,43 @@ def ui(obj, port, no_browser, sync_every):
 
 
 # -- domain commands --------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("patient")
+@click.option("--resp-rate", type=int, help="Respiratory rate, per minute.")
+@click.option("--spo2", type=int, help="Oxygen saturation, %.")
+@click.option("--o2/--air", "supplemental_o2", default=None, help="On supplemental oxygen, or on air.")
+@click.option("--temperature", type=float, help="Temperature, °C.")
+@click.option("--systolic-bp", type=int, help="Systolic blood pressure, mmHg.")
+@click.option("--pulse", type=int, help="Pulse, per minute.")
+@click.option("--consciousness", type=click.Choice(list("ACVPU")), help="ACVPU.")
+@json_option
+@pass_context
+def vitals(obj, patient, as_json, **readings):
+    """Record a patient's vitals now and print NEWS2 (scored by the same code as the server's).
+
+    PATIENT is the patient's id or a unique start of it.
+
+    Example: hemsync vitals 5d1e --resp-rate 22 --spo2 93 --air --temperature 38.4 --pulse 104
+    """
+    replica = obj.replica
+    fields = {name: value for name, value in readings.items() if value is not None}
+    if not fields:
+        raise click.UsageError("give at least one reading, e.g. --pulse 88")
+    patient_id = replica.full_id("patient", patient)
+    record = replica.write("observation", str(uuid.uuid4()),
+                           {"patient_id": patient_id, "measured_at": now_text("seconds"), **fields})
+    if as_json:
+        _print_record(replica, record, as_json)
+        return
+    shown, zone = record.fields, zoneinfo.ZoneInfo(replica.dispatch_settings().timezone)
+    name = (replica.local("patient", patient_id).fields.get("name") or patient_id)
+    at = dt.datetime.fromisoformat(shown["measured_at"]).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    news2 = "-" if shown.get("news2") is None else str(shown["news2"])
+    news2 += " (partial: not every reading given)" if shown.get("news2_partial") else ""
+    click.echo(f"vitals of {name} at {at} by {replica.staff_name(shown.get('measured_by'))}: NEWS2 {news2} "
+               f"(observation {record.id}, not yet on the server)")
 
 
 @cli.command()

@@ -40,7 +40,7 @@ from schema.merge import Actor, apply_change, view
 from schema.wire import decode_state, record_digest
 
 from .directory import ReplicaDirectory
-from .errors import ConflictNotFound, NotLoggedIn, OtherUser, RecordNotFound, RejectedNotFound, ReplicaDamaged
+from .errors import AmbiguousId, ConflictNotFound, NotLoggedIn, OtherUser, RecordNotFound, RejectedNotFound, ReplicaDamaged
 from .files import connect_private, private_directory
 
 __all__ = [
@@ -483,6 +483,27 @@ class Replica:
             "ORDER BY 1", (record_type, record_type))]
         found = (self.local(record_type, i, now=now) for i in ids)
         return [r for r in found if r is not None]
+
+    def full_id(self, record_type, prefix):
+        """The id of the one record of this type whose id is ``prefix`` or starts with it (not logged).
+
+        RecordNotFound when none does, AmbiguousId when several do.
+        """
+        records.get(record_type)
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        found = [i for (i,) in self.conn.execute(
+            "SELECT id FROM records WHERE type = ? AND id LIKE ? ESCAPE '\\' "
+            "UNION SELECT record_id FROM outbox WHERE record_type = ? AND record_id LIKE ? ESCAPE '\\' "
+            "ORDER BY 1 LIMIT 3", (record_type, pattern, record_type, pattern))]
+        if prefix in found:
+            return prefix
+        if not found or not prefix:
+            raise RecordNotFound(f"no {record_type} with an id starting {prefix!r} in this replica "
+                                 "(sync, or check the id)")
+        if len(found) > 1:
+            raise AmbiguousId(f"several {record_type} ids start with {prefix!r} ({', '.join(found[:2])}, ...): "
+                              "type more of the id")
+        return found[0]
 
     def local_of_patient(self, record_type, patient_id, *, now=None):
         """The records of a type about one patient as this laptop shows them (not logged), ordered by id.

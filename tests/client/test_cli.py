@@ -296,3 +296,30 @@ def test_status_says_when_the_server_asked_the_laptop_to_wait(hemsync, server):
     hemsync("sync")
     shown = hemsync("status").output
     assert "the server asked this laptop to wait 3 s (it was busy)" in shown
+
+
+def test_vitals_takes_a_unique_id_prefix_and_prints_the_name_and_schemas_news2(hemsync, server):
+    from schema.news2 import score
+
+    login_as(hemsync, server, "u-dr-anna")
+    patient = put(hemsync, "patient", personnummer=PERSONNUMMER, name="Tolvan Tolvansson", municipality="Umeå")
+    output = hemsync("vitals", patient["id"][:8], "--resp-rate", "22", "--spo2", "93", "--air", "--temperature",
+                     "38.4", "--systolic-bp", "118", "--pulse", "104", "--consciousness", "A").output
+    expected = score({"resp_rate": 22, "spo2": 93, "supplemental_o2": False, "temperature": 38.4,
+                      "systolic_bp": 118, "pulse": 104, "consciousness": "A", "spo2_scale": 1}).total
+    assert re.match(rf"vitals of Tolvan Tolvansson at \d{{4}}-\d\d-\d\d \d\d:\d\d by Dr Anna: NEWS2 {expected} ",
+                    output), output
+    partial = hemsync("vitals", patient["id"], "--pulse", "88").output
+    assert "NEWS2 0 (partial: not every reading given)" in partial
+
+
+def test_vitals_refuses_an_id_prefix_that_is_not_unique_or_matches_nothing(hemsync, server):
+    login_as(hemsync, server, "u-dr-anna")
+    for _ in range(20):  # twenty random ids: at least two share a first hex digit
+        put(hemsync, "patient", personnummer=PERSONNUMMER, name="Tolvan Tolvansson", municipality="Umeå")
+    ids = [row["id"] for row in json.loads(hemsync("list", "patient", "--json").stdout)]
+    shared = next(i[0] for i in ids if sum(j[0] == i[0] for j in ids) > 1)
+    result = hemsync("vitals", shared, "--pulse", "88", ok=False)
+    assert result.exit_code == 1 and "type more of the id" in result.output
+    result = hemsync("vitals", "zz", "--pulse", "88", ok=False)
+    assert result.exit_code == 1 and "no patient with an id starting 'zz'" in result.output
