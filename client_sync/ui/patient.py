@@ -79,11 +79,7 @@ def vitals(patient_id):
         shown = local("patient", patient_id)
     form = request.form if request.method == "POST" else {}
     if request.method == "POST":
-        try:
-            values = web.vitals.vitals_of(form)
-        except ValueError:
-            flash(web.i18n.gettext("A vital sign is not a number: check the values."), "error")
-            values = None
+        values = web.vitals.typed_vitals(form)
         if values == {}:
             flash(web.i18n.gettext("Type at least one vital sign."), "error")
         elif values is not None:

@@ -135,11 +135,7 @@ def new_request(patient_id):
     _shown([(patient_id, f"patient/{patient_id}")])
     form = request.form if request.method == "POST" else {}
     if request.method == "POST":
-        try:
-            vitals = web.vitals.vitals_of(form)
-        except ValueError:
-            flash(web.i18n.gettext("A vital sign is not a number: check the values."), "error")
-            vitals = None
+        vitals = web.vitals.typed_vitals(form)
         if vitals is not None:
             try:
                 request_id = _send(patient_id, form, vitals)

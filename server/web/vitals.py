@@ -6,13 +6,15 @@ and says the result in the page's language. The nurse's request form (server)
 and the doctor's vitals form (laptop) both use it, with ``static/news2.js``.
 """
 
+from flask import flash
+
 from schema.dispatch import emergency_reasons
 from schema.errors import HemsyncError
 from schema.news2 import PARAMETERS, score
 
 from . import i18n
 
-__all__ = ["vitals_of", "news2_answer"]
+__all__ = ["vitals_of", "typed_vitals", "news2_answer"]
 
 
 def vitals_of(form):
@@ -31,6 +33,15 @@ def vitals_of(form):
         else:
             values[name] = int(text)
     return values
+
+
+def typed_vitals(form):
+    """The vitals of a posted form, or None after telling the person (a flashed message) which were not numbers."""
+    try:
+        return vitals_of(form)
+    except ValueError:
+        flash(i18n.gettext("A vital sign is not a number: check the values."), "error")
+        return None
 
 
 def news2_answer(args, spo2_scale):
