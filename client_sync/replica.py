@@ -505,6 +505,22 @@ class Replica:
                               "type more of the id")
         return found[0]
 
+    def local_naming(self, record_type, value, *, now=None):
+        """The records of a type whose server state or unsent changes hold ``value`` somewhere (not logged).
+
+        A cheap superset for "assigned to or accepted by this doctor": a record
+        whose fields name the doctor now names her in the server's state or in one
+        of its outbox changes, so only those are replayed; the caller checks the
+        fields of what comes back.
+        """
+        records.get(record_type)
+        ids = [i for (i,) in self.conn.execute(
+            "SELECT id FROM records WHERE type = ? AND instr(wire, ?) > 0 "
+            "UNION SELECT record_id FROM outbox WHERE record_type = ? AND instr(change, ?) > 0 ORDER BY 1",
+            (record_type, value, record_type, value))]
+        found = (self.local(record_type, i, now=now) for i in ids)
+        return [r for r in found if r is not None]
+
     def local_of_patient(self, record_type, patient_id, *, now=None):
         """The records of a type about one patient as this laptop shows them (not logged), ordered by id.
 
