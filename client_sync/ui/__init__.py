@@ -4,8 +4,9 @@ The look, the Swedish catalogue, the filters and CSRF are the server's pages'
 (:mod:`server.web`, which imports only ``schema/``, Flask and Babel, and loads
 nothing else of ``server/``); the views are the laptop's own, one module per
 area: :mod:`.today` (assigned and accepted requests, accept and progress),
-:mod:`.patient` (the patient page, vitals with NEWS2), :mod:`.visit` (the visit
-note, signed) and :mod:`.sync_state`. Every read is the replica's (each
+:mod:`.patient` (the patient page, vitals with NEWS2), :mod:`.medication` (a
+new drug, warned of a matching allergy; a dose changed), :mod:`.visit` (the
+visit note, signed) and :mod:`.sync_state`. Every read is the replica's (each
 patient shown is written to the laptop's access log, as the CLI does) and every
 write is :meth:`client_sync.replica.Replica.write`, the CLI's one write path.
 Who may use the pages: :mod:`.guard`. See docs/laptop-pages.md.
@@ -15,7 +16,7 @@ from flask import Flask
 
 from server import web
 
-from . import guard, patient, sync_state, today, visit  # noqa: F401  (the areas register their views)
+from . import guard, medication, patient, sync_state, today, visit  # noqa: F401  (the areas register their views)
 from .context import blueprint, name_of, timezone_of
 
 __all__ = ["create_app"]

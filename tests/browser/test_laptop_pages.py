@@ -1,7 +1,8 @@
 """The doctor's day on the laptop's pages (`hemsync ui`) in a real browser, with the server stopped.
 
 The doctor accepts, goes on site, records vitals (NEWS2 shown as typed and
-stored) and signs the note on the laptop's pages while the server is down;
+stored), is warned that a drug matches the patient's allergy and prescribes
+another, changes its dose, and signs the note on the laptop's pages while the server is down;
 then the server comes back, "Sync now" sends everything, the server holds it
 and the laptop's replica agrees with the server digest for digest.
 """
@@ -97,6 +98,21 @@ def test_the_doctor_works_offline_on_the_laptops_pages_and_a_sync_brings_it_all_
         page.get_by_role("button", name="Spara vitalparametrarna").click()
         expect(page.get_by_text("Vitalparametrarna är sparade på den här datorn: NEWS2 6.")).to_be_visible()
         expect(page.locator("p.news2")).to_have_text("NEWS2: 6")
+        page.get_by_role("link", name="Ny ordination").click()
+        page.get_by_label("Läkemedel").fill("Penicillin V")
+        page.get_by_label("Styrka").fill("1 g")
+        page.get_by_label("Dos", exact=True).fill("1 x 3")
+        page.get_by_role("button", name="Spara ordinationen").click()
+        expect(page.get_by_role("alert")).to_contain_text("Penicillin V matchar en aktiv allergi: Penicillin: andnöd")
+        screenshot(page, "laptop-medication-warning")
+        page.get_by_label("Läkemedel").fill("Doxycyklin")
+        page.get_by_label("Styrka").fill("100 mg")
+        page.get_by_label("Dos", exact=True).fill("2 x 1")
+        page.get_by_role("button", name="Spara ordinationen").click()
+        expect(page.get_by_text("Ordinationen är sparad på den här datorn")).to_be_visible()
+        page.get_by_label("Ny dos av Doxycyklin").fill("1 x 1")
+        page.get_by_role("button", name="Ändra dos").click()
+        expect(page.get_by_role("row", name="Doxycyklin")).to_contain_text("1 x 1")
         screenshot(page, "laptop-patient")
 
         page.get_by_role("link", name="I dag").click()
@@ -119,7 +135,7 @@ def test_the_doctor_works_offline_on_the_laptops_pages_and_a_sync_brings_it_all_
         network.up()
 
     page.get_by_role("button", name="Synka nu").click()
-    expect(page.get_by_text("Synkat: 5 ändring(ar) skickade, 0 avvisade")).to_be_visible()
+    expect(page.get_by_text("Synkat: 7 ändring(ar) skickade, 0 avvisade")).to_be_visible()
     screenshot(page, "laptop-sync")
     store = region.store
     asked = store.get_record("visit_request", request_id).view()
@@ -130,6 +146,8 @@ def test_the_doctor_works_offline_on_the_laptops_pages_and_a_sync_brings_it_all_
     [visit] = [v.view() for v in store.records_of_patients("visit", [patient_id])]
     assert visit["signed_by"] == region.ids["doctor-anna"] and visit["request_id"] == request_id
     assert visit["plan"].startswith("Doxycyklin")
+    [medication] = [m.view() for m in store.records_of_patients("medication", [patient_id])]
+    assert (medication["drug"], medication["dose"]) == ("Doxycyklin", "1 x 1")
     assert anna("verify")["agreed"]
     opened = {e["record_type"] for e in store.audit_log(patient_id=patient_id, limit=10_000) if e["kind"] == "access"}
     assert {"patient", "warning", "observation", "visit_request", "visit"} <= opened

@@ -209,3 +209,30 @@ def test_the_laptop_loads_of_the_server_package_only_its_shared_pages_package():
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert all(name == "server" or name.startswith("server.web") for name in ast.literal_eval(loaded))
     assert "server.web" in loaded
+
+
+def test_a_drug_matching_an_active_allergy_is_saved_only_once_the_doctor_ticked_the_warning(app, doctor, assigned,
+                                                                                             nurse, server):
+    replica, client_ = doctor
+    patient_id, _ = assigned
+    n, cn = nurse
+    n.write("warning", str(uuid.uuid4()), {"patient_id": patient_id, "kind": "allergy", "text": "Penicillin: andnöd",
+                                           "severity": "life_threatening"})
+    sync(n, client=cn)
+    sync(replica, client=client_)
+    client = browser(app)
+    path = f"/patients/{patient_id}/medications/new"
+    token = csrf_of(client, path)
+    drug = {"drug": "Penicillin V", "strength": "1 g", "dose": "1 x 3", "csrf_token": token}
+    warned = client.post(path, data=drug, base_url=ORIGIN)
+    assert warned.status_code == 200 and "Penicillin V matchar en aktiv allergi" in warned.get_data(as_text=True)
+    assert replica.outbox() == []
+    assert client.post(path, data={**drug, "allergy_seen": "yes"}, base_url=ORIGIN).status_code == 302
+    assert client.post(path, data={**drug, "drug": "Doxycyklin", "csrf_token": token},
+                       base_url=ORIGIN).status_code == 302
+    assert [r["change"]["fields"]["drug"] for r in replica.outbox()] == ["Penicillin V", "Doxycyklin"]
+    medication_id = replica.outbox()[1]["change"]["record_id"]
+    answer = client.post(f"/patients/{patient_id}/medications/{medication_id}/dose",
+                         data={"dose": "100 mg x 2", "csrf_token": token}, base_url=ORIGIN)
+    assert answer.status_code == 302
+    assert replica.local("medication", medication_id).fields["dose"] == "100 mg x 2"
