@@ -1,4 +1,7 @@
-"""Every text the pages show (the server's and the laptop's) is in the Swedish catalogue: another language is a translation, not an edit."""
+"""Every text the server's and the laptop's pages show is in the Swedish catalogue.
+
+Another language is then a translation, not an edit.
+"""
 
 import pathlib
 
