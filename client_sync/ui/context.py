@@ -27,7 +27,7 @@ web.csrf.protect(blueprint)
 #: What a page's action may be refused with: the merge's and the laptop's named errors, each with a message
 #: that tells the doctor what to do. Anything else is a bug and ends in the error page.
 REFUSALS = (HemsyncError, ClientError)
-NAV = (("ui.today", "Today"), ("ui.sync_page", "Sync"))
+NAV = (("ui.today", "Today"), ("ui.conflicts", "Conflicts"), ("ui.sync_page", "Sync"))
 
 
 def replica():

@@ -236,3 +236,27 @@ def test_a_drug_matching_an_active_allergy_is_saved_only_once_the_doctor_ticked_
                          data={"dose": "100 mg x 2", "csrf_token": token}, base_url=ORIGIN)
     assert answer.status_code == 302
     assert replica.local("medication", medication_id).fields["dose"] == "100 mg x 2"
+
+
+def test_a_conflict_of_two_laptops_is_shown_side_by_side_and_resolved_with_a_click(app, doctor, other_doctor, server):
+    (anna, ca), (bo, cb) = doctor, other_doctor
+    patient_id, medication_id = str(uuid.uuid4()), str(uuid.uuid4())
+    anna.write("patient", patient_id, {"personnummer": PERSONNUMMER, "name": "Tolvan Tolvansson", "municipality": "Umeå"})
+    anna.write("medication", medication_id, {"patient_id": patient_id, "drug": "Furosemid", "dose": "40 mg x 1"})
+    sync(anna, client=ca), sync(bo, client=cb)
+    anna.write("medication", medication_id, {"dose": "40 mg x 2"})
+    bo.write("medication", medication_id, {"dose": "20 mg x 1"})
+    sync(anna, client=ca), sync(bo, client=cb), sync(anna, client=ca)
+    [conflict] = anna.conflicts()
+    client = browser(app)
+    shown = client.get("/conflicts", base_url=ORIGIN).get_data(as_text=True)
+    assert "Tolvan Tolvansson" in shown and "40 mg x 2" in shown and "20 mg x 1" in shown
+    assert "Skrivet av Dr Anna" in shown and "Skrivet av Dr Bo" in shown
+    choice = [v["value"] for v in conflict["values"]].index("20 mg x 1")
+    token = csrf_of(client, "/conflicts")
+    answer = client.post(f"/conflicts/{conflict['id']}/keep", data={"choice": choice, "csrf_token": token},
+                         base_url=ORIGIN)
+    assert answer.status_code == 302
+    assert anna.conflicts() == [] and anna.local("medication", medication_id).fields["dose"] == "20 mg x 1"
+    [row] = anna.outbox()
+    assert row["change"]["resolves"] == [conflict["id"]]
