@@ -260,3 +260,86 @@ def test_a_conflict_of_two_laptops_is_shown_side_by_side_and_resolved_with_a_cli
     assert anna.conflicts() == [] and anna.local("medication", medication_id).fields["dose"] == "20 mg x 1"
     [row] = anna.outbox()
     assert row["change"]["resolves"] == [conflict["id"]]
+
+
+def test_a_page_reads_one_moment_of_the_replica_so_a_sync_landing_meanwhile_is_never_half_seen(app, doctor,
+                                                                                                assigned):
+    from client_sync.replica import Replica
+    from client_sync.ui import context
+
+    replica, _ = doctor
+    patient_id, _ = assigned
+    with app.test_request_context(base_url=ORIGIN):
+        with context.snapshot():
+            before = context.replica().local("patient", patient_id).fields["name"]
+            with Replica(replica.path) as other:  # another connection commits, as a sync does
+                other.write("patient", patient_id, {"name": "Tolvan Nyman"})
+            during = context.replica().local("patient", patient_id).fields["name"]
+        after = context.replica().local("patient", patient_id).fields["name"]
+    assert (before, during, after) == ("Tolvan Tolvansson", "Tolvan Tolvansson", "Tolvan Nyman")
+
+
+def test_page_writes_and_cli_writes_at_the_same_moment_all_land_in_the_outbox_in_order(app, doctor, assigned):
+    import threading
+
+    from client_sync.replica import Replica
+
+    replica, _ = doctor
+    patient_id, _ = assigned
+    client = browser(app)
+    token = csrf_of(client, f"/patients/{patient_id}/vitals")
+    start = threading.Barrier(2)
+
+    def pages():
+        start.wait()
+        for pulse in range(60, 80):
+            client.post(f"/patients/{patient_id}/vitals", data={"pulse": str(pulse), "csrf_token": token},
+                        base_url=ORIGIN)
+
+    def commands():
+        start.wait()
+        with Replica(replica.path) as cli_side:
+            for pulse in range(100, 120):
+                cli_side.write("observation", str(uuid.uuid4()), {"patient_id": patient_id,
+                                                                   "measured_at": "2026-12-06T10:00:00Z",
+                                                                   "pulse": pulse})
+
+    threads = [threading.Thread(target=pages), threading.Thread(target=commands)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    rows = replica.outbox()
+    pulses = [r["change"]["fields"]["pulse"] for r in rows]
+    assert sorted(pulses) == [*range(60, 80), *range(100, 120)]
+    assert [r["op"] for r in rows] == sorted(r["op"] for r in rows) and len({r["op"] for r in rows}) == 40
+    assert [p for p in pulses if p < 100] == list(range(60, 80))  # each writer's changes keep their order
+    assert [p for p in pulses if p >= 100] == list(range(100, 120))
+
+
+def test_the_listener_serves_over_real_http_on_loopback_with_the_same_checks(doctor, assigned):
+    import requests
+
+    from client_sync.ui.listener import Listener
+
+    replica, _ = doctor
+    listener = Listener(replica.path)
+    listener.start()
+    try:
+        base = f"http://127.0.0.1:{listener.port}"
+        assert listener.server.bind_addr[0] == "127.0.0.1"
+        assert requests.get(base + "/today", timeout=5).status_code == 401
+        assert requests.get(listener.url, headers={"Host": f"rebound.example:{listener.port}"},
+                            timeout=5).status_code == 403
+        browser_side = requests.Session()
+        landed = browser_side.get(listener.url, timeout=5)
+        assert landed.status_code == 200 and "Tolvan Tolvansson" in landed.text
+    finally:
+        listener.stop()
+
+
+def test_hemsync_ui_refuses_to_start_on_a_replica_with_no_login(runner, tmp_path):
+    from client_sync.cli import cli
+
+    result = runner.invoke(cli, ["--replica", str(tmp_path / "empty.db"), "ui", "--no-browser", "--port", "0"])
+    assert result.exit_code == 1 and "hemsync login" in result.output
