@@ -18,7 +18,8 @@ from flask import Flask
 from server import web
 
 from . import conflicts, guard, medication, patient, sync_state, today, visit  # noqa: F401  (the areas register their views)
-from .context import blueprint, name_of, timezone_of
+from .context import PollLog, blueprint, name_of, timezone_of
+from .today import Notices
 
 __all__ = ["create_app"]
 
@@ -31,6 +32,8 @@ def create_app(replica_path, *, port, secret):
     """
     app = Flask(__name__)
     app.config["HEMSYNC_REPLICA"] = replica_path
+    app.extensions["hemsync.ui.polls"] = PollLog()
+    app.extensions["hemsync.ui.notices"] = Notices()
     guard.install(app, port=port, secret=secret)
     web.init_app(app, timezone=timezone_of(replica_path), name_of=name_of)
     app.register_blueprint(blueprint)

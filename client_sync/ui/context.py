@@ -9,6 +9,8 @@ never in half; what the page showed is written to the access log afterwards
 """
 
 import contextlib
+import threading
+import time
 
 from flask import Blueprint, abort, current_app, flash, g, render_template, request, url_for
 
@@ -19,7 +21,7 @@ from ..errors import ClientError
 from ..replica import Replica
 
 __all__ = ["blueprint", "replica", "snapshot", "page", "refused", "REFUSALS", "name_of", "timezone_of",
-           "me", "local", "require", "back_to"]
+           "me", "local", "require", "back_to", "part", "POLL_LOG_SECONDS", "PollLog"]
 
 blueprint = Blueprint("ui", __name__, template_folder="templates")
 web.csrf.protect(blueprint)
@@ -27,6 +29,9 @@ web.csrf.protect(blueprint)
 #: What a page's action may be refused with: the merge's and the laptop's named errors, each with a message
 #: that tells the doctor what to do. Anything else is a bug and ends in the error page.
 REFUSALS = (HemsyncError, ClientError)
+#: A live part polled every 2 s logs a record it shows once per this many seconds, not once per poll (the
+#: server's pages do the same: docs/web.md, "Live"); a page's first render always logs.
+POLL_LOG_SECONDS = 600
 NAV = (("ui.today", "Today"), ("ui.conflicts", "Conflicts"), ("ui.sync_page", "Sync"))
 
 
@@ -74,12 +79,35 @@ def require(condition):
         abort(404)
 
 
+class PollLog:
+    """When this launch last logged each record a live part showed, so a poll logs it once per POLL_LOG_SECONDS."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._logged = {}
+
+    def due(self, shown, now=None):
+        """The records of ``shown`` not logged within POLL_LOG_SECONDS; they count as logged from now."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            fresh = [r for r in shown if now - self._logged.get((r.type, r.id), -POLL_LOG_SECONDS) >= POLL_LOG_SECONDS]
+            self._logged.update({(r.type, r.id): now for r in fresh})
+        return fresh
+
+
 def page(template, shown=(), **values):
     """Log the records the page shows in the access log, then render it with the menu and the banner."""
     replica().log_access(list(shown))
+    current_app.extensions["hemsync.ui.polls"].due(shown)  # a poll of this page need not log them again
     nav = [{"url": url_for(endpoint), "label": web.i18n.gettext(label), "current": request.endpoint == endpoint}
            for endpoint, label in NAV]
     return render_template(template, nav=nav, laptop_user=me(), **values)
+
+
+def part(template, shown=(), **values):
+    """Render a live part (a poll): log what it shows that was not logged lately, then render it alone."""
+    replica().log_access(current_app.extensions["hemsync.ui.polls"].due(list(shown)))
+    return render_template(template, **values)
 
 
 def refused(text, exc):

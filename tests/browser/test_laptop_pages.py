@@ -149,5 +149,18 @@ def test_the_doctor_works_offline_on_the_laptops_pages_and_a_sync_brings_it_all_
     [medication] = [m.view() for m in store.records_of_patients("medication", [patient_id])]
     assert (medication["drug"], medication["dose"]) == ("Doxycyklin", "1 x 1")
     assert anna("verify")["agreed"]
+
+    # A new assignment reaches the open list by itself once the laptop has synced (the page polls the replica).
+    page.get_by_role("link", name="I dag").click()
+    expect(page.get_by_role("alert")).to_have_count(0)
+    urgent = str(uuid.uuid4())
+    region.write("nurse-halmstad", "visit_request", urgent, {
+        "patient_id": patient_id, "urgency": "acute", "reason": "Plötslig bröstsmärta"})
+    region.write("dispatcher-lena", "visit_request", urgent, {
+        "assigned_doctor_id": region.ids["doctor-anna"], "status": "assigned"})
+    anna("sync")  # as the background sync would, from another connection
+    expect(page.get_by_role("alert")).to_contain_text(f"Ny förfrågan till dig: {PATIENT} · Plötslig bröstsmärta")
+    expect(page.get_by_role("row", name="Plötslig bröstsmärta")).to_contain_text("Acceptera")
+    screenshot(page, "laptop-new-request")
     opened = {e["record_type"] for e in store.audit_log(patient_id=patient_id, limit=10_000) if e["kind"] == "access"}
     assert {"patient", "warning", "observation", "visit_request", "visit"} <= opened

@@ -343,3 +343,28 @@ def test_hemsync_ui_refuses_to_start_on_a_replica_with_no_login(runner, tmp_path
 
     result = runner.invoke(cli, ["--replica", str(tmp_path / "empty.db"), "ui", "--no-browser", "--port", "0"])
     assert result.exit_code == 1 and "hemsync login" in result.output
+
+
+def test_a_request_a_sync_brings_after_the_first_list_is_a_notice_and_polls_log_a_record_once(app, doctor, assigned,
+                                                                                              nurse, server, tmp_path):
+    replica, client_ = doctor
+    n, cn = nurse
+    client = browser(app)
+    first = client.get("/today", base_url=ORIGIN).get_data(as_text=True)
+    assert 'role="alert"' not in first
+    logged = replica.access_count()
+    client.get("/today?part=board", base_url=ORIGIN)
+    assert replica.access_count() == logged  # what the page just logged, its poll does not log again
+    patient_id, request_id = assigned[0], str(uuid.uuid4())
+    n.write("visit_request", request_id, {"patient_id": patient_id, "urgency": "acute", "reason": "Bröstsmärta"})
+    sync(n, client=cn)
+    dispatcher, cd = laptop(server, tmp_path, "u-disp-dan", "dan2")
+    sync(dispatcher, client=cd)
+    dispatcher.write("visit_request", request_id, {"assigned_doctor_id": "u-dr-anna", "status": "assigned"})
+    sync(dispatcher, client=cd)
+    dispatcher.close()
+    sync(replica, client=client_)
+    board = client.get("/today?part=board", base_url=ORIGIN).get_data(as_text=True)
+    assert re.search(r'<p class="banner" role="alert">Ny förfrågan till dig: Tolvan Tolvansson · Bröstsmärta', board)
+    assert f'data-newest="assigned/{request_id}"' in board
+    assert request_id in {e["record_id"] for e in replica.access_entries(1000)}  # logged since the sync sent the rest
