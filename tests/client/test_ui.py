@@ -368,3 +368,23 @@ def test_a_request_a_sync_brings_after_the_first_list_is_a_notice_and_polls_log_
     assert re.search(r'<p class="banner" role="alert">Ny förfrågan till dig: Tolvan Tolvansson · Bröstsmärta', board)
     assert f'data-newest="assigned/{request_id}"' in board
     assert request_id in {e["record_id"] for e in replica.access_entries(1000)}  # logged since the sync sent the rest
+
+
+def test_a_direct_admission_proposed_from_the_note_is_a_replica_write_linked_to_the_visit(app, doctor, assigned):
+    replica, _ = doctor
+    patient_id, request_id = assigned
+    client = browser(app)
+    token = csrf_of(client, "/today")
+    take_step(client, request_id, "accepted", token)
+    client.post(f"/requests/{request_id}/note", data={"assessment": "Sepsis?", "action": "save", "csrf_token": token},
+                base_url=ORIGIN)
+    [visit] = replica.local_all("visit")
+    note = client.get(f"/requests/{request_id}/note", base_url=ORIGIN).get_data(as_text=True)
+    assert f"/patients/{patient_id}/admission?visit={visit.id}" in note
+    answer = client.post(f"/patients/{patient_id}/admission", data={
+        "visit": visit.id, "hospital": "Hallands sjukhus Halmstad", "ward": "Medicin 3", "reason": "Sepsis?",
+        "csrf_token": token}, base_url=ORIGIN)
+    assert answer.status_code == 302
+    [admission] = replica.local_all("admission")
+    assert (admission.fields["status"], admission.fields["visit_id"], admission.fields["ward"]) == (
+        "proposed", visit.id, "Medicin 3")
