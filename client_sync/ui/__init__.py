@@ -6,7 +6,8 @@ nothing else of ``server/``); the views are the laptop's own, one module per
 area: :mod:`.today` (assigned and accepted requests, accept and progress),
 :mod:`.patient` (the patient page, vitals with NEWS2), :mod:`.medication` (a
 new drug, warned of a matching allergy; a dose changed), :mod:`.visit` (the
-visit note, signed), :mod:`.admission` (a direct admission proposed), :mod:`.conflicts` (side by side, resolved with a click)
+visit note, signed), :mod:`.admission` (a direct admission proposed), :mod:`.sabo_round` (a
+SÄBO round worked resident by resident), :mod:`.conflicts` (side by side, resolved with a click)
 and :mod:`.sync_state`. Every read is the replica's (each
 patient shown is written to the laptop's access log, as the CLI does) and every
 write is :meth:`client_sync.replica.Replica.write`, the CLI's one write path.
@@ -17,7 +18,7 @@ from flask import Flask
 
 from server import web
 
-from . import admission, conflicts, guard, medication, patient, sync_state, today, visit  # noqa: F401  (the areas register their views)
+from . import admission, conflicts, guard, medication, patient, sabo_round, sync_state, today, visit  # noqa: F401  (the areas register their views)
 from .context import PollLog, blueprint, name_of, timezone_of
 from .today import Notices
 

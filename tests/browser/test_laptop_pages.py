@@ -2,7 +2,8 @@
 
 The doctor accepts, goes on site, records vitals (NEWS2 shown as typed and
 stored), is warned that a drug matches the patient's allergy and prescribes
-another, changes its dose, and signs the note on the laptop's pages while the server is down;
+another, changes its dose, signs the note and works the SÄBO round resident by
+resident on the laptop's pages while the server is down;
 then the server comes back, "Sync now" sends everything, the server holds it
 and the laptop's replica agrees with the server digest for digest.
 """
@@ -46,7 +47,8 @@ class Network:
 
 @pytest.fixture
 def day(region, tmp_path):
-    """A Halmstad patient with an allergy, a request assigned to Anna Berg, and her laptop synced."""
+    """A Halmstad patient with an allergy, a request assigned to Anna Berg, a third resident on her SÄBO round,
+    and her laptop synced."""
     patient_id, request_id = str(uuid.uuid4()), str(uuid.uuid4())
     region.write("nurse-halmstad", "patient", patient_id, {
         "personnummer": make_test_personnummer(dt.date(1938, 4, 2), 924), "name": PATIENT,
@@ -57,6 +59,14 @@ def day(region, tmp_path):
         "patient_id": patient_id, "urgency": "urgent", "reason": REASON})
     region.write("dispatcher-lena", "visit_request", request_id, {
         "assigned_doctor_id": region.ids["doctor-anna"], "status": "assigned"})
+    [sabo_round] = [r for r in region.store.records_of_type("round")
+                    if r.view()["doctor_id"] == region.ids["doctor-anna"] and r.view()["municipality"] == "Halmstad"]
+    resident = str(uuid.uuid4())  # a third resident joins the demo round
+    region.write("nurse-halmstad", "patient", resident, {
+        "personnummer": make_test_personnummer(dt.date(1930, 6, 1), 947), "name": "Ruth Testsson",
+        "municipality": "Halmstad", "care_setting": "sabo", "facility": sabo_round.view()["facility"]})
+    region.write("doctor-anna", "round", sabo_round.id, {"items": {resident: {"question": "Ny boende: inskrivningsrond",
+                                                                               "status": "open"}}})
     anna = Laptop(region, "doctor-anna", tmp_path)
     anna("sync")
     listener = Listener(anna.replica)
@@ -67,6 +77,10 @@ def day(region, tmp_path):
 
 def test_the_doctor_works_offline_on_the_laptops_pages_and_a_sync_brings_it_all_to_the_server(browser, region, day):
     anna, listener, patient_id, request_id = day
+    [sabo_round] = [r for r in region.store.records_of_type("round")
+                    if r.view()["doctor_id"] == region.ids["doctor-anna"] and r.view()["municipality"] == "Halmstad"]
+    residents = sabo_round.view()["items"]
+    assert len(residents) == 3
     network = Network(region.server)
     network.down()
     try:
@@ -126,6 +140,18 @@ def test_the_doctor_works_offline_on_the_laptops_pages_and_a_sync_brings_it_all_
         expect(page.get_by_text("Signerad av Anna Berg")).to_be_visible()
         screenshot(page, "laptop-note")
 
+        page.get_by_role("link", name="Ronder").click()
+        page.get_by_role("link", name=sabo_round.view()["facility"]).click()
+        page.get_by_role("link", name="Nästa boende").click()
+        for number in range(1, len(residents) + 1):
+            expect(page.get_by_role("region", name="Varningar och allergier")).to_be_visible()
+            if number == 1:
+                screenshot(page, "laptop-round-resident")
+            page.get_by_label("Anteckning").fill(f"Rondbesök {number}: opåverkad, ingen ändring.")
+            page.get_by_role("button", name="klar").click()
+        expect(page.get_by_role("heading", name="Rond på")).to_be_visible()
+        screenshot(page, "laptop-round")
+
         page.get_by_role("link", name="Synkning").click()
         page.get_by_role("button", name="Synka nu").click()
         expect(page.get_by_text("Ingen kontakt med servern")).to_be_visible()
@@ -135,7 +161,7 @@ def test_the_doctor_works_offline_on_the_laptops_pages_and_a_sync_brings_it_all_
         network.up()
 
     page.get_by_role("button", name="Synka nu").click()
-    expect(page.get_by_text("Synkat: 7 ändring(ar) skickade, 0 avvisade")).to_be_visible()
+    expect(page.get_by_text(f"Synkat: {7 + len(residents)} ändring(ar) skickade, 0 avvisade")).to_be_visible()
     screenshot(page, "laptop-sync")
     store = region.store
     asked = store.get_record("visit_request", request_id).view()
@@ -148,6 +174,8 @@ def test_the_doctor_works_offline_on_the_laptops_pages_and_a_sync_brings_it_all_
     assert visit["plan"].startswith("Doxycyklin")
     [medication] = [m.view() for m in store.records_of_patients("medication", [patient_id])]
     assert (medication["drug"], medication["dose"]) == ("Doxycyklin", "1 x 1")
+    items = store.get_record("round", sabo_round.id).view()["items"]
+    assert {i["status"] for i in items.values()} == {"done"} and len(items) == len(residents) >= 3
     assert anna("verify")["agreed"]
 
     # A new assignment reaches the open list by itself once the laptop has synced (the page polls the replica).

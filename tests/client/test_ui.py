@@ -388,3 +388,38 @@ def test_a_direct_admission_proposed_from_the_note_is_a_replica_write_linked_to_
     [admission] = replica.local_all("admission")
     assert (admission.fields["status"], admission.fields["visit_id"], admission.fields["ward"]) == (
         "proposed", visit.id, "Medicin 3")
+
+
+def test_a_sabo_round_is_worked_resident_by_resident_each_item_a_replica_write(app, doctor):
+    replica, _ = doctor
+    residents = {}
+    for name in ("Alma Testsson", "Bengt Testsson", "Cecilia Testsson"):
+        patient_id = str(uuid.uuid4())
+        replica.write("patient", patient_id, {"personnummer": PERSONNUMMER, "name": name, "municipality": "Umeå",
+                                              "care_setting": "sabo", "facility": "Solgården"})
+        residents[patient_id] = name
+    round_id = str(uuid.uuid4())
+    replica.write("round", round_id, {"facility": "Solgården", "municipality": "Umeå", "date": "2026-12-07",
+                                      "doctor_id": "u-dr-anna", "status": "planned",
+                                      "items": {pid: {"question": "Rondbesök", "status": "open"} for pid in residents}})
+    client = browser(app)
+    listed = client.get("/rounds", base_url=ORIGIN).get_data(as_text=True)
+    assert "Solgården" in listed and "3 / 3" in listed
+    token = csrf_of(client, "/sync")
+    path = client.get(f"/rounds/{round_id}", base_url=ORIGIN).get_data(as_text=True)
+    current = re.search(rf"/rounds/{round_id}/residents/([0-9a-f-]+)\">Nästa boende", path).group(1)
+    seen = []
+    while current:
+        page = client.get(f"/rounds/{round_id}/residents/{current}", base_url=ORIGIN).get_data(as_text=True)
+        assert residents[current] in page and "Rondbesök" in page
+        seen.append(current)
+        answer = client.post(f"/rounds/{round_id}/residents/{current}",
+                             data={"note": f"Sedd: {residents[current]}", "status": "done", "csrf_token": token},
+                             base_url=ORIGIN)
+        following = answer.headers["Location"].rsplit("/residents/", 1)
+        current = following[1] if len(following) == 2 else None
+    assert sorted(seen) == sorted(residents)
+    items = replica.local("round", round_id).fields["items"]
+    assert {pid: (i["status"], i["note"]) for pid, i in items.items()} == {
+        pid: ("done", f"Sedd: {name}") for pid, name in residents.items()}
+    assert replica.local("round", round_id).fields["status"] == "in_progress"

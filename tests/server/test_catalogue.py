@@ -20,14 +20,15 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 #: Values the templates translate as they come (``_(entry.urgency)``): the schema's value lists,
 #: the roles (an integration client's too, on the admin's users page), the queue's flags and
 #: suggestion reasons, the escalation feed's kinds, the follow-up's due lists and reasons and its
-#: charts' titles; the laptop's step buttons, visit outcomes and warnings' kinds and severities.
+#: charts' titles; the laptop's step buttons, visit outcomes, warnings' kinds and severities, and
+#: rounds' and round items' statuses.
 VALUES = (*URGENCIES, *MACHINE.rank, *RETTS_COLOURS, *ROLES, INTEGRATION,
           "news2_medium", "palliative", "recent_discharge",
           "named doctor (continuity)", "same municipality", "other",
           "deadline", "out_of_hours",
           *due.LISTS, *due.REASONS.values(), *figures.NO_DATA.values(), *(title for _, title, *_ in CHARTS),
           *STEP_LABELS.values(), *OUTCOMES, "allergy", "condition", "low", "high", "life_threatening",
-          "active", "paused")
+          "active", "paused", "planned", "in_progress", "done", "deferred", "open")
 
 
 def _extracted():
