@@ -4,11 +4,13 @@ The doctor accepts, goes on site, records vitals (NEWS2 shown as typed and
 stored), is warned that a drug matches the patient's allergy and prescribes
 another, changes its dose, signs the note and works the SÄBO round resident by
 resident on the laptop's pages while the server is down;
-then the server comes back, "Sync now" sends everything, the server holds it
-and the laptop's replica agrees with the server digest for digest.
+then the server comes back, "Sync now" sends everything, the server holds it,
+the laptop's replica agrees with the server digest for digest, and a second
+laptop of the region holds the same records.
 """
 
 import datetime as dt
+import pathlib
 import threading
 import urllib.parse
 import uuid
@@ -24,6 +26,11 @@ from .conftest import Laptop, screenshot
 
 PATIENT = "Tekla Testsson"
 REASON = "Andfådd och feber sedan i går"
+
+
+def folder_of(laptop):
+    """The folder of a Laptop's replica file, for another laptop beside it."""
+    return pathlib.Path(laptop.replica).parent
 
 
 class Network:
@@ -177,6 +184,14 @@ def test_the_doctor_works_offline_on_the_laptops_pages_and_a_sync_brings_it_all_
     items = store.get_record("round", sabo_round.id).view()["items"]
     assert {i["status"] for i in items.values()} == {"done"} and len(items) == len(residents) >= 3
     assert anna("verify")["agreed"]
+    sara = Laptop(region, "doctor-sara", folder_of(anna))  # a second laptop of the region holds it all too
+    sara("sync")
+    assert sara("verify")["agreed"]
+    for record_type, record_id in (("visit", visit["id"]), ("observation", observation["id"]),
+                                   ("medication", medication["id"]), ("visit_request", request_id)):
+        held = sara("get", record_type, record_id)
+        assert {k: v for k, v in held.items() if not k.startswith("_")} == store.get_record(record_type,
+                                                                                            record_id).view()
 
     # A new assignment reaches the open list by itself once the laptop has synced (the page polls the replica).
     page.get_by_role("link", name="I dag").click()
