@@ -2,7 +2,7 @@
 
 The doctor accepts, goes on site, records vitals (NEWS2 shown as typed and
 stored), is warned that a drug matches the patient's allergy and prescribes
-another, changes its dose, signs the note and works the SÄBO round resident by
+another, changes its dose, signs the note, proposes a direct admission and works the SÄBO round resident by
 resident on the laptop's pages while the server is down;
 then the server comes back, "Sync now" sends everything, the server holds it,
 the laptop's replica agrees with the server digest for digest, and a second
@@ -146,6 +146,14 @@ def test_the_doctor_works_offline_on_the_laptops_pages_and_a_sync_brings_it_all_
         expect(page.get_by_text("Anteckningen är signerad på den här datorn")).to_be_visible()
         expect(page.get_by_text("Signerad av Anna Berg")).to_be_visible()
         screenshot(page, "laptop-note")
+        page.get_by_role("link", name="Föreslå direktinskrivning").click()
+        page.get_by_label("Sjukhus").fill("Hallands sjukhus Halmstad")
+        page.get_by_label("Avdelning").fill("Medicin 3")
+        page.get_by_label("Orsak").fill("Om försämring i natt: direktinskrivning utan akutmottagning")
+        page.get_by_label("Kontakttelefon").fill("035-000 00 00")
+        screenshot(page, "laptop-admission")
+        page.get_by_role("button", name="Föreslå direktinskrivning").click()
+        expect(page.get_by_text("Direktinskrivningen är föreslagen på den här datorn")).to_be_visible()
 
         page.get_by_role("link", name="Ronder").click()
         page.get_by_role("link", name=sabo_round.view()["facility"]).click()
@@ -168,7 +176,7 @@ def test_the_doctor_works_offline_on_the_laptops_pages_and_a_sync_brings_it_all_
         network.up()
 
     page.get_by_role("button", name="Synka nu").click()
-    expect(page.get_by_text(f"Synkat: {7 + len(residents)} ändring(ar) skickade, 0 avvisade")).to_be_visible()
+    expect(page.get_by_text(f"Synkat: {8 + len(residents)} ändring(ar) skickade, 0 avvisade")).to_be_visible()
     screenshot(page, "laptop-sync")
     store = region.store
     asked = store.get_record("visit_request", request_id).view()
@@ -179,6 +187,8 @@ def test_the_doctor_works_offline_on_the_laptops_pages_and_a_sync_brings_it_all_
     [visit] = [v.view() for v in store.records_of_patients("visit", [patient_id])]
     assert visit["signed_by"] == region.ids["doctor-anna"] and visit["request_id"] == request_id
     assert visit["plan"].startswith("Doxycyklin")
+    [admission] = [a.view() for a in store.records_of_patients("admission", [patient_id])]
+    assert (admission["status"], admission["visit_id"], admission["ward"]) == ("proposed", visit["id"], "Medicin 3")
     [medication] = [m.view() for m in store.records_of_patients("medication", [patient_id])]
     assert (medication["drug"], medication["dose"]) == ("Doxycyklin", "1 x 1")
     items = store.get_record("round", sabo_round.id).view()["items"]
