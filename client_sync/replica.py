@@ -521,6 +521,16 @@ class Replica:
         found = (self.local(record_type, i, now=now) for i in ids)
         return [r for r in found if r is not None]
 
+    def visit_of_request(self, request_id, doctor_id):
+        """The doctor's visit (a LocalRecord) answering this request, not entered in error, or None (not logged)."""
+        asked = self.local("visit_request", request_id)
+        if asked is None:
+            return None
+        found = [v for v in self.local_of_patient("visit", asked.fields["patient_id"])
+                 if v.fields.get("request_id") == request_id and v.fields.get("doctor_id") == doctor_id
+                 and not v.fields.get("entered_in_error")]
+        return found[0] if found else None
+
     def local_of_patient(self, record_type, patient_id, *, now=None):
         """The records of a type about one patient as this laptop shows them (not logged), ordered by id.
 

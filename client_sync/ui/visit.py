@@ -26,14 +26,6 @@ __all__ = ["NOTE_FIELDS"]
 NOTE_FIELDS = ("place", "assessment", "plan", "outcome")
 
 
-def _visit_of(request_record, user_id):
-    """The doctor's visit of this request (a LocalRecord), or None before the first save."""
-    found = [v for v in replica().local_of_patient("visit", request_record.fields["patient_id"])
-             if v.fields.get("request_id") == request_record.id and v.fields.get("doctor_id") == user_id
-             and not v.fields.get("entered_in_error")]
-    return found[0] if found else None
-
-
 def _note(form):
     values = {name: (form.get(name) or "").strip() or None for name in NOTE_FIELDS}
     if values["outcome"] not in OUTCOMES:
@@ -49,7 +41,7 @@ def note(request_id):
         asked = local("visit_request", request_id)
         require(user_id in (asked.fields.get("assigned_doctor_id"), asked.fields.get("accepted_by")))
         patient = local("patient", asked.fields["patient_id"])
-        visit = _visit_of(asked, user_id)
+        visit = replica().visit_of_request(asked.id, user_id)
         amendments = [a for a in replica().local_of_patient("amendment", asked.fields["patient_id"])
                       if visit is not None and a.fields.get("visit_id") == visit.id]
     if request.method == "POST":
@@ -81,7 +73,7 @@ def amend(request_id):
     user_id = me().get("id")
     with snapshot():
         asked = local("visit_request", request_id)
-        visit = _visit_of(asked, user_id)
+        visit = replica().visit_of_request(asked.id, user_id)
     require(visit is not None)
     text = (request.form.get("text") or "").strip()
     if not text:
