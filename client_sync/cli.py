@@ -646,7 +646,7 @@ def sign(obj, visit_id, as_json):
 
     Example: hemsync sign 2b1c...
     """
-    _write(obj, as_json, "visit", visit_id, {"signed_at": now_text("seconds")})
+    _write(obj, as_json, "visit", obj.replica.full_id("visit", visit_id), {"signed_at": now_text("seconds")})
 
 
 @cli.command()
@@ -659,9 +659,9 @@ def amend(obj, visit_id, text, as_json):
 
     Example: hemsync amend 2b1c... --text "Pulse re-checked: 72"
     """
-    visit = obj.replica.get("visit", visit_id)
+    visit = obj.replica.get("visit", obj.replica.full_id("visit", visit_id))
     _write(obj, as_json, "amendment", str(uuid.uuid4()),
-           {"visit_id": visit_id, "patient_id": visit.fields["patient_id"], "text": text})
+           {"visit_id": visit.id, "patient_id": visit.fields["patient_id"], "text": text})
 
 
 @cli.command()
@@ -673,7 +673,7 @@ def accept(obj, request_id, as_json):
 
     Example: hemsync accept 9e4f...
     """
-    _write(obj, as_json, "visit_request", request_id, {"status": "accepted"})
+    _write(obj, as_json, "visit_request", obj.replica.full_id("visit_request", request_id), {"status": "accepted"})
 
 
 @cli.command()
@@ -686,7 +686,7 @@ def progress(obj, request_id, step, as_json):
 
     Example: hemsync progress 9e4f... on_site
     """
-    _write(obj, as_json, "visit_request", request_id, {"status": step})
+    _write(obj, as_json, "visit_request", obj.replica.full_id("visit_request", request_id), {"status": step})
 
 
 @cli.command()
