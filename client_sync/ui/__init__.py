@@ -4,6 +4,7 @@ The look, the Swedish catalogue, the filters and CSRF are the server's pages'
 (:mod:`server.web`, which imports only ``schema/``, Flask and Babel, and loads
 nothing else of ``server/``); the views are the laptop's own, one module per
 area: :mod:`.today` (assigned and accepted requests, accept and progress),
+:mod:`.caseload` (the patients by municipality and SÄBO unit),
 :mod:`.patient` (the patient page, vitals with NEWS2), :mod:`.medication` (a
 new drug, warned of a matching allergy; a dose changed), :mod:`.visit` (the
 visit note, signed), :mod:`.admission` (a direct admission proposed), :mod:`.sabo_round` (a
@@ -18,7 +19,9 @@ from flask import Flask
 
 from server import web
 
-from . import admission, conflicts, guard, medication, patient, sabo_round, sync_state, today, visit  # noqa: F401  (the areas register their views)
+# The areas register their views on the blueprint as they are imported.
+from . import (admission, caseload, conflicts, guard, medication, patient, sabo_round,  # noqa: F401
+               sync_state, today, visit)
 from .context import PollLog, blueprint, name_of, timezone_of
 from .today import Notices
 

@@ -32,7 +32,7 @@ REFUSALS = (HemsyncError, ClientError)
 #: A live part polled every 2 s logs a record it shows once per this many seconds, not once per poll (the
 #: server's pages do the same: docs/web.md, "Live"); a page's first render always logs.
 POLL_LOG_SECONDS = 600
-NAV = (("ui.today", "Today"), ("ui.rounds", "Rounds"), ("ui.conflicts", "Conflicts"), ("ui.sync_page", "Sync"))
+NAV = (("ui.today", "Today"), ("ui.caseload", "Caseload"), ("ui.rounds", "Rounds"), ("ui.conflicts", "Conflicts"), ("ui.sync_page", "Sync"))
 
 
 def replica():

@@ -17,7 +17,7 @@ from schema.clock import now_text
 from schema.records.visit_request import RETTS_COLOURS, URGENCIES
 
 from .. import audit, scope, web
-from .search import matches
+from ..web.search import matches
 from .session import REFUSALS, WEB_DEVICE, audit_read, page, refused, signed_in, writes, store
 
 __all__ = ["blueprint"]

@@ -423,3 +423,17 @@ def test_a_sabo_round_is_worked_resident_by_resident_each_item_a_replica_write(a
     assert {pid: (i["status"], i["note"]) for pid, i in items.items()} == {
         pid: ("done", f"Sedd: {name}") for pid, name in residents.items()}
     assert replica.local("round", round_id).fields["status"] == "in_progress"
+
+
+def test_the_caseload_groups_patients_by_municipality_and_sabo_unit_and_searches_by_personnummer(app, doctor):
+    replica, _ = doctor
+    for name, setting, unit in (("Alma Testsson", "sabo", "Avd 1"), ("Bengt Testsson", "own_home", None)):
+        replica.write("patient", str(uuid.uuid4()), {"personnummer": PERSONNUMMER, "name": name, "municipality": "Umeå",
+                                                     "care_setting": setting, "facility": unit and "Solgården",
+                                                     "unit": unit})
+    client = browser(app)
+    page = client.get("/caseload", base_url=ORIGIN).get_data(as_text=True)
+    assert re.search(r"<caption>Solgården, Avd 1 \(1\)</caption>.*Alma Testsson", page, re.S)
+    assert re.search(r"<caption>Eget boende \(1\)</caption>.*Bengt Testsson", page, re.S)
+    assert "Alma Testsson" in client.get("/caseload?q=121212", base_url=ORIGIN).get_data(as_text=True)
+    assert "Alma" not in client.get("/caseload?q=bengt", base_url=ORIGIN).get_data(as_text=True)
