@@ -23,20 +23,28 @@ PORT = 8799
 ORIGIN = f"http://127.0.0.1:{PORT}"
 
 
-@pytest.fixture
-def assigned(server, tmp_path, doctor, nurse):
-    """A patient, a request by the nurse assigned to Dr Anna by the dispatcher; Anna's laptop synced: the ids."""
-    replica, client = doctor
+def assign_to_anna(server, tmp_path, nurse, patient_id, urgency, reason):
+    """The nurse asks for a visit, a dispatcher's laptop assigns it to Dr Anna; both synced: the request's id."""
     n, cn = nurse
-    patient_id, request_id = str(uuid.uuid4()), str(uuid.uuid4())
-    n.write("patient", patient_id, {"personnummer": PERSONNUMMER, "name": "Tolvan Tolvansson", "municipality": "Umeå"})
-    n.write("visit_request", request_id, {"patient_id": patient_id, "urgency": "urgent", "reason": "Feber"})
+    request_id = str(uuid.uuid4())
+    n.write("visit_request", request_id, {"patient_id": patient_id, "urgency": urgency, "reason": reason})
     sync(n, client=cn)
-    dispatcher, cd = laptop(server, tmp_path, "u-disp-dan", "dan")
+    dispatcher, cd = laptop(server, tmp_path, "u-disp-dan", f"dan-{request_id}")
     sync(dispatcher, client=cd)
     dispatcher.write("visit_request", request_id, {"assigned_doctor_id": "u-dr-anna", "status": "assigned"})
     sync(dispatcher, client=cd)
     dispatcher.close()
+    return request_id
+
+
+@pytest.fixture
+def assigned(server, tmp_path, doctor, nurse):
+    """A patient, a request by the nurse assigned to Dr Anna by the dispatcher; Anna's laptop synced: the ids."""
+    replica, client = doctor
+    n, _ = nurse
+    patient_id = str(uuid.uuid4())
+    n.write("patient", patient_id, {"personnummer": PERSONNUMMER, "name": "Tolvan Tolvansson", "municipality": "Umeå"})
+    request_id = assign_to_anna(server, tmp_path, nurse, patient_id, "urgent", "Feber")
     sync(replica, client=client)
     return patient_id, request_id
 
@@ -348,21 +356,13 @@ def test_hemsync_ui_refuses_to_start_on_a_replica_with_no_login(runner, tmp_path
 def test_a_request_a_sync_brings_after_the_first_list_is_a_notice_and_polls_log_a_record_once(app, doctor, assigned,
                                                                                               nurse, server, tmp_path):
     replica, client_ = doctor
-    n, cn = nurse
     client = browser(app)
     first = client.get("/today", base_url=ORIGIN).get_data(as_text=True)
     assert 'role="alert"' not in first
     logged = replica.access_count()
     client.get("/today?part=board", base_url=ORIGIN)
     assert replica.access_count() == logged  # what the page just logged, its poll does not log again
-    patient_id, request_id = assigned[0], str(uuid.uuid4())
-    n.write("visit_request", request_id, {"patient_id": patient_id, "urgency": "acute", "reason": "Bröstsmärta"})
-    sync(n, client=cn)
-    dispatcher, cd = laptop(server, tmp_path, "u-disp-dan", "dan2")
-    sync(dispatcher, client=cd)
-    dispatcher.write("visit_request", request_id, {"assigned_doctor_id": "u-dr-anna", "status": "assigned"})
-    sync(dispatcher, client=cd)
-    dispatcher.close()
+    request_id = assign_to_anna(server, tmp_path, nurse, assigned[0], "acute", "Bröstsmärta")
     sync(replica, client=client_)
     board = client.get("/today?part=board", base_url=ORIGIN).get_data(as_text=True)
     assert re.search(r'<p class="banner" role="alert">Ny förfrågan till dig: Tolvan Tolvansson · Bröstsmärta', board)
