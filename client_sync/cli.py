@@ -8,6 +8,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import pathlib
 import sys
 import sqlite3
 import uuid
@@ -466,8 +467,8 @@ def ui(obj, port, no_browser, sync_every):
         background.start()
     click.echo(f"the doctor's pages of {obj.path} on 127.0.0.1:{listener.port}; open this link "
                f"(it holds this start's secret: do not share it), Ctrl-C stops:\n{listener.url}")
-    if not no_browser:
-        webbrowser.open(listener.url)
+    if not no_browser:  # through an owner-only file: a URL on the browser's command line is visible to all users
+        webbrowser.open(pathlib.Path(listener.launch_file(os.path.dirname(obj.path) or ".")).resolve().as_uri())
     try:
         listener.serve()
     finally:

@@ -8,7 +8,8 @@ checks stand in front of every view:
   a page of another origin that rebinds its own DNS name to 127.0.0.1 (DNS
   rebinding) still sends its own name, and is refused;
 - the session cookie must come from this launch: ``hemsync ui`` makes a secret
-  per launch and prints (and opens) ``/launch?key=SECRET``; that link sets an
+  per launch and prints ``/launch?key=SECRET`` (and opens it through an
+  owner-only file, :meth:`.listener.Listener.launch_file`); that link sets an
   HttpOnly, SameSite=Strict session cookie signed with a key that also lives only
   as long as this launch. Another local user never sees the secret, so their
   process has no way in; a cookie of an earlier launch no longer counts;

@@ -437,3 +437,25 @@ def test_the_caseload_groups_patients_by_municipality_and_sabo_unit_and_searches
     assert re.search(r"<caption>Eget boende \(1\)</caption>.*Bengt Testsson", page, re.S)
     assert "Alma Testsson" in client.get("/caseload?q=121212", base_url=ORIGIN).get_data(as_text=True)
     assert "Alma" not in client.get("/caseload?q=bengt", base_url=ORIGIN).get_data(as_text=True)
+
+
+def test_hemsync_ui_opens_the_browser_on_an_owner_only_file_never_on_the_secret_link(hemsync, server, monkeypatch,
+                                                                                       tmp_path):
+    import os
+    import stat
+    import webbrowser
+
+    from client_sync.ui.listener import Listener
+
+    opened = []
+    monkeypatch.setattr(webbrowser, "open", opened.append)
+    monkeypatch.setattr(Listener, "serve", lambda self: None)
+    _, token = server.enroll("u-dr-anna")
+    hemsync("login", "--server", "http://127.0.0.1:5000", input=f"{token}\n")
+    result = hemsync("ui", "--port", "0", "--sync-every", "0")
+    link = re.search(r"http://127\.0\.0\.1:\d+/launch\?key=\S+", result.output).group(0)
+    [uri] = opened
+    assert uri.startswith("file://") and "key=" not in uri
+    path = uri.removeprefix("file://")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert link in open(path, encoding="utf-8").read().replace("&amp;", "&")
