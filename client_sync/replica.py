@@ -476,11 +476,13 @@ class Replica:
         return (rev[0] if rev else None, *rows, json.dumps(self.setting("user")))
 
     def local_all(self, record_type, *, now=None):
-        """Every record of a type as this laptop shows it, ordered by id.
+        """Every record of a type as this laptop shows it, ordered by id: for reading, not for merging into.
 
         Only the records with outbox rows are replayed; the others are the
-        server's state as it is, read in one query (a municipality's patients
-        are thousands, and the caseload page reads them all).
+        server's state as it is, read in one query and decoded without the ids
+        of their merged changes, which only a merge needs (a municipality's
+        patients are thousands, and the caseload page reads them all). A write
+        replays its record afresh (:meth:`write`).
         """
         records.get(record_type)
         replayed = {i for (i,) in self.conn.execute(
@@ -488,7 +490,7 @@ class Replica:
         found = {}
         for record_id, wire in self.conn.execute("SELECT id, wire FROM records WHERE type = ?", (record_type,)):
             if record_id not in replayed:
-                state = decode_state(json.loads(wire))
+                state = decode_state(json.loads(wire), changes=False)
                 found[record_id] = LocalRecord(record_type, record_id, state, state, [], [])
         for record_id in replayed:
             local = self.local(record_type, record_id, now=now)
