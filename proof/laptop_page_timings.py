@@ -14,10 +14,7 @@ warm-up, as :mod:`proof.page_timings` does for the server's pages.
 Example: python -m proof.laptop_page_timings --patients 10000 --requests 2000
 """
 
-import argparse
-import json
 import statistics
-import tempfile
 import threading
 import time
 
@@ -29,7 +26,7 @@ from server import auth, create_app, seed
 from server.store import SqliteStore
 from server.wsgi import make_server
 
-from .page_timings import grow
+from .page_timings import command, grow
 
 __all__ = ["main", "run", "TARGET_MS"]
 
@@ -123,21 +120,9 @@ def table(figures):
 
 
 def main(argv=None):
-    """Run the laptop page timings and print a table and one JSON object."""
-    parser = argparse.ArgumentParser(prog="python -m proof.laptop_page_timings",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--patients", type=int, default=10_000, help="patients added to the region (about half "
-                        "land on the laptop)")
-    parser.add_argument("--requests", type=int, default=2_000, help="open visit requests among them")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--json", action="store_true", help="print only the JSON object")
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="hemsync-laptop-pages-") as workdir:
-        figures = run(args.patients, args.requests, workdir, args.rounds,
-                      progress=(lambda *_: None) if args.json else print)
-    if not args.json:
-        print(table(figures))
-    print(json.dumps(figures, ensure_ascii=False))
+    """Run the laptop page timings and print a table and one JSON object (about half the patients reach the laptop)."""
+    command("python -m proof.laptop_page_timings", __doc__.split("\n\n")[0], run, table, 10_000, 2_000,
+            "hemsync-laptop-pages-", argv)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from server import create_app, passwords, seed
 from server.store import SqliteStore
 from server.writes import WriteApplier
 
-__all__ = ["main", "grow", "time_pages", "TARGET_DEMO_MS", "TARGET_REGION_MS"]
+__all__ = ["main", "command", "grow", "time_pages", "TARGET_DEMO_MS", "TARGET_REGION_MS"]
 
 TARGET_DEMO_MS = 200
 TARGET_REGION_MS = 1000
@@ -163,20 +163,26 @@ def table(figures):
     return "\n".join(lines)
 
 
-def main(argv=None):
-    """Run the page timings and print a table and one JSON object."""
-    parser = argparse.ArgumentParser(prog="python -m proof.page_timings", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--patients", type=int, default=50_000)
-    parser.add_argument("--requests", type=int, default=5_000, help="open visit requests among them")
+def command(prog, description, run_figures, show, patients, requests, prefix, argv=None):
+    """The command line of a page bench: grow, time, print a table (unless --json) and one JSON object."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--patients", type=int, default=patients)
+    parser.add_argument("--requests", type=int, default=requests, help="open visit requests among them")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="print only the JSON object")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="hemsync-pages-") as workdir:
-        figures = run(args.patients, args.requests, workdir, args.rounds,
-                      progress=(lambda *_: None) if args.json else print)
+    with tempfile.TemporaryDirectory(prefix=prefix) as workdir:
+        figures = run_figures(args.patients, args.requests, workdir, args.rounds,
+                              progress=(lambda *_: None) if args.json else print)
     if not args.json:
-        print(table(figures))
+        print(show(figures))
     print(json.dumps(figures, ensure_ascii=False))
+
+
+def main(argv=None):
+    """Run the page timings and print a table and one JSON object."""
+    command("python -m proof.page_timings", __doc__.split("\n\n")[0], run, table, 50_000, 5_000,
+            "hemsync-pages-", argv)
 
 
 if __name__ == "__main__":
