@@ -20,7 +20,7 @@ VALUES = (*URGENCIES, *MACHINE.rank, *RETTS_COLOURS, *ROLES, INTEGRATION,
           "news2_medium", "palliative", "recent_discharge",
           "named doctor (continuity)", "same municipality", "other",
           "deadline", "out_of_hours",
-          *due.LISTS, *due.REASONS.values(), *figures.NO_DATA.values(), *(title for _, title, *_ in CHARTS))
+          *due.LISTS, *due.REASONS.values(), *figures.FIGURES, *figures.NO_DATA.values(), *(title for _, title, *_ in CHARTS))
 
 
 def _extracted():
