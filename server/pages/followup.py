@@ -19,12 +19,13 @@ from schema.followup.due import LISTS
 from schema.followup.figures import FIGURES, NAMED_DOCTOR_TARGET
 
 from .. import followup, web
-from .session import WEB_DEVICE, page, signed_in, store
+from .session import WEB_DEVICE, page, show_errors, signed_in, store
 
 __all__ = ["blueprint", "CHARTS", "trend_chart"]
 
 blueprint = Blueprint("followup", __name__, url_prefix="/followup")
 web.csrf.protect(blueprint)
+show_errors(blueprint)
 
 #: Months a trend shows, the chosen month last.
 TREND_MONTHS = 12
