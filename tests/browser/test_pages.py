@@ -143,7 +143,7 @@ def test_an_admin_lands_on_the_users_and_searches_the_audit_log_by_user(browser,
     admin.get_by_role("link", name="Enheter").click()
     expect(admin.get_by_role("heading", name="Enheter")).to_be_visible()
     admin.get_by_role("link", name="Granskningslogg").click()
-    admin.get_by_label("Person").select_option(label="Maria Ek (sjuksköterska)")
+    admin.get_by_label("Person", exact=True).select_option(label="Maria Ek (sjuksköterska)")
     admin.get_by_role("button", name="Sök").click()
     expect(admin.get_by_role("cell", name="Maria Ek").first).to_be_visible()
     screenshot(admin, "admin-audit")
