@@ -290,6 +290,14 @@ VALUES (:change_id, :device_id, :user_id, :op, :record_type, :record_id, :origin
         :derived_from, :at)
 """
 
+SELECT_CHANGES = """
+SELECT *
+FROM changes
+WHERE change_id IN ({ids})
+"""
+#: Ids bound per look-up statement (SQLite allows 32,766 parameters; a batch is at most HEMSYNC_MAX_BATCH).
+LOOK_UP_CHUNK = 500
+
 # A rejected change of this device among the ids, or a record this device failed to
 # create (rejected, and not created since by anyone).
 SELECT_REJECTED_REFS = """
@@ -662,6 +670,15 @@ class SqliteStore(Store):
         if not rows:
             return None
         return {**rows[0], "result": json.loads(rows[0]["result"])}
+
+    def get_changes(self, change_ids):
+        # Bound one by one, not as a JSON array: an id may hold a NUL, which json_each does not give back.
+        ids, found = sorted(change_ids), {}
+        for first in range(0, len(ids), LOOK_UP_CHUNK):
+            chunk = ids[first:first + LOOK_UP_CHUNK]
+            for row in self._rows(SELECT_CHANGES.format(ids=", ".join("?" * len(chunk))), chunk):
+                found[row["change_id"]] = {**row, "result": json.loads(row["result"])}
+        return found
 
     def save_change(self, change):
         row = {"derived_from": None, **change, "result": json.dumps(change["result"])}

@@ -315,6 +315,35 @@ def test_a_late_offline_edit_of_a_signed_visit_becomes_an_amendment_and_a_confli
     assert doctor.records[("visit", visit["record_id"])]["fields"]["plan"] == "vila"
 
 
+def test_a_change_whose_id_an_earlier_change_of_the_batch_stored_gets_that_answer_not_a_second_write(region):
+    # The batch's change ids are looked up in one query before any is applied: an id the
+    # batch itself stores on the way (here the amendment a late edit derives) is asked again.
+    from schema.merge import derived_id
+
+    from .conftest import Laptop
+
+    nurse, doctor = region.nurse, region.doctor
+    device_id, token = region.server.enroll(doctor.user_id, "second laptop")
+    other = Laptop(region.server, token, device_id, doctor.user_id)
+    patient = new_patient(nurse)
+    nurse.push(patient)
+    visit = doctor.change("visit", patient_id=patient["record_id"], kind="home_visit", plan="vila")
+    doctor.push(visit)
+    doctor.sync()
+    other.sync()
+    offline = doctor.edit("visit", visit["record_id"], plan="vila, återbesök om en vecka")
+    other.push(other.edit("visit", visit["record_id"], signed_at=dt.datetime.now(dt.timezone.utc).isoformat()))
+    reused = {**doctor.change("warning", patient_id=patient["record_id"], kind="allergy", text="x",
+                              severity="high"),
+              "change_id": derived_id(offline["change_id"], "amendment-change")}
+    head = _head(region.server)
+    results = doctor.push(offline, reused)["results"]
+    assert results[0]["result"] == "conflict"
+    assert results[1] == {"change_id": reused["change_id"], "result": "applied"}  # the amendment's stored answer
+    assert _head(region.server) == head + 2  # the visit and its amendment; the reused id wrote nothing
+    assert region.server.store.get_record("warning", reused["record_id"]) is None
+
+
 def test_a_base_that_is_no_object_is_invalid_value_also_from_a_device_with_rejected_changes(region):
     region.nurse.push(region.nurse.change("patient", name="", municipality="Halmstad"))  # rejected: no personnummer
     answer = region.nurse.push(region.nurse.change("patient", base=[["c"]], name="Tolvan"))
