@@ -292,7 +292,8 @@ def test_push_without_a_body_is_malformed_json(region):
     assert (response.status_code, response.json()["error"]["code"]) == (400, "malformed_json")
 
 
-def test_a_late_offline_edit_of_a_signed_visit_becomes_an_amendment_and_a_conflict(region):
+def _late_edit_of_a_signed_visit(region):
+    """A doctor's offline edit of a visit their other laptop has signed since: (patient, visit, the edit)."""
     from .conftest import Laptop
 
     nurse, doctor = region.nurse, region.doctor
@@ -306,6 +307,12 @@ def test_a_late_offline_edit_of_a_signed_visit_becomes_an_amendment_and_a_confli
     other.sync()
     offline = doctor.edit("visit", visit["record_id"], plan="vila, återbesök om en vecka")
     other.push(other.edit("visit", visit["record_id"], signed_at=dt.datetime.now(dt.timezone.utc).isoformat()))
+    return patient, visit, offline
+
+
+def test_a_late_offline_edit_of_a_signed_visit_becomes_an_amendment_and_a_conflict(region):
+    doctor = region.doctor
+    _, visit, offline = _late_edit_of_a_signed_visit(region)
     result = doctor.push(offline)["results"][0]
     assert result["result"] == "conflict"
     doctor.sync()
@@ -320,19 +327,8 @@ def test_a_change_whose_id_an_earlier_change_of_the_batch_stored_gets_that_answe
     # batch itself stores on the way (here the amendment a late edit derives) is asked again.
     from schema.merge import derived_id
 
-    from .conftest import Laptop
-
-    nurse, doctor = region.nurse, region.doctor
-    device_id, token = region.server.enroll(doctor.user_id, "second laptop")
-    other = Laptop(region.server, token, device_id, doctor.user_id)
-    patient = new_patient(nurse)
-    nurse.push(patient)
-    visit = doctor.change("visit", patient_id=patient["record_id"], kind="home_visit", plan="vila")
-    doctor.push(visit)
-    doctor.sync()
-    other.sync()
-    offline = doctor.edit("visit", visit["record_id"], plan="vila, återbesök om en vecka")
-    other.push(other.edit("visit", visit["record_id"], signed_at=dt.datetime.now(dt.timezone.utc).isoformat()))
+    doctor = region.doctor
+    patient, _, offline = _late_edit_of_a_signed_visit(region)
     reused = {**doctor.change("warning", patient_id=patient["record_id"], kind="allergy", text="x",
                               severity="high"),
               "change_id": derived_id(offline["change_id"], "amendment-change")}
