@@ -18,6 +18,13 @@ taken, ~740 bytes of JSON; proof/workload.py), in one run:
   note all afternoon; each write replays the record's outbox, so this is the
   figure that shows whether a write does its work once.
 
+Side by side: ``--peer DIR`` (``make bench`` passes ``../shared/bench-peer``) runs
+CouchDB replication on the same N right after hemsync (proof/peer.py) and adds
+``peer_push_per_s``, ``peer_pull_per_s``, ``peer_bytes_per_record`` and the
+ratios ``push_vs_peer``, ``pull_vs_peer`` and ``bytes_vs_peer`` (targets: 2x, 4x,
+at most 0.5x). Where the peer, Node or npm is missing, ``peer_missing`` says why
+and the figures are hemsync's alone.
+
 Prints a table and one JSON object (``--json`` for the object alone).
 ``--postgres URL`` serves from a scratch database on that PostgreSQL server (made
 and dropped); the ceiling stays SQLite's, the laptop's database.
@@ -41,15 +48,20 @@ import time
 
 from client_sync.sync import sync
 
+from . import peer as couchdb_peer
 from .laptops import converged, login
 from .proxy import LoopbackProxy
 from .server_process import ServerProcess, scratch_database
 from .workload import Workload, as_one_row, record_json
 
-__all__ = ["main", "ceiling", "run"]
+__all__ = ["main", "ceiling", "run", "with_peer"]
 
 TARGET_RATIO = 0.15
 TARGET_BYTES = 650
+#: Issue 14: hemsync's rate over CouchDB replication's, and its bytes over the peer's, in one run.
+TARGET_PUSH_VS_PEER = 2.0
+TARGET_PULL_VS_PEER = 4.0
+TARGET_BYTES_VS_PEER = 0.5
 MUNICIPALITY = "Bänkby"
 
 
@@ -224,6 +236,27 @@ def run(n, workdir, seed=1, progress=print, profiles=None, edits=1000, database=
     return figures
 
 
+def with_peer(figures, directory, progress=print):
+    """``figures`` side by side with the CouchDB peer run on the same N in ``directory`` (None: not asked).
+
+    Where the peer cannot run, the figures stay hemsync's alone and ``peer_missing`` says why.
+    """
+    if directory is None:
+        reason = "not run (no --peer DIR given; make bench passes ../shared/bench-peer)"
+    else:
+        try:
+            return couchdb_peer.side_by_side(figures, couchdb_peer.measure(figures["n"], directory, progress))
+        except couchdb_peer.PeerUnavailable as exc:
+            reason = str(exc)
+    progress(f"bench: peer: {reason}; hemsync's figures alone")
+    return {**figures, "peer_missing": reason}
+
+
+def _against(value, target, at_least=True):
+    met = value >= target if at_least else value <= target
+    return f"(target {'>=' if at_least else '<='} {target:g}x) {'ok' if met else 'MISSED'}"
+
+
 def table(figures):
     """The figures as a readable table, with the targets."""
     ceiling_rate = figures["ceiling_insert_per_s"]
@@ -244,6 +277,18 @@ def table(figures):
         ("local write on the laptop", f"{figures['local_write_per_s']:,} /s", "visit + vitals into the outbox"),
         ("converged", "yes" if figures["converged"] else "NO", "both laptops equal the server"),
     ]
+    if "peer_push_per_s" in figures:
+        rows[-1:-1] = [
+            ("CouchDB peer: push", f"{figures['peer_push_per_s']:,} /s",
+             f"hemsync {figures['push_vs_peer']:.2f}x {_against(figures['push_vs_peer'], TARGET_PUSH_VS_PEER)}"),
+            ("CouchDB peer: initial sync", f"{figures['peer_pull_per_s']:,} /s",
+             f"hemsync {figures['pull_vs_peer']:.2f}x {_against(figures['pull_vs_peer'], TARGET_PULL_VS_PEER)}"),
+            ("CouchDB peer: bytes", f"{figures['peer_bytes_per_record']} /record",
+             f"hemsync {figures['bytes_vs_peer']:.2f}x "
+             f"{_against(figures['bytes_vs_peer'], TARGET_BYTES_VS_PEER, at_least=False)}"),
+        ]
+    else:
+        rows.insert(-1, ("CouchDB peer", "-", figures.get("peer_missing", "not run")))
     if figures.get("offline_edits"):
         rows.insert(-1, ("offline edits of one record", f"{figures['offline_edits_s']:.2f} s",
                          f"{figures['offline_edits']:,} writes, one at a time, never synced"))
@@ -261,6 +306,8 @@ def main(argv=None):
                         help="offline edits of one record to time (default 1000; 0 skips)")
     parser.add_argument("--profile", action="store_true",
                         help="also print where the time goes (laptop side here, server side replayed in-process)")
+    parser.add_argument("--peer", metavar="DIR", default=None,
+                        help="run the CouchDB-replication peer in DIR on the same N after hemsync, side by side")
     parser.add_argument("--postgres", metavar="URL", default=os.environ.get("POSTGRES") or None,
                         help="serve from a scratch database on this PostgreSQL server (made and dropped)")
     args = parser.parse_args(argv)
@@ -272,6 +319,7 @@ def main(argv=None):
             database = stack.enter_context(scratch_database(args.postgres)) if args.postgres else None
             figures = run(args.n, workdir, args.seed, progress=quiet, profiles=profiles, edits=args.edits,
                           database=database)
+        figures = with_peer(figures, args.peer, progress=quiet)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -3,12 +3,13 @@
 A :class:`schema.references.Directory` over the store, made once per batch of
 writes; people and municipalities are read once per batch (they change through
 admin commands, not through pushes), records each time (a batch may create the
-observation its next change names).
+observation its next change names); a record's view is decoded once per stored
+text (:meth:`server.store.StoredRecord.view`), as every observation of a batch
+reads its patient.
 """
 
 import functools
 
-from schema.merge import view
 from schema.references import Directory
 
 __all__ = ["StoreDirectory"]
@@ -38,4 +39,4 @@ class StoreDirectory(Directory):
         if not isinstance(record_id, str):
             return None
         stored = self.store.get_record(record_type, record_id)
-        return view(stored.state) if stored is not None else None
+        return stored.view() if stored is not None else None

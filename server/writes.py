@@ -70,6 +70,7 @@ class WriteApplier:
         self.max_ahead_ms = self.settings["HEMSYNC_MAX_CLOCK_AHEAD"] * 1000
         self._keys = None
         self._server = None
+        self._looked_up = {}
         self.rejected = 0
         self.ops = []
         self.restamped = []
@@ -82,9 +83,22 @@ class WriteApplier:
             self._keys = scope.keys_for(self.store, self.user)
         return self._keys
 
+    def look_up(self, change_ids):
+        """Find which of these change ids are stored, in one query, before they are applied one by one.
+
+        A push's batch repeats no id, so each answer is used once, by :meth:`apply`;
+        a change this write path stores since (a derived or server-made change) drops
+        its id's answer, and that id is asked again when it comes.
+        """
+        found = self.store.get_changes(change_ids)
+        self._looked_up.update((change_id, found.get(change_id)) for change_id in change_ids)
+
     def apply(self, change):
         """Apply one change (or return its stored result); return its result for the response."""
-        seen = self.store.get_change(change["change_id"])
+        if change["change_id"] in self._looked_up:
+            seen = self._looked_up.pop(change["change_id"])
+        else:
+            seen = self.store.get_change(change["change_id"])
         if seen is not None:
             return seen["result"] if seen["device_id"] == self.device["id"] else self._taken(change)
         try:
@@ -128,6 +142,7 @@ class WriteApplier:
         if self._server is None:
             self._server = WriteApplier(self.store, self.settings, SERVER_DEVICE, SERVER_USER, self.now)
             self._server.clock = self.clock
+            self._server._looked_up = self._looked_up  # what it stores is no longer unstored for this batch
         # What the server writes may bring a patient's records into this device's scope.
         self._keys = None
         return self._server
@@ -247,8 +262,8 @@ class WriteApplier:
             entries.append(audit.accepted(self.user, self.device, made, stamp, patient_id, outcome.result))
             entries.extend(audit.decisions(self.user, self.device, made, outcome.decisions, patient_id))
             if made is not change:
-                self.store.save_change(self._row(made, stamp, {"change_id": made["change_id"],
-                                                               "result": outcome.result}))
+                self._save_change(self._row(made, stamp, {"change_id": made["change_id"],
+                                                          "result": outcome.result}))
             if rtype.changes_scope:
                 self._keys = None
         result = {"change_id": change["change_id"], "result": "conflict" if conflicts else "applied",
@@ -256,7 +271,7 @@ class WriteApplier:
         if stamp.restamped:
             result["original_hlc"] = stamp.original_hlc
         self.store.audit(entries)
-        self.store.save_change(self._row(change, stamp, result))
+        self._save_change(self._row(change, stamp, result))
         return result
 
     def _reject(self, change, error, stamp, keep_result=True):
@@ -271,8 +286,12 @@ class WriteApplier:
         })
         self.store.audit([audit.rejected(self.user, self.device, change, error.to_dict(), patient_id)])
         if keep_result:
-            self.store.save_change(self._row(change, stamp, result))
+            self._save_change(self._row(change, stamp, result))
         return result
+
+    def _save_change(self, row):
+        self._looked_up.pop(row["change_id"], None)
+        self.store.save_change(row)
 
     def _row(self, change, stamp, result):
         return {

@@ -40,7 +40,7 @@ from .calendar import Month, parse_time
 from .patients import in_home_care, is_sabo
 from .snapshot import is_doctor_visit, received_time, visit_time
 
-__all__ = ["TYPES", "FIGURES", "NO_DATA", "NAMED_DOCTOR_TARGET", "READMISSION_DAYS", "VISIT_AFTER_DISCHARGE_DAYS",
+__all__ = ["TYPES", "FIGURES", "SHARES", "NO_DATA", "NAMED_DOCTOR_TARGET", "READMISSION_DAYS", "VISIT_AFTER_DISCHARGE_DAYS",
            "CONTINUITY_MONTHS", "CONVERSATIONS", "figures", "has_data", "died_by"]
 
 #: The record types the figures read.
@@ -49,6 +49,9 @@ TYPES = ("patient", "visit_request", "visit", "hospital_stay", "admission", "med
 FIGURES = ("acute_visits", "minutes_to_on_site", "outcomes", "readmissions_30d", "named_doctor_share_sabo",
            "continuity_upc", "named_doctor_visit_share", "medication_reviews_done", "breakpoint_conversations_done",
            "enrollment_conversations_done", "sips_done", "direct_admissions")
+#: The figures whose values (or each part of them) are shares of one, shown as percent.
+SHARES = frozenset({"outcomes", "readmissions_30d", "named_doctor_share_sabo", "continuity_upc",
+                    "named_doctor_visit_share"})
 #: The region's target for the named-doctor share at SÄBO.
 NAMED_DOCTOR_TARGET = 0.80
 #: A readmission: an unplanned stay admitted this many days after a discharge (inclusive).

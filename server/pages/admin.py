@@ -13,12 +13,13 @@ from schema.identity import normalize_personnummer
 
 from .. import admin, audit, auth, web
 from ..errors import NotFound
-from .session import REFUSALS, WEB_DEVICE, page, refused, signed_in, store
+from .session import REFUSALS, WEB_DEVICE, page, refused, show_errors, signed_in, store
 
 __all__ = ["blueprint"]
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 web.csrf.protect(blueprint)
+show_errors(blueprint)
 #: Most audit entries one page of the log shows.
 AUDIT_PAGE = 200
 

@@ -19,12 +19,13 @@ from schema.dispatch import accepted_load, doctors_on_duty, queue_entries, sugge
 from .. import audit, queue, web
 from ..settings import dispatch_settings
 from ..web.search import matches
-from .session import REFUSALS, WEB_DEVICE, audit_read, page, refused, signed_in, writes, store
+from .session import REFUSALS, WEB_DEVICE, audit_read, page, refused, show_errors, signed_in, store, writes
 
 __all__ = ["blueprint"]
 
 blueprint = Blueprint("dispatch", __name__, url_prefix="/dispatch")
 web.csrf.protect(blueprint)
+show_errors(blueprint)
 #: Escalations shown in the banner: the newest few.
 BANNER_ESCALATIONS = 5
 #: Queue entries one board shows: the top of the queue; a search finds the others. A board of a whole

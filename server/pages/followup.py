@@ -16,15 +16,16 @@ from flask import Blueprint, flash, g, request
 from schema.errors import HemsyncError
 from schema.followup.calendar import Month, today
 from schema.followup.due import LISTS
-from schema.followup.figures import FIGURES, NAMED_DOCTOR_TARGET
+from schema.followup.figures import FIGURES, NAMED_DOCTOR_TARGET, SHARES
 
 from .. import followup, web
-from .session import WEB_DEVICE, page, signed_in, store
+from .session import WEB_DEVICE, page, show_errors, signed_in, store
 
 __all__ = ["blueprint", "CHARTS", "trend_chart"]
 
 blueprint = Blueprint("followup", __name__, url_prefix="/followup")
 web.csrf.protect(blueprint)
+show_errors(blueprint)
 
 #: Months a trend shows, the chosen month last.
 TREND_MONTHS = 12
@@ -86,6 +87,23 @@ def trend_chart(key, title, reports, read, percent, target=None):
                  y(target) if target is not None else None)
 
 
+def shown_value(key, value):
+    """A figure's value as lines of text: shares in percent, a value in parts part by part; None: no data."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return [f"{name}: {_part(key, part)}" for name, part in value.items()]
+    return [_part(key, value)]
+
+
+def _part(key, part):
+    if part is None:
+        return web.i18n.gettext("no data")
+    if isinstance(part, dict):  # minutes to on site: median and 90th percentile
+        return ", ".join(f"{name} {number:g}" for name, number in part.items())
+    return f"{part * 100:.1f} %" if key in SHARES else f"{part:g}"
+
+
 @blueprint.get("/")
 @signed_in("admin")
 def figures():
@@ -100,7 +118,8 @@ def figures():
         reports = followup.report(store(), month, None, TREND_MONTHS)
     charts = [trend_chart(key, web.i18n.gettext(title), reports, read, percent, target)
               for key, title, read, percent, target in CHARTS]
-    return page("followup.html", report=reports[-1], figures=FIGURES, charts=charts, month=month,
+    shown = [{"key": key, **reports[-1][key], "lines": shown_value(key, reports[-1][key]["value"])} for key in FIGURES]
+    return page("followup.html", report=reports[-1], figures=shown, charts=charts, month=month,
                 municipality=municipality or "", municipalities=store().municipalities(),
                 previous=Month.parse(month).shifted(-1).key, following=Month.parse(month).shifted(1).key)
 

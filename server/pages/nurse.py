@@ -18,12 +18,13 @@ from schema.records.visit_request import RETTS_COLOURS, URGENCIES
 
 from .. import audit, scope, web
 from ..web.search import matches
-from .session import REFUSALS, WEB_DEVICE, audit_read, page, refused, signed_in, writes, store
+from .session import REFUSALS, WEB_DEVICE, audit_read, page, refused, show_errors, signed_in, store, writes
 
 __all__ = ["blueprint"]
 
 blueprint = Blueprint("nurse", __name__, url_prefix="/nurse")
 web.csrf.protect(blueprint)
+show_errors(blueprint)
 #: Most patients one search shows: a longer list is a sign to type more.
 SEARCH_LIMIT = 50
 

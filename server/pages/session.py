@@ -15,6 +15,7 @@ import json
 import time
 
 from flask import current_app, flash, g, redirect, render_template, request, session, url_for
+from werkzeug.exceptions import HTTPException
 
 from .. import passwords, web
 from ..errors import ServerError
@@ -23,7 +24,7 @@ from schema.clock import utcnow
 from schema.errors import HemsyncError
 
 __all__ = ["WEB_DEVICE", "POLL_AUDIT_SECONDS", "init_app", "begin", "end", "signed_in", "writes", "home_of",
-           "audit_read", "store", "REFUSALS", "refused"]
+           "audit_read", "store", "REFUSALS", "refused", "show_errors"]
 
 #: What a page's action may be refused with: the merge's and the server's named errors, each with a message
 #: that tells the person what to do. Anything else is a bug and ends in the error page.
@@ -152,3 +153,40 @@ def refused(text, exc):
 def _digest(entry):
     """A short fingerprint of what an audit entry says was shown."""
     return hashlib.sha256(json.dumps(entry.get("details"), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def show_errors(blueprint):
+    """The pages' edge: every error in ``blueprint``'s views as a Swedish page, never the API's JSON.
+
+    Not found (a patient outside the person's scope looks the same as none), the
+    server's named errors with their message (a database that is restarting: try
+    again shortly), and anything else as "the server failed" with the error logged.
+    """
+    gettext = web.i18n.gettext
+
+    def show(message, status, title="Not done", headers=None):
+        user = current_user()
+        return render_template("error.html", title=gettext(title), message=message, signed_in=user,
+                               nav=_nav(user) if user else None), status, headers or {}
+
+    @blueprint.errorhandler(404)
+    def not_found(_):
+        return show(gettext("There is nothing here, or it is not yours to see."), 404, title="Not found")
+
+    @blueprint.errorhandler(ServerError)
+    def server_error(error):
+        retry_after = getattr(error, "retry_after", None)
+        return show(getattr(error, "message", None) or str(error), getattr(error, "status", 500),
+                    headers={"Retry-After": str(retry_after)} if retry_after else None)
+
+    @blueprint.errorhandler(HemsyncError)
+    def refused_error(error):
+        return show(error.message, 400)
+
+    @blueprint.errorhandler(Exception)
+    def failed(error):
+        if isinstance(error, HTTPException):
+            return show(error.description, error.code or 500)
+        current_app.logger.exception("a page failed")
+        return show(gettext("The server failed on this page; nothing was saved. Try again, "
+                            "and tell the support if it goes on."), 500)

@@ -17,6 +17,7 @@ __all__ = ["blueprint"]
 
 blueprint = Blueprint("signin", __name__)
 web.csrf.protect(blueprint)
+session.show_errors(blueprint)
 THROTTLE = "hemsync.signin_throttle"
 
 

@@ -340,6 +340,10 @@ class Store(abc.ABC):
         """The stored change (with its ``result``) with this id, or None."""
 
     @abc.abstractmethod
+    def get_changes(self, change_ids):
+        """The stored changes among these ids, by id (one query for a push's whole batch)."""
+
+    @abc.abstractmethod
     def save_change(self, change):
         """Store a merged or rejected change and its result under its ``change_id``."""
 

@@ -426,6 +426,12 @@ VALUES (%(change_id)s, %(device_id)s, %(user_id)s, %(op)s, %(record_type)s, %(re
         %(hlc)s, %(result)s, %(derived_from)s, COALESCE(%(at)s, {NOW_TEXT}))
 """
 
+SELECT_CHANGES = """
+SELECT *
+FROM changes
+WHERE change_id = ANY(%s::text[])
+"""
+
 SELECT_REJECTED_REFS = """
 SELECT change_id AS ref
 FROM quarantine
@@ -861,6 +867,18 @@ class PostgresStore(Store):
     def get_change(self, change_id):
         row = self._one("SELECT * FROM changes WHERE change_id = %s", (change_id,))
         return {**row, "result": json.loads(row["result"])} if row else None
+
+    def get_changes(self, change_ids):
+        # An array is bound without NulFreeText: its NULs are replaced here, and the rows
+        # found answer every id asked for that reads the same once replaced.
+        asked = {}
+        for change_id in change_ids:
+            asked.setdefault(change_id.replace("\x00", "\ufffd"), []).append(change_id)
+        found = {}
+        for row in self._rows(SELECT_CHANGES, (sorted(asked),)):
+            found.update((change_id, {**row, "result": json.loads(row["result"])})
+                         for change_id in asked[row["change_id"]])
+        return found
 
     def save_change(self, change):
         row = {"derived_from": None, "at": None, **change, "result": json.dumps(change["result"])}

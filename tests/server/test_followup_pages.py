@@ -94,3 +94,17 @@ def test_a_dispatcher_has_no_due_lists(demo):
     client = app.test_client()
     sign_in(client, store, ids["dispatcher-lena"])
     assert client.get("/followup/due").status_code == 403
+
+
+def test_a_figure_is_shown_as_percent_when_it_is_a_share_and_part_by_part_when_it_has_parts(demo):
+    from server.pages.followup import shown_value
+
+    app, _, _ = demo
+    with app.app_context():
+        assert shown_value("named_doctor_share_sabo", 0.8125) == ["81.2 %"]
+        assert shown_value("acute_visits", 3) == ["3"]
+        assert shown_value("readmissions_30d", {"all": 0.25, "visited_within_7d": None}) == [
+            "all: 25.0 %", "visited_within_7d: inga data"]
+        assert shown_value("minutes_to_on_site", {"acute": {"median": 95.0, "p90": 118.5}, "urgent": None}) == [
+            "acute: median 95, p90 118.5", "urgent: inga data"]
+        assert shown_value("outcomes", None) is None

@@ -345,3 +345,26 @@ def test_the_board_shows_the_top_of_the_queue_and_a_search_finds_the_rest_at_the
     assert positions == [str(opened)]  # a planned request, last in the queue, found where it stands
     elsewhere = client.get("/dispatch/queue?part=board&q=Testperson 7&municipality=Halmstad").get_data(as_text=True)
     assert "Ingen öppen besöksbegäran matchar sökningen." in elsewhere
+
+
+def test_a_page_tells_in_swedish_when_the_database_is_restarting_or_the_patient_is_not_hers(demo, monkeypatch):
+    from server import queue
+    from server.errors import DatabaseUnavailable
+
+    app, store, ids = demo
+    client = app.test_client()
+    sign_in(client, store, ids["nurse-halmstad"])
+    elsewhere = next(p for p in store.patients_in(["Laholm"]))
+    missing = client.get(f"/nurse/patients/{elsewhere}")
+    assert missing.status_code == 404 and "Hittades inte" in missing.get_data(as_text=True)
+
+    sign_in(client, store, ids["dispatcher-lena"])
+
+    def restarting(_store):
+        raise DatabaseUnavailable("the database is restarting: try again in a moment", retry_after=2)
+
+    monkeypatch.setattr(queue, "open_view", restarting)
+    answer = client.get("/dispatch/queue")
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "2"
+    assert "Inte utfört" in answer.get_data(as_text=True) and "try again in a moment" in answer.get_data(as_text=True)
+    assert answer.mimetype == "text/html"

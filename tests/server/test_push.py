@@ -292,7 +292,8 @@ def test_push_without_a_body_is_malformed_json(region):
     assert (response.status_code, response.json()["error"]["code"]) == (400, "malformed_json")
 
 
-def test_a_late_offline_edit_of_a_signed_visit_becomes_an_amendment_and_a_conflict(region):
+def _late_edit_of_a_signed_visit(region):
+    """A doctor's offline edit of a visit their other laptop has signed since: (patient, visit, the edit)."""
     from .conftest import Laptop
 
     nurse, doctor = region.nurse, region.doctor
@@ -306,6 +307,12 @@ def test_a_late_offline_edit_of_a_signed_visit_becomes_an_amendment_and_a_confli
     other.sync()
     offline = doctor.edit("visit", visit["record_id"], plan="vila, återbesök om en vecka")
     other.push(other.edit("visit", visit["record_id"], signed_at=dt.datetime.now(dt.timezone.utc).isoformat()))
+    return patient, visit, offline
+
+
+def test_a_late_offline_edit_of_a_signed_visit_becomes_an_amendment_and_a_conflict(region):
+    doctor = region.doctor
+    _, visit, offline = _late_edit_of_a_signed_visit(region)
     result = doctor.push(offline)["results"][0]
     assert result["result"] == "conflict"
     doctor.sync()
@@ -313,6 +320,24 @@ def test_a_late_offline_edit_of_a_signed_visit_becomes_an_amendment_and_a_confli
     assert len(amendments) == 1
     assert "återbesök" in amendments[0]["fields"]["text"]
     assert doctor.records[("visit", visit["record_id"])]["fields"]["plan"] == "vila"
+
+
+def test_a_change_whose_id_an_earlier_change_of_the_batch_stored_gets_that_answer_not_a_second_write(region):
+    # The batch's change ids are looked up in one query before any is applied: an id the
+    # batch itself stores on the way (here the amendment a late edit derives) is asked again.
+    from schema.merge import derived_id
+
+    doctor = region.doctor
+    patient, _, offline = _late_edit_of_a_signed_visit(region)
+    reused = {**doctor.change("warning", patient_id=patient["record_id"], kind="allergy", text="x",
+                              severity="high"),
+              "change_id": derived_id(offline["change_id"], "amendment-change")}
+    head = _head(region.server)
+    results = doctor.push(offline, reused)["results"]
+    assert results[0]["result"] == "conflict"
+    assert results[1] == {"change_id": reused["change_id"], "result": "applied"}  # the amendment's stored answer
+    assert _head(region.server) == head + 2  # the visit and its amendment; the reused id wrote nothing
+    assert region.server.store.get_record("warning", reused["record_id"]) is None
 
 
 def test_a_base_that_is_no_object_is_invalid_value_also_from_a_device_with_rejected_changes(region):

@@ -157,6 +157,17 @@ def test_changes_keep_their_result_and_rejections_are_found_by_reference(store):
     assert store.quarantined()[0]["change"] == {"x": 1}
 
 
+def test_the_stored_changes_among_many_ids_are_found_in_one_look_up(store):
+    for change_id in ("c1", "c2", "c\x00"):
+        store.save_change({"change_id": change_id, "device_id": "d1", "user_id": "u1", "op": 1,
+                           "record_type": "patient", "record_id": "p1", "original_hlc": "h", "hlc": "h",
+                           "result": {"change_id": change_id, "result": "applied"}})
+    found = store.get_changes(["c2", "c9", "c1", "c\x00"])
+    assert sorted(found) == ["c\x00", "c1", "c2"]  # a NUL is kept, or on PostgreSQL found as U+FFFD
+    assert found["c2"] == store.get_change("c2") and found["c2"]["result"]["result"] == "applied"
+    assert store.get_changes([]) == {}
+
+
 def test_the_recent_audit_is_newest_first_and_filters_by_patient_and_by_user(store):
     store.audit([{"kind": "pull", "patient_id": "p1", "user_id": "u1"}, {"kind": "pull", "patient_id": "p2", "user_id": "u1"},
                  {"kind": "pull", "patient_id": "p1", "user_id": "u2"}, {"kind": "access", "patient_id": "p1", "user_id": "u1"}])
