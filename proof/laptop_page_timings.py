@@ -14,7 +14,6 @@ warm-up, as :mod:`proof.page_timings` does for the server's pages.
 Example: python -m proof.laptop_page_timings --patients 10000 --requests 2000
 """
 
-import statistics
 import threading
 import time
 
@@ -26,7 +25,7 @@ from server import auth, create_app, seed
 from server.store import SqliteStore
 from server.wsgi import make_server
 
-from .page_timings import command, grow
+from .page_timings import command, grow, timed
 
 __all__ = ["main", "run", "TARGET_MS"]
 
@@ -75,18 +74,7 @@ def time_pages(replica_path, paths, rounds=5):
     app = create_pages(replica_path, port=PORT, secret="bench")
     client = app.test_client()
     client.get("/launch?key=bench", base_url=ORIGIN)
-    figures = {}
-    for path in paths:
-        times = []
-        for _ in range(rounds + 1):
-            start = time.perf_counter()
-            answer = client.get(path, base_url=ORIGIN)
-            times.append((time.perf_counter() - start) * 1000)
-            if answer.status_code != 200:
-                raise RuntimeError(f"{path} answered {answer.status_code}")
-        figures[path] = {"first_ms": round(times[0], 1), "median_ms": round(statistics.median(times[1:]), 1),
-                         "max_ms": round(max(times[1:]), 1), "bytes": len(answer.data)}
-    return figures
+    return {path: timed(client, path, rounds, base_url=ORIGIN) for path in paths}
 
 
 def run(patients, open_requests, workdir, rounds=5, progress=print):
