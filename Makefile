@@ -39,6 +39,9 @@ REQUESTS ?= 10000
 # FOLLOWUP_SCALE: the share of a year of a region the follow-up report is timed on (1 = 10,000 patients,
 # 50,000 visits, 5,000 stays); FHIR_PATIENTS: the patients of the timed FHIR bulk export.
 PAGE_PATIENTS ?= 50000
+# LAPTOP_PATIENTS / LAPTOP_REQUESTS: the region whose doctor's laptop (about half of it) the laptop's pages are timed on.
+LAPTOP_PATIENTS ?= 10000
+LAPTOP_REQUESTS ?= 2000
 PAGE_REQUESTS ?= 5000
 FOLLOWUP_SCALE ?= 1
 FHIR_PATIENTS ?= 50000
@@ -50,6 +53,7 @@ PEER ?= ../shared/bench-peer
 bench: $(STAMP)
 	$(BIN)/python -m proof.bench --n $(N) $(if $(POSTGRES),--postgres $(POSTGRES)) $(if $(PEER),--peer $(PEER))
 	$(BIN)/python -m proof.page_timings --patients $(PAGE_PATIENTS) --requests $(PAGE_REQUESTS)
+	$(BIN)/python -m proof.laptop_page_timings --patients $(LAPTOP_PATIENTS) --requests $(LAPTOP_REQUESTS)
 	$(BIN)/python -m proof.followup_bench --scale $(FOLLOWUP_SCALE)
 	$(BIN)/python -m proof.fhir_export --n $(FHIR_PATIENTS)
 

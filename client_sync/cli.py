@@ -8,13 +8,16 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import pathlib
 import sys
 import sqlite3
 import uuid
+import zoneinfo
 
 import click
 
 from schema import records
+from schema.allergy import matching_allergies
 from schema.clock import now_text, utcnow
 from schema.dispatch import accepted_load, queue_entries, suggest_doctors
 from schema.errors import HemsyncError
@@ -24,7 +27,7 @@ from schema.records.visit_request import GOING
 from schema.recordtype import unflatten
 
 from . import __version__
-from .background import run_background
+from .background import BackgroundSync, run_background
 from .errors import ClientError, ClientTooOld, DeviceRevoked
 from .http import SyncClient
 from .files import private_directory
@@ -438,7 +441,201 @@ def run(obj, interval, after_change):
     run_background(obj.path, interval=interval, after_change=after_change, echo=click.echo)
 
 
+@cli.command()
+@click.option("--port", default=8765, show_default=True, help="The port on 127.0.0.1 (0: any free port).")
+@click.option("--no-browser", is_flag=True, help="Only print the link; do not open the browser.")
+@click.option("--sync-every", default=300, show_default=True,
+              help="Seconds between background syncs (0: none; the pages' 'Sync now' still works).")
+@pass_context
+def ui(obj, port, no_browser, sync_every):
+    """Serve the doctor's pages from this replica on 127.0.0.1, with or without the network.
+
+    Prints a link with a secret made for this start; only a browser that opened
+    it gets in (docs/laptop-pages.md). Syncs in the background meanwhile.
+
+    Example: hemsync ui --port 8765
+    """
+    import webbrowser
+
+    from .ui.listener import Listener
+
+    obj.replica.actor()  # not logged in: say so now, not on the first page
+    listener = Listener(obj.path, port)
+    background = None
+    if sync_every > 0:
+        background = BackgroundSync(obj.path, interval=sync_every, echo=click.echo, blocking=False)
+        background.start()
+    click.echo(f"the doctor's pages of {obj.path} on 127.0.0.1:{listener.port}; open this link "
+               f"(it holds this start's secret: do not share it), Ctrl-C stops:\n{listener.url}")
+    if not no_browser:  # through an owner-only file: a URL on the browser's command line is visible to all users
+        webbrowser.open(pathlib.Path(listener.launch_file(os.path.dirname(obj.path) or ".")).resolve().as_uri())
+    try:
+        listener.serve()
+    finally:
+        if background is not None:
+            background.stop()
+
+
 # -- domain commands --------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("patient")
+@click.option("--resp-rate", type=int, help="Respiratory rate, per minute.")
+@click.option("--spo2", type=int, help="Oxygen saturation, %.")
+@click.option("--o2/--air", "supplemental_o2", default=None, help="On supplemental oxygen, or on air.")
+@click.option("--temperature", type=float, help="Temperature, °C.")
+@click.option("--systolic-bp", type=int, help="Systolic blood pressure, mmHg.")
+@click.option("--pulse", type=int, help="Pulse, per minute.")
+@click.option("--consciousness", type=click.Choice(list("ACVPU")), help="ACVPU.")
+@json_option
+@pass_context
+def vitals(obj, patient, as_json, **readings):
+    """Record a patient's vitals now and print NEWS2 (scored by the same code as the server's).
+
+    PATIENT is the patient's id or a unique start of it.
+
+    Example: hemsync vitals 5d1e --resp-rate 22 --spo2 93 --air --temperature 38.4 --pulse 104
+    """
+    replica = obj.replica
+    fields = {name: value for name, value in readings.items() if value is not None}
+    if not fields:
+        raise click.UsageError("give at least one reading, e.g. --pulse 88")
+    patient_id = replica.full_id("patient", patient)
+    record = replica.write("observation", str(uuid.uuid4()),
+                           {"patient_id": patient_id, "measured_at": now_text("seconds"), **fields})
+    if as_json:
+        _print_record(replica, record, as_json)
+        return
+    shown = record.fields
+    news2 = "-" if shown.get("news2") is None else str(shown["news2"])
+    news2 += " (partial: not every reading given)" if shown.get("news2_partial") else ""
+    click.echo(f"vitals of {_patient_name(replica, patient_id)} at {_local_time(replica, shown['measured_at'])} "
+               f"by {replica.staff_name(shown.get('measured_by'))}: NEWS2 {news2} "
+               f"(observation {record.id}, not yet on the server)")
+
+
+@cli.command()
+@click.argument("patient")
+@click.option("--drug", required=True, help="The drug's name.")
+@click.option("--strength", help="e.g. 100 mg.")
+@click.option("--dose", help="e.g. 1 x 2.")
+@click.option("--route", help="e.g. oral.")
+@click.option("--frequency", help="e.g. morning and evening.")
+@click.option("--despite-allergy", is_flag=True, help="Prescribe although the drug matches an active allergy.")
+@json_option
+@pass_context
+def prescribe(obj, patient, drug, strength, dose, route, frequency, despite_allergy, as_json):
+    """Start a drug for a patient; refused while it matches an active allergy warning, unless told.
+
+    PATIENT is the patient's id or a unique start of it.
+
+    Example: hemsync prescribe 5d1e --drug Doxycyklin --strength "100 mg" --dose "1 x 1"
+    """
+    replica = obj.replica
+    patient_id = replica.full_id("patient", patient)
+    warnings = [w.fields for w in replica.local_of_patient("warning", patient_id)]
+    matches = matching_allergies(drug, warnings)
+    if matches and not despite_allergy:
+        raise click.ClickException(
+            f"{drug} matches an active allergy of {_patient_name(replica, patient_id)}: "
+            + "; ".join(w["text"] for w in matches) + ". Check it; to prescribe it anyway add --despite-allergy")
+    fields = {"patient_id": patient_id, "drug": drug, "strength": strength, "dose": dose, "route": route,
+              "frequency": frequency}
+    record = replica.write("medication", str(uuid.uuid4()), {k: v for k, v in fields.items() if v is not None})
+    _said(replica, record, as_json, f"{drug} {strength or ''} {dose or ''}".strip()
+          + f" for {_patient_name(replica, patient_id)}")
+
+
+@cli.command()
+@click.argument("medication")
+@click.option("--dose", required=True, help="The new dose, e.g. 1 x 1.")
+@json_option
+@pass_context
+def dose(obj, medication, dose, as_json):
+    """Change a drug's dose (MEDICATION: its id or a unique start of it).
+
+    Example: hemsync dose 7c0d --dose "1 x 1"
+    """
+    replica = obj.replica
+    record = replica.write("medication", replica.full_id("medication", medication), {"dose": dose})
+    _said(replica, record, as_json, f"{record.fields['drug']} for {_patient_name(replica, record.fields['patient_id'])}"
+                                    f": dose {dose}")
+
+
+@cli.command()
+@click.argument("request_id")
+@click.option("--place", help="Where the visit took place.")
+@click.option("--assessment", help="The assessment.")
+@click.option("--plan", help="The plan.")
+@click.option("--outcome", type=click.Choice(records.get("visit").choices("outcome")), help="The outcome.")
+@click.option("--sign", "sign_now", is_flag=True, help="Sign the note with this text (it is sealed then).")
+@json_option
+@pass_context
+def note(obj, request_id, place, assessment, plan, outcome, sign_now, as_json):
+    """Write (and with --sign, sign) your visit note of a request; made on first use (REQUEST: id or unique start).
+
+    Example: hemsync note 9e4f --assessment "Pneumoni" --plan "Doxycyklin 7 dagar" --sign
+    """
+    replica = obj.replica
+    request_id = replica.full_id("visit_request", request_id)
+    asked, me = replica.get("visit_request", request_id), replica.actor().user_id
+    visit = replica.visit_of_request(request_id, me)
+    fields = {k: v for k, v in {"place": place, "assessment": assessment, "plan": plan,
+                                "outcome": outcome}.items() if v is not None}
+    if sign_now:
+        fields["signed_at"] = now_text("seconds")
+    if visit is None:
+        fields.update(patient_id=asked.fields["patient_id"], request_id=request_id, doctor_id=me, kind="home_visit",
+                      started_at=now_text("seconds"))
+    record = replica.write("visit", visit.id if visit else str(uuid.uuid4()), fields)
+    done = f"signed at {_local_time(replica, record.fields['signed_at'])}" if sign_now else "saved"
+    _said(replica, record, as_json, f"visit note for {_patient_name(replica, asked.fields['patient_id'])} {done}")
+
+
+@cli.command(name="round-item")
+@click.argument("round_id")
+@click.argument("patient")
+@click.option("--note", "text", help="The doctor's note on the resident.")
+@click.option("--status", type=click.Choice(("open", "done", "deferred")), help="The item's status.")
+@json_option
+@pass_context
+def round_item(obj, round_id, patient, text, status, as_json):
+    """Note a resident of a SÄBO round, and mark the item done or deferred (ids or unique starts).
+
+    Example: hemsync round-item 3f2a 5d1e --note "Opåverkad" --status done
+    """
+    replica = obj.replica
+    round_id, patient_id = replica.full_id("round", round_id), replica.full_id("patient", patient)
+    item = {k: v for k, v in {"note": text, "status": status}.items() if v is not None}
+    if not item:
+        raise click.UsageError("give --note, --status or both")
+    record = replica.write("round", round_id, {"items": {patient_id: item}})
+    _said(replica, record, as_json, f"round at {record.fields.get('facility')}: "
+                                    f"{_patient_name(replica, patient_id)} {status or 'noted'}")
+
+
+@cli.command()
+@click.argument("patient")
+@click.option("--hospital", required=True, help="The hospital.")
+@click.option("--ward", required=True, help="The ward that takes the patient.")
+@click.option("--reason", required=True, help="Why.")
+@click.option("--phone", "contact_phone", help="Where the ward reaches you.")
+@click.option("--visit", "visit_id", help="The visit it comes from.")
+@json_option
+@pass_context
+def admit(obj, patient, hospital, ward, reason, contact_phone, visit_id, as_json):
+    """Propose a direct admission (direktinskrivning) of a patient (PATIENT: id or unique start).
+
+    Example: hemsync admit 5d1e --hospital "Hallands sjukhus" --ward "Medicin 3" --reason "Sepsis?"
+    """
+    replica = obj.replica
+    patient_id = replica.full_id("patient", patient)
+    fields = {"patient_id": patient_id, "hospital": hospital, "ward": ward, "reason": reason,
+              "contact_phone": contact_phone, "visit_id": replica.full_id("visit", visit_id) if visit_id else None}
+    record = replica.write("admission", str(uuid.uuid4()), {k: v for k, v in fields.items() if v is not None})
+    _said(replica, record, as_json, f"direct admission of {_patient_name(replica, patient_id)} to {ward}, "
+                                    f"{hospital} proposed")
 
 
 @cli.command()
@@ -450,7 +647,7 @@ def sign(obj, visit_id, as_json):
 
     Example: hemsync sign 2b1c...
     """
-    _write(obj, as_json, "visit", visit_id, {"signed_at": now_text("seconds")})
+    _write(obj, as_json, "visit", obj.replica.full_id("visit", visit_id), {"signed_at": now_text("seconds")})
 
 
 @cli.command()
@@ -463,9 +660,9 @@ def amend(obj, visit_id, text, as_json):
 
     Example: hemsync amend 2b1c... --text "Pulse re-checked: 72"
     """
-    visit = obj.replica.get("visit", visit_id)
+    visit = obj.replica.get("visit", obj.replica.full_id("visit", visit_id))
     _write(obj, as_json, "amendment", str(uuid.uuid4()),
-           {"visit_id": visit_id, "patient_id": visit.fields["patient_id"], "text": text})
+           {"visit_id": visit.id, "patient_id": visit.fields["patient_id"], "text": text})
 
 
 @cli.command()
@@ -477,7 +674,7 @@ def accept(obj, request_id, as_json):
 
     Example: hemsync accept 9e4f...
     """
-    _write(obj, as_json, "visit_request", request_id, {"status": "accepted"})
+    _write(obj, as_json, "visit_request", obj.replica.full_id("visit_request", request_id), {"status": "accepted"})
 
 
 @cli.command()
@@ -490,7 +687,7 @@ def progress(obj, request_id, step, as_json):
 
     Example: hemsync progress 9e4f... on_site
     """
-    _write(obj, as_json, "visit_request", request_id, {"status": step})
+    _write(obj, as_json, "visit_request", obj.replica.full_id("visit_request", request_id), {"status": step})
 
 
 @cli.command()
@@ -659,6 +856,27 @@ def retract(obj, record_type, record_id, reason, as_json):
 def _write(obj, as_json, record_type, record_id, fields, resolves=None):
     record = obj.replica.write(record_type, record_id, fields, resolves=resolves)
     _print_record(obj.replica, record, as_json)
+
+
+def _patient_name(replica, patient_id):
+    """The patient's name as this laptop holds it, or the id when it does not."""
+    found = replica.local("patient", patient_id)
+    return (found.fields.get("name") if found else None) or patient_id
+
+
+def _local_time(replica, text):
+    """An ISO time as ``2026-12-06 09:40`` in the region's time zone (the handshake's)."""
+    zone = zoneinfo.ZoneInfo(replica.dispatch_settings().timezone)
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+def _said(replica, record, as_json, text):
+    """A domain verb's answer: ``text`` with the record's id and whether it waits, or the record as JSON."""
+    if as_json:
+        _print_record(replica, record, as_json)
+        return
+    where = "not yet on the server" if record.version is None else f"server rev {record.version}, change waiting"
+    click.echo(f"{text} ({record.type} {record.id}, {where})")
 
 
 def _record_json(record):

@@ -7,6 +7,7 @@ when a local write breaks a rule); only the CLI turns them into messages.
     ├── ReplicaError                 the local replica cannot do what was asked
     │   ├── NotLoggedIn              no server, token or user stored yet
     │   ├── RecordNotFound           no such record in this replica
+    │   ├── AmbiguousId              an id prefix that more than one record starts with
     │   ├── ConflictNotFound         no such open conflict in this replica
     │   ├── RejectedNotFound         no such rejected change waiting in this replica
     │   ├── OtherUser                login as someone else while changes wait
@@ -29,6 +30,7 @@ __all__ = [
     "ReplicaError",
     "NotLoggedIn",
     "RecordNotFound",
+    "AmbiguousId",
     "ConflictNotFound",
     "RejectedNotFound",
     "OtherUser",
@@ -61,6 +63,10 @@ class NotLoggedIn(ReplicaError):
 
 class RecordNotFound(ReplicaError):
     """The record is not in this replica."""
+
+
+class AmbiguousId(ReplicaError):
+    """More than one record's id starts with the prefix given: type more of it."""
 
 
 class ConflictNotFound(ReplicaError):

@@ -40,7 +40,7 @@ from schema.merge import Actor, apply_change, view
 from schema.wire import decode_state, record_digest
 
 from .directory import ReplicaDirectory
-from .errors import ConflictNotFound, NotLoggedIn, OtherUser, RecordNotFound, RejectedNotFound, ReplicaDamaged
+from .errors import AmbiguousId, ConflictNotFound, NotLoggedIn, OtherUser, RecordNotFound, RejectedNotFound, ReplicaDamaged
 from .files import connect_private, private_directory
 
 __all__ = [
@@ -476,13 +476,88 @@ class Replica:
         return (rev[0] if rev else None, *rows, json.dumps(self.setting("user")))
 
     def local_all(self, record_type, *, now=None):
-        """Every record of a type as this laptop shows it, ordered by id."""
+        """Every record of a type as this laptop shows it, ordered by id: for reading, not for merging into.
+
+        Only the records with outbox rows are replayed; the others are the
+        server's state as it is, read in one query and decoded without the ids
+        of their merged changes, which only a merge needs (a municipality's
+        patients are thousands, and the caseload page reads them all). A write
+        replays its record afresh (:meth:`write`).
+        """
+        records.get(record_type)
+        replayed = {i for (i,) in self.conn.execute(
+            "SELECT DISTINCT record_id FROM outbox WHERE record_type = ?", (record_type,))}
+        found = {}
+        for record_id, wire in self.conn.execute("SELECT id, wire FROM records WHERE type = ?", (record_type,)):
+            if record_id not in replayed:
+                state = decode_state(json.loads(wire), changes=False)
+                found[record_id] = LocalRecord(record_type, record_id, state, state, [], [])
+        for record_id in replayed:
+            local = self.local(record_type, record_id, now=now)
+            if local is not None:
+                found[record_id] = local
+        return [found[i] for i in sorted(found)]
+
+    def full_id(self, record_type, prefix):
+        """The id of the one record of this type whose id is ``prefix`` or starts with it (not logged).
+
+        RecordNotFound when none does, AmbiguousId when several do.
+        """
+        records.get(record_type)
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        found = [i for (i,) in self.conn.execute(
+            "SELECT id FROM records WHERE type = ? AND id LIKE ? ESCAPE '\\' "
+            "UNION SELECT record_id FROM outbox WHERE record_type = ? AND record_id LIKE ? ESCAPE '\\' "
+            "ORDER BY 1 LIMIT 3", (record_type, pattern, record_type, pattern))]
+        if prefix in found:
+            return prefix
+        if not found or not prefix:
+            raise RecordNotFound(f"no {record_type} with an id starting {prefix!r} in this replica "
+                                 "(sync, or check the id)")
+        if len(found) > 1:
+            raise AmbiguousId(f"several {record_type} ids start with {prefix!r} ({', '.join(found[:2])}, ...): "
+                              "type more of the id")
+        return found[0]
+
+    def local_naming(self, record_type, value, *, now=None):
+        """The records of a type whose server state or unsent changes hold ``value`` somewhere (not logged).
+
+        A cheap superset for "assigned to or accepted by this doctor": a record
+        whose fields name the doctor now names her in the server's state or in one
+        of its outbox changes, so only those are replayed; the caller checks the
+        fields of what comes back.
+        """
         records.get(record_type)
         ids = [i for (i,) in self.conn.execute(
-            "SELECT id FROM records WHERE type = ? UNION SELECT record_id FROM outbox WHERE record_type = ? "
-            "ORDER BY 1", (record_type, record_type))]
+            "SELECT id FROM records WHERE type = ? AND instr(wire, ?) > 0 "
+            "UNION SELECT record_id FROM outbox WHERE record_type = ? AND instr(change, ?) > 0 ORDER BY 1",
+            (record_type, value, record_type, value))]
         found = (self.local(record_type, i, now=now) for i in ids)
         return [r for r in found if r is not None]
+
+    def visit_of_request(self, request_id, doctor_id):
+        """The doctor's visit (a LocalRecord) answering this request, not entered in error, or None (not logged)."""
+        asked = self.local("visit_request", request_id)
+        if asked is None:
+            return None
+        found = [v for v in self.local_of_patient("visit", asked.fields["patient_id"])
+                 if v.fields.get("request_id") == request_id and v.fields.get("doctor_id") == doctor_id
+                 and not v.fields.get("entered_in_error")]
+        return found[0] if found else None
+
+    def local_of_patient(self, record_type, patient_id, *, now=None):
+        """The records of a type about one patient as this laptop shows them (not logged), ordered by id.
+
+        Those the server sent are found by the indexed patient column; those made
+        here and not yet pulled back, by their outbox rows.
+        """
+        records.get(record_type)
+        ids = [i for (i,) in self.conn.execute(
+            "SELECT id FROM records WHERE type = ? AND patient_id = ? "
+            "UNION SELECT record_id FROM outbox WHERE record_type = ? AND record_id NOT IN "
+            "(SELECT id FROM records WHERE type = ?) ORDER BY 1", (record_type, patient_id, record_type, record_type))]
+        found = (self.local(record_type, i, now=now) for i in ids)
+        return [r for r in found if r is not None and r.fields.get("patient_id") == patient_id]
 
     def get(self, record_type, record_id):
         """Open a record with its rejected changes (logged in the access log); RecordNotFound when it is not here.

@@ -2,48 +2,20 @@
 
 ``create_app(test_config=None)`` builds the app; ``hemsync-server`` (server.cli)
 is its command line. The wire protocol is docs/protocol.md.
+
+Importing this package loads nothing else: the names below are looked up on
+first use, so ``server.web`` (the pages' shared templates, catalogue and CSRF,
+which the laptop's pages import too) comes without the app, store and API.
 """
-
-from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
-
-from . import errors, pages, settings
-from .api import public, v1
-from .body_encoding import compress_response
-from .fhir.endpoints import blueprint as fhir_blueprint
-from .openapi import openapi
-from .store import SqliteStore, Store, database_target, open_store
 
 __all__ = ["create_app", "Store", "SqliteStore"]
 
+_HOMES = {"create_app": "app", "Store": "store", "SqliteStore": "store"}
 
-def create_app(test_config=None):
-    """Build the server app.
 
-    ``test_config`` may set settings by name (``HEMSYNC_DB`` or ``db``), Flask
-    config keys, and ``STORE``: an open :class:`Store` to use instead of opening
-    ``HEMSYNC_DATABASE_URL`` or ``HEMSYNC_DB`` (tests and the CLI share one that way).
-    """
-    overrides, flask_config = {}, {}
-    for key, value in (test_config or {}).items():
-        (overrides if settings.setting_name(key) else flask_config)[key] = value
-    values = settings.load(overrides=overrides)
-    app = Flask(__name__)
-    app.config["HEMSYNC"] = values
-    # Plain bodies are cut off here; gzip bodies are counted again after inflating (server.body_encoding).
-    app.config["MAX_CONTENT_LENGTH"] = values["HEMSYNC_MAX_BODY_BYTES"]
-    app.config.update(flask_config)
-    app.extensions["hemsync.store"] = flask_config.get("STORE") or open_store(
-        database_target(values), write_wait=values["HEMSYNC_WRITE_WAIT_SECONDS"])
-    errors.init_app(app)
-    app.register_blueprint(public)
-    app.register_blueprint(openapi)
-    app.register_blueprint(v1)
-    app.register_blueprint(fhir_blueprint)
-    pages.init_app(app)
-    app.after_request(compress_response)
-    hops = values["HEMSYNC_PROXY_HOPS"]
-    if hops:
-        # Behind a TLS proxy (docs/deploy.md) the client's address is what the proxy saw.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=0, x_prefix=0)
-    return app
+def __getattr__(name):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f".{_HOMES[name]}", __name__), name)

@@ -18,7 +18,7 @@ from schema.dispatch import accepted_load, doctors_on_duty, queue_entries, sugge
 
 from .. import audit, queue, web
 from ..settings import dispatch_settings
-from .search import matches
+from ..web.search import matches
 from .session import REFUSALS, WEB_DEVICE, audit_read, page, refused, show_errors, signed_in, store, writes
 
 __all__ = ["blueprint"]

@@ -14,13 +14,10 @@ import uuid
 from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
 
 from schema.clock import now_text
-from schema.dispatch import emergency_reasons
-from schema.errors import HemsyncError
-from schema.news2 import PARAMETERS, score
 from schema.records.visit_request import RETTS_COLOURS, URGENCIES
 
 from .. import audit, scope, web
-from .search import matches
+from ..web.search import matches
 from .session import REFUSALS, WEB_DEVICE, audit_read, page, refused, show_errors, signed_in, store, writes
 
 __all__ = ["blueprint"]
@@ -30,7 +27,6 @@ web.csrf.protect(blueprint)
 show_errors(blueprint)
 #: Most patients one search shows: a longer list is a sign to type more.
 SEARCH_LIMIT = 50
-_INTEGER_VITALS = ("resp_rate", "spo2", "systolic_bp", "pulse")
 
 
 def _shown(patient_pairs):
@@ -124,42 +120,12 @@ def patient(patient_id):
     return page("patient.html", patient=shown, requests=requests)
 
 
-def vitals_of(form):
-    """The observation fields typed into the vitals form (numbers as numbers); ValueError for a bad one."""
-    values = {}
-    for name in PARAMETERS:
-        text = (form.get(name) or "").strip().replace(",", ".")
-        if not text:
-            continue
-        if name == "supplemental_o2":
-            values[name] = text == "yes"
-        elif name == "consciousness":
-            values[name] = text.upper()
-        elif name == "temperature":
-            values[name] = float(text)
-        else:
-            values[name] = int(text)
-    return values
-
-
 @blueprint.get("/patients/<patient_id>/news2")
 @signed_in("nurse")
 def news2(patient_id):
     """NEWS2 of vitals as they are typed, on the patient's SpO2 scale, and whether to consider 112."""
     patient = _patient(patient_id)
-    try:
-        vitals = vitals_of(request.args)
-        result = score({**vitals, "spo2_scale": patient.get("spo2_scale") or 1}) if vitals else None
-    except (ValueError, HemsyncError):
-        return jsonify({"total": None, "text": web.i18n.gettext("check the values"), "consider_112": False})
-    reasons = emergency_reasons(result, request.args.get("retts_colour"))
-    if result is None:
-        text = "–"
-    else:
-        text = str(result.total) + (" " + web.i18n.gettext("(partial)") if result.partial else "")
-    return jsonify({"total": result.total if result else None, "partial": result.partial if result else None,
-                    "band": result.band if result else None, "text": text, "consider_112": bool(reasons),
-                    "reasons": reasons})
+    return jsonify(web.vitals.news2_answer(request.args, patient.get("spo2_scale")))
 
 
 @blueprint.route("/patients/<patient_id>/request", methods=["GET", "POST"])
@@ -170,11 +136,7 @@ def new_request(patient_id):
     _shown([(patient_id, f"patient/{patient_id}")])
     form = request.form if request.method == "POST" else {}
     if request.method == "POST":
-        try:
-            vitals = vitals_of(form)
-        except ValueError:
-            flash(web.i18n.gettext("A vital sign is not a number: check the values."), "error")
-            vitals = None
+        vitals = web.vitals.typed_vitals(form)
         if vitals is not None:
             try:
                 request_id = _send(patient_id, form, vitals)

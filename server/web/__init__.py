@@ -14,9 +14,9 @@ templates), times through one local-time filter.
 
 from flask import Blueprint
 
-from . import csrf, filters, i18n
+from . import csrf, filters, i18n, search, vitals
 
-__all__ = ["blueprint", "init_app", "csrf", "i18n", "filters"]
+__all__ = ["blueprint", "init_app", "csrf", "i18n", "filters", "search", "vitals"]
 
 blueprint = Blueprint("web", __name__, template_folder="templates", static_folder="static",
                       static_url_path="/static/web")

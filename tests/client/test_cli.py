@@ -296,3 +296,81 @@ def test_status_says_when_the_server_asked_the_laptop_to_wait(hemsync, server):
     hemsync("sync")
     shown = hemsync("status").output
     assert "the server asked this laptop to wait 3 s (it was busy)" in shown
+
+
+def test_vitals_takes_a_unique_id_prefix_and_prints_the_name_and_schemas_news2(hemsync, server):
+    from schema.news2 import score
+
+    login_as(hemsync, server, "u-dr-anna")
+    patient = put(hemsync, "patient", personnummer=PERSONNUMMER, name="Tolvan Tolvansson", municipality="Umeå")
+    output = hemsync("vitals", patient["id"][:8], "--resp-rate", "22", "--spo2", "93", "--air", "--temperature",
+                     "38.4", "--systolic-bp", "118", "--pulse", "104", "--consciousness", "A").output
+    expected = score({"resp_rate": 22, "spo2": 93, "supplemental_o2": False, "temperature": 38.4,
+                      "systolic_bp": 118, "pulse": 104, "consciousness": "A", "spo2_scale": 1}).total
+    assert re.match(rf"vitals of Tolvan Tolvansson at \d{{4}}-\d\d-\d\d \d\d:\d\d by Dr Anna: NEWS2 {expected} ",
+                    output), output
+    partial = hemsync("vitals", patient["id"], "--pulse", "88").output
+    assert "NEWS2 0 (partial: not every reading given)" in partial
+
+
+def test_vitals_refuses_an_id_prefix_that_is_not_unique_or_matches_nothing(hemsync, server):
+    login_as(hemsync, server, "u-dr-anna")
+    for _ in range(20):  # twenty random ids: at least two share a first hex digit
+        put(hemsync, "patient", personnummer=PERSONNUMMER, name="Tolvan Tolvansson", municipality="Umeå")
+    ids = [row["id"] for row in json.loads(hemsync("list", "patient", "--json").stdout)]
+    shared = next(i[0] for i in ids if sum(j[0] == i[0] for j in ids) > 1)
+    result = hemsync("vitals", shared, "--pulse", "88", ok=False)
+    assert result.exit_code == 1 and "type more of the id" in result.output
+    result = hemsync("vitals", "zz", "--pulse", "88", ok=False)
+    assert result.exit_code == 1 and "no patient with an id starting 'zz'" in result.output
+
+
+def test_the_doctors_verbs_prescribe_dose_note_round_item_and_admit_without_json(hemsync, server):
+    login_as(hemsync, server, "u-dr-anna")
+    patient = put(hemsync, "patient", personnummer=PERSONNUMMER, name="Tolvan Tolvansson", municipality="Umeå")
+    put(hemsync, "warning", patient_id=patient["id"], kind="allergy", text="Penicillin: andnöd",
+        severity="life_threatening")
+    refused = hemsync("prescribe", patient["id"][:8], "--drug", "Penicillin V", ok=False)
+    assert refused.exit_code == 1 and "matches an active allergy of Tolvan Tolvansson: Penicillin: andnöd" in \
+        refused.output
+    given = hemsync("prescribe", patient["id"][:8], "--drug", "Doxycyklin", "--strength", "100 mg", "--dose",
+                    "1 x 1").output
+    assert given.startswith("Doxycyklin 100 mg 1 x 1 for Tolvan Tolvansson (medication ")
+    medication_id = re.search(r"\(medication ([0-9a-f-]+),", given).group(1)
+    assert "Doxycyklin for Tolvan Tolvansson: dose 1 x 2" in hemsync("dose", medication_id[:8], "--dose",
+                                                                     "1 x 2").output
+    round_id = put(hemsync, "round", facility="Solgården", municipality="Umeå", date="2026-12-07",
+                   items={patient["id"]: {"question": "Rond", "status": "open"}})["id"]
+    assert "round at Solgården: Tolvan Tolvansson done" in hemsync(
+        "round-item", round_id[:8], patient["id"][:8], "--note", "Opåverkad", "--status", "done").output
+    admitted = hemsync("admit", patient["id"][:8], "--hospital", "Hallands sjukhus", "--ward", "Medicin 3",
+                       "--reason", "Sepsis?").output
+    assert admitted.startswith("direct admission of Tolvan Tolvansson to Medicin 3, Hallands sjukhus proposed")
+    [admission] = json.loads(hemsync("list", "admission", "--json").stdout)
+    assert (admission["patient_id"], admission["status"], admission["ward"]) == (patient["id"], "proposed", "Medicin 3")
+
+
+def test_note_writes_and_signs_the_doctors_visit_of_a_request(nurse, hemsync, server, tmp_path):
+    from client_sync.sync import sync
+
+    login_as(hemsync, server, "u-dr-anna")
+    n, cn = nurse
+    patient_id, request_id = str(uuid.uuid4()), str(uuid.uuid4())
+    n.write("patient", patient_id, {"personnummer": PERSONNUMMER, "name": "Tolvan Tolvansson", "municipality": "Umeå"})
+    n.write("visit_request", request_id, {"patient_id": patient_id, "urgency": "urgent", "reason": "Feber"})
+    sync(n, client=cn)
+    _, token = server.enroll("u-disp-dan")
+    with Replica(tmp_path / "dan.db") as dispatcher:
+        dispatcher.login("http://127.0.0.1:5000", token, server.handshake_for(token))
+        sync(dispatcher, client=SyncClient("http://127.0.0.1:5000", token))  # routed to the fake by `online`
+        dispatcher.write("visit_request", request_id, {"assigned_doctor_id": "u-dr-anna", "status": "assigned"})
+        sync(dispatcher, client=SyncClient("http://127.0.0.1:5000", token))
+    hemsync("sync")
+    hemsync("accept", request_id)
+    saved = hemsync("note", request_id[:8], "--assessment", "Pneumoni").output
+    assert saved.startswith("visit note for Tolvan Tolvansson saved (visit ")
+    signed = hemsync("note", request_id[:8], "--plan", "Doxycyklin", "--sign").output
+    assert re.match(r"visit note for Tolvan Tolvansson signed at \d{4}-\d\d-\d\d \d\d:\d\d \(visit ", signed)
+    [visit] = json.loads(hemsync("list", "visit", "--json").stdout)
+    assert (visit["assessment"], visit["plan"], visit["request_id"], visit["signed_by"]) == (
+        "Pneumoni", "Doxycyklin", request_id, "u-dr-anna")

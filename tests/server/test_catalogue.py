@@ -1,4 +1,7 @@
-"""Every text the pages show is in the Swedish catalogue: another language is a translation, not an edit."""
+"""Every text the server's and the laptop's pages show is in the Swedish catalogue.
+
+Another language is then a translation, not an edit.
+"""
 
 import pathlib
 
@@ -7,6 +10,8 @@ from babel.messages.extract import extract_from_dir
 from schema.followup import due, figures
 from schema.records.visit_request import MACHINE, RETTS_COLOURS, URGENCIES
 from schema.roles import INTEGRATION, ROLES
+from client_sync.ui.today import STEP_LABELS
+from schema.records.visit import OUTCOMES
 from server.pages.followup import CHARTS
 from server.pages.session import NAV
 from server.web import i18n
@@ -15,12 +20,16 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 #: Values the templates translate as they come (``_(entry.urgency)``): the schema's value lists,
 #: the roles (an integration client's too, on the admin's users page), the queue's flags and
 #: suggestion reasons, the escalation feed's kinds, the follow-up's due lists and reasons and its
-#: charts' titles.
+#: charts' titles; the laptop's step buttons, visit outcomes, warnings' kinds and severities, and
+#: rounds' and round items' statuses.
 VALUES = (*URGENCIES, *MACHINE.rank, *RETTS_COLOURS, *ROLES, INTEGRATION,
           "news2_medium", "palliative", "recent_discharge",
           "named doctor (continuity)", "same municipality", "other",
           "deadline", "out_of_hours", "Not found", "Not done",
-          *due.LISTS, *due.REASONS.values(), *figures.FIGURES, *figures.NO_DATA.values(), *(title for _, title, *_ in CHARTS))
+          *due.LISTS, *due.REASONS.values(), *figures.FIGURES, *figures.NO_DATA.values(),
+          *(title for _, title, *_ in CHARTS),
+          *STEP_LABELS.values(), *OUTCOMES, "allergy", "condition", "low", "high", "life_threatening",
+          "active", "paused", "planned", "in_progress", "done", "deferred", "open")
 
 
 def _extracted():
@@ -28,7 +37,7 @@ def _extracted():
     method_map = [("**/templates/**.html", "jinja2.ext.babel_extract"), ("**.py", "python")]
     keywords = {"_": None, "gettext": None, "refused": None}
     found = {}
-    for folder in ("server/web", "server/pages"):
+    for folder in ("server/web", "server/pages", "client_sync/ui"):
         for filename, lineno, message, _, _ in extract_from_dir(ROOT / folder, method_map, keywords=keywords):
             message = message if isinstance(message, str) else message[0]
             found.setdefault(message, f"{folder}/{filename}:{lineno}")

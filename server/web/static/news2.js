@@ -1,6 +1,6 @@
 // NEWS2 as the vitals are typed: the server scores them (schema.news2), never this script.
 (function () {
-  var form = document.getElementById("request-form");
+  var form = document.querySelector("form[data-news2]");
   if (!form) return;
   var out = document.getElementById("news2"), advice = document.getElementById("advice-112");
   var names = ["resp_rate", "spo2", "supplemental_o2", "temperature", "systolic_bp", "pulse", "consciousness",
