@@ -164,14 +164,14 @@ def show_errors(blueprint):
     """
     gettext = web.i18n.gettext
 
-    def show(message, status, title="Not done", headers=None):
+    def show(message, status, title=None, headers=None):
         user = current_user()
-        return render_template("error.html", title=gettext(title), message=message, signed_in=user,
+        return render_template("error.html", title=title or gettext("Not done"), message=message, signed_in=user,
                                nav=_nav(user) if user else None), status, headers or {}
 
     @blueprint.errorhandler(404)
     def not_found(_):
-        return show(gettext("There is nothing here, or it is not yours to see."), 404, title="Not found")
+        return show(gettext("There is nothing here, or it is not yours to see."), 404, title=gettext("Not found"))
 
     @blueprint.errorhandler(ServerError)
     def server_error(error):

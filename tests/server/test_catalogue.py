@@ -25,7 +25,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 VALUES = (*URGENCIES, *MACHINE.rank, *RETTS_COLOURS, *ROLES, INTEGRATION,
           "news2_medium", "palliative", "recent_discharge",
           "named doctor (continuity)", "same municipality", "other",
-          "deadline", "out_of_hours", "Not found", "Not done",
+          "deadline", "out_of_hours",
           *due.LISTS, *due.REASONS.values(), *figures.FIGURES, *figures.NO_DATA.values(),
           *(title for _, title, *_ in CHARTS),
           *STEP_LABELS.values(), *OUTCOMES, "allergy", "condition", "low", "high", "life_threatening",
