@@ -9,9 +9,9 @@ every 2 s (docs/web.md "Live"), so a laptop's push, another dispatcher's
 assignment or the escalation job shows within 5 s without a reload.
 """
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
-
 import datetime as dt
+
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 
 from schema.clock import utcnow
 from schema.dispatch import accepted_load, doctors_on_duty, queue_entries, suggest_doctors
@@ -41,9 +41,10 @@ def board(query="", municipality=""):
     """
     db = store()
     settings = current_app.config["HEMSYNC"]
+    rules = dispatch_settings(settings)
     now = utcnow()
     view = queue.open_view(db)
-    everything = queue_entries(view.requests, view.patients, view.observations, now, dispatch_settings(settings),
+    everything = queue_entries(view.requests, view.patients, view.observations, now, rules,
                                municipality=municipality or None)
     found = [entry for entry in everything if not query or _names(entry, view, query)]
     # Only the shown entries become page data: a region's queue is thousands long.
@@ -58,8 +59,7 @@ def board(query="", municipality=""):
     for escalation in escalations:
         patient = view.patients.get(escalation["patient_id"], {})
         escalation["patient_name"] = patient.get("name", "")
-    on_duty = doctors_on_duty(doctors, list(view.requests.values()), _last_syncs(db), now,
-                              dispatch_settings(settings))
+    on_duty = doctors_on_duty(doctors, list(view.requests.values()), _last_syncs(db), now, rules)
     audit_read(audit.office_read(g.user, WEB_DEVICE, entries + escalations, f"GET {request.path}"))
     return {"entries": entries, "escalations": escalations, "doctors": on_duty,
             "on_duty_minutes": settings["HEMSYNC_ON_DUTY_MINUTES"], "found": len(found), "open": len(everything),
