@@ -48,6 +48,10 @@ def merge_patients(store, settings, kept_id, duplicate_id, reason, admin_id):
     and the duplicate-patient conflict is resolved on both records.
     """
     admin, reason = _admin(store, admin_id, reason, "merge duplicate patients")
+    if kept_id == duplicate_id:
+        # Merged into itself, the one record would be marked entered in error and lost from view.
+        raise InvalidRecord("choose two different records: one to keep, one to merge into it",
+                            details={"duplicate": [duplicate_id]})
     with store.transaction():
         kept, duplicate = _patient(store, kept_id), _patient(store, duplicate_id)
         conflict = next((c for c in store.duplicates(status="open")

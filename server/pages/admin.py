@@ -81,12 +81,9 @@ def duplicates():
 @signed_in("admin")
 def merge():
     """Merge the duplicate record into the one kept, with the reason: ``hemsync-server merge-patients``'s act."""
-    kept_id, duplicate_id = request.form.get("keep", ""), request.form.get("duplicate", "")
-    if kept_id == duplicate_id:
-        flash(web.i18n.gettext("Choose two different records: one to keep, one to merge into it."), "error")
-        return redirect(url_for("admin.duplicates"))
     try:
-        result = admin.merge_patients(store(), current_app.config["HEMSYNC"], kept_id, duplicate_id,
+        result = admin.merge_patients(store(), current_app.config["HEMSYNC"], request.form.get("keep", ""),
+                                      request.form.get("duplicate", ""),
                                       request.form.get("reason", ""), g.user["id"])
     except REFUSALS as exc:
         refused("Not merged: %(why)s", exc)

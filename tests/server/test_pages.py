@@ -300,6 +300,10 @@ def test_an_admin_merges_duplicate_patients_from_the_page_and_the_act_is_audited
     refused = client.post("/admin/duplicates/merge", data={"csrf_token": token, "keep": kept, "duplicate": duplicate,
                                                             "reason": ""}, follow_redirects=True)
     assert "Inte sammanslagen" in refused.get_data(as_text=True)
+    itself = client.post("/admin/duplicates/merge", data={"csrf_token": token, "keep": kept, "duplicate": kept,
+                                                           "reason": "fel val"}, follow_redirects=True)
+    assert "Inte sammanslagen: choose two different records" in itself.get_data(as_text=True)
+    assert "entered_in_error" not in store.get_record("patient", kept).state["fields"]
     assert store.duplicates(status="open")
 
     merged = client.post("/admin/duplicates/merge", data={"csrf_token": token, "keep": kept, "duplicate": duplicate,
