@@ -4,14 +4,15 @@ WAL mode, so pulls read while a push writes: reads run in :meth:`SqliteStore.rea
 (a deferred transaction, one snapshot, never the write lock); every write
 transaction begins ``BEGIN IMMEDIATE``, so there is one writer at a time and the
 feed's ``seq`` (an INTEGER PRIMARY KEY) grows in commit order by construction.
-The threads of one process queue for the writer on a lock of their own, for at
-most ``write_wait`` seconds (HEMSYNC_WRITE_WAIT_SECONDS), then the request is
+The threads of one process queue for the writer in arrival order
+(:class:`WriterQueue`), for at most ``write_wait`` seconds (HEMSYNC_WRITE_WAIT_SECONDS), then the request is
 answered 503 with Retry-After (:class:`~server.errors.ServerBusy`) instead of
 waiting in SQLite's busy handler, which polls and serves no one in order. Several
 server processes on one file are safe but take turns; a region that runs
 several uses server.store.postgres.
 """
 
+import collections
 import contextlib
 import hashlib
 import json
@@ -31,6 +32,46 @@ from .base import (DEVICE_COLUMNS, DEVICE_COUNTERS, ScopeKeys, Store, StoredReco
 __all__ = ["SqliteStore", "MIGRATIONS", "quote"]
 
 MIGRATIONS = Migrations("hemsync-server")
+
+
+class WriterQueue:
+    """The process's one writer, handed to waiting threads first come, first served, with a time-out.
+
+    ``threading.Lock`` wakes an arbitrary waiter, and a thread that has just
+    released it often takes it again before the woken one runs: under load a
+    few pushes waited many turns (push p99 960 ms at 200 laptops syncing every
+    10 s) while the mean stayed low. Handing the writer to the oldest waiter
+    bounds each push's wait by the queue ahead of it.
+    """
+
+    def __init__(self):
+        self._mutex = threading.Lock()
+        self._waiting = collections.deque()
+        self._held = False
+
+    def acquire(self, timeout):
+        """Take the writer, waiting at most ``timeout`` seconds behind the threads that came first."""
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return True
+            turn = threading.Event()
+            self._waiting.append(turn)
+        if turn.wait(timeout):
+            return True
+        with self._mutex:
+            if turn.is_set():  # handed over as the wait ran out: it is ours, and must be used or released
+                return True
+            self._waiting.remove(turn)
+            return False
+
+    def release(self):
+        """Hand the writer to the oldest waiting thread, or free it."""
+        with self._mutex:
+            if self._waiting:
+                self._waiting.popleft().set()
+            else:
+                self._held = False
 
 
 def quote(identifier):
@@ -389,7 +430,7 @@ class SqliteStore(Store):
     def __init__(self, path, write_wait=30.0):
         self.path = str(path)
         self.write_wait = write_wait
-        self._writer = threading.Lock()
+        self._writer = WriterQueue()
         if self.path != ":memory:":
             _owner_only(pathlib.Path(self.path))
         self._local = threading.local()

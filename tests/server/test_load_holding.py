@@ -9,6 +9,7 @@ import pytest
 from server import pull as pull_module
 from server.auth import DeviceRate
 from server.errors import StoreError, TooManyRequests
+from server.store.sqlite import WriterQueue
 from server.wsgi import make_server
 from tests.live_server import start_live_server
 
@@ -98,6 +99,52 @@ def test_threads_of_one_process_queue_for_the_writer_for_at_most_the_write_wait(
     server.stop()
     assert [type(e).__name__ for e in failures] == ["ServerBusy"]
     assert 0.15 < waited < 2.0  # the write wait, not the 30 s SQLite waited before (slack: a shared machine)
+
+
+def test_threads_waiting_for_the_writer_get_it_in_the_order_they_came(tmp_path):
+    server, _ = _region(tmp_path)
+    store, order = server.store, []
+    release = threading.Event()
+
+    def hold():
+        with store.transaction():
+            release.wait(10)
+
+    def write(name):
+        with store.transaction():
+            order.append(name)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    waiters = []
+    for name in range(8):
+        waiters.append(threading.Thread(target=write, args=(name,)))
+        waiters[-1].start()
+        # each waiter is queued before the next starts: its position is its arrival
+        deadline = time.monotonic() + 5
+        while len(store._writer._waiting) < name + 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+    release.set()
+    for thread in [holder, *waiters]:
+        thread.join(10)
+    server.stop()
+    assert order == list(range(8))
+
+
+def test_a_writer_handed_over_as_its_wait_runs_out_is_still_handed_on():
+    queue = WriterQueue()
+    assert queue.acquire(timeout=0)
+    assert not queue.acquire(timeout=0.05)  # it timed out and left the queue
+    queue.release()
+    assert queue.acquire(timeout=0)  # so the writer was free again, not handed to a thread that left
+    got = []
+    waiter = threading.Thread(target=lambda: got.append(queue.acquire(timeout=5)))
+    waiter.start()
+    while not queue._waiting:
+        time.sleep(0.005)
+    queue.release()
+    waiter.join(5)
+    assert got == [True] and not queue.acquire(timeout=0)  # handed over: still held, by the waiter
 
 
 def test_a_record_written_between_a_pulls_read_and_its_write_comes_on_the_next_page(tmp_path, monkeypatch):
