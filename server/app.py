@@ -1,5 +1,7 @@
 """The sync server's Flask app: the API, FHIR, the people's pages and the store, wired together."""
 
+import time
+
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -38,8 +40,31 @@ def create_app(test_config=None):
     app.register_blueprint(fhir_blueprint)
     pages.init_app(app)
     app.after_request(compress_response)
+    app.wsgi_app = _ServerTiming(app.wsgi_app)
     hops = values["HEMSYNC_PROXY_HOPS"]
     if hops:
         # Behind a TLS proxy (docs/deploy.md) the client's address is what the proxy saw.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=0, x_prefix=0)
     return app
+
+
+class _ServerTiming:
+    """WSGI middleware: every answer says how long the app took, ``Server-Timing: app;dur=MS``.
+
+    What a laptop waits for is the app's time plus the queue for a worker thread,
+    the network and the laptop's own work; under load (``make load``) the header
+    tells the first apart from the rest. Taken when the answer's head is sent, so
+    a streamed body (a FHIR export) counts until its first byte.
+    """
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        started = time.perf_counter()
+
+        def timed(status, headers, exc_info=None):
+            headers.append(("Server-Timing", f"app;dur={(time.perf_counter() - started) * 1000:.1f}"))
+            return start_response(status, headers, exc_info)
+
+        return self.wsgi_app(environ, timed)

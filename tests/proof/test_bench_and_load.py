@@ -24,11 +24,15 @@ def test_a_short_load_run_converges_with_nothing_lost_or_doubled(tmp_path):
     assert figures["errors"] == 0
     assert (figures["answered_5xx"], figures["dropped"]) == (0, 0) and figures["ok"]
     assert figures["syncs"] >= 6 and figures["changes_made"] > 0
+    # the app's own time (Server-Timing) is a part of what each laptop waited, so of every percentile too
+    for name in ("push", "pull"):
+        for label in ("p50", "p95", "p99"):
+            assert 0 < figures[f"{name}_in_server_{label}_ms"] <= figures[f"{name}_{label}_ms"]
 
 
 def test_a_load_run_fails_when_any_request_is_dropped_or_answered_5xx():
-    log = [("GET /v1/pull", 200, 0.1), ("POST /v1/push", None, 5.0), ("POST /v1/push", 503, 0.1),
-           ("POST /v1/handshake", 429, 0.0), ("GET /v1/pull", 500, 0.1)]
+    log = [("GET /v1/pull", 200, 0.1, 0.05), ("POST /v1/push", None, 5.0, None), ("POST /v1/push", 503, 0.1, 0.1),
+           ("POST /v1/handshake", 429, 0.0, 0.0), ("GET /v1/pull", 500, 0.1, 0.1)]
     assert load.answer_counts(log) == {"dropped": 1, "answered_5xx": 2, "answered_503": 1, "answered_429": 1}
 
 

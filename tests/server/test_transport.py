@@ -115,6 +115,19 @@ def test_the_http_servers_body_limit_is_hemsync_max_body_bytes(tmp_path):
         assert (under.status_code, under.json()["error"]["code"]) == (401, "unauthorized")
 
 
+def test_every_answer_says_how_long_the_app_took(tmp_path):
+    from proof.load import server_seconds
+
+    with start_live_server(tmp_path) as server:
+        started = time.perf_counter()
+        answers = [requests.get(server.url + "/healthz"),
+                   requests.post(server.url + "/v1/push", json={}, headers={"Authorization": "Bearer nope"})]
+        waited = time.perf_counter() - started
+    for answer in answers:
+        assert answer.headers["Server-Timing"].startswith("app;dur=")
+        assert 0 <= server_seconds(answer) <= waited
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
 def test_the_server_database_and_its_wal_are_owner_only(tmp_path):
     directory = tmp_path / "var" / "hemsync"
