@@ -33,10 +33,10 @@ LINK = re.compile(r"(http://127\.0\.0\.1:(\d+))/launch\?key=\S+")
 class UiProcess:
     """A running pages process: its base URL, port, launch link and the lines it wrote."""
 
-    def __init__(self, args, *, timeout=60):
+    def __init__(self, args, *, timeout=60, env=None):
         self.process = subprocess.Popen(
             [sys.executable, "-m", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
         self.lines = []
         self._read = {"stdout": queue.Queue(), "stderr": queue.Queue()}
         for name, lines in self._read.items():  # a thread per pipe: select() does not see what a reader buffered
@@ -58,10 +58,16 @@ class UiProcess:
                 time.sleep(0.05)
 
     @classmethod
-    def hemsync_ui(cls, replica_path):
-        """`hemsync ui` on the replica, on a free port, no browser, no background sync."""
-        return cls(["client_sync", "--replica", str(replica_path), "ui", "--port", "0", "--no-browser",
-                    "--sync-every", "0"])
+    def hemsync_ui(cls, replica_path, open_browser=False):
+        """`hemsync ui` on the replica, on a free port, no background sync.
+
+        ``open_browser``: it writes its owner-only launch file beside the replica
+        as it does for the doctor, but the "browser" it starts is ``true`` (the
+        test opens the file in its own).
+        """
+        quiet = [] if open_browser else ["--no-browser"]
+        return cls(["client_sync", "--replica", str(replica_path), "ui", "--port", "0", *quiet, "--sync-every", "0"],
+                   env={"BROWSER": "true"})
 
     @classmethod
     def frozen_at(cls, replica_path, statement):
