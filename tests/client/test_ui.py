@@ -306,6 +306,36 @@ def test_a_page_reads_one_moment_of_the_replica_so_a_sync_landing_meanwhile_is_n
     assert (before, during, after) == ("Tolvan Tolvansson", "Tolvan Tolvansson", "Tolvan Nyman")
 
 
+def test_a_real_sync_landing_while_the_patient_page_reads_shows_whole_before_and_whole_on_the_next_page(
+        app, doctor, nurse, assigned, monkeypatch):
+    from client_sync.replica import Replica
+    from client_sync.ui import patient as patient_page
+
+    replica, client = doctor
+    n, cn = nurse
+    patient_id, _ = assigned
+    n.write("patient", patient_id, {"name": "Tolvan Nyman"})  # the nurse's two changes reach the server together
+    n.write("warning", str(uuid.uuid4()), {"patient_id": patient_id, "kind": "allergy", "text": "Penicillin: andnöd",
+                                           "severity": "life_threatening"})
+    sync(n, client=cn)
+    reading = patient_page.patient_view
+    landed = []
+
+    def a_sync_lands_between_the_name_and_the_warnings(shown_patient_id):
+        with Replica(replica.path) as background:  # the background sync: another connection, committing whole
+            landed.append(sync(background, client=client).pulled)
+        return reading(shown_patient_id)
+
+    monkeypatch.setattr(patient_page, "patient_view", a_sync_lands_between_the_name_and_the_warnings)
+    doctors = browser(app)
+    during = doctors.get(f"/patients/{patient_id}", base_url=ORIGIN).get_data(as_text=True)
+    monkeypatch.setattr(patient_page, "patient_view", reading)
+    after = doctors.get(f"/patients/{patient_id}", base_url=ORIGIN).get_data(as_text=True)
+    assert landed == [2]
+    assert "Tolvan Tolvansson" in during and "Penicillin" not in during  # the moment before the sync, whole
+    assert "Tolvan Nyman" in after and "Penicillin: andnöd" in after  # the next page: the moment after it, whole
+
+
 def test_page_writes_and_cli_writes_at_the_same_moment_all_land_in_the_outbox_in_order(app, doctor, assigned):
     import threading
 
