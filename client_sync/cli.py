@@ -217,7 +217,7 @@ def list_(obj, record_type, conditions, as_json):
         fields = {k: v for k, v in record.fields.items() if k != "id" and v is not None}
         summary = ", ".join(f"{k}={display.value(record_type, k, v, 40)}" for k, v in sorted(fields.items()))
         marks = "".join(((" [conflict]" if record.open_conflicts else ""), (" [unsent]" if record.pending else "")))
-        click.echo(f"{display.short(record.id)}{marks}  {summary}")
+        click.echo(f"{record.id}{marks}  {summary}")
     click.echo(f"{len(found)} {record_type} record(s)")
 
 
@@ -785,7 +785,7 @@ def queue(obj, municipality, as_json):
     for entry in entries:
         advice = f"  ** {entry.advice} **" if entry.advice else ""
         advice += "  (out of hours: on-call service)" if entry.out_of_hours else ""
-        click.echo(f"{entry.position:>3}. {entry.urgency:<8} {entry.status:<9} request {display.short(entry.request_id)} "
+        click.echo(f"{entry.position:>3}. {entry.urgency:<8} {entry.status:<9} request {entry.request_id} "
                    f"for {display.patient(entry.patient_id)}{advice}")
         click.echo(f"     {entry.why}")
 
@@ -871,12 +871,12 @@ def _write(obj, as_json, record_type, record_id, fields, resolves=None):
 
 
 def _said(replica, record, as_json, text):
-    """A domain verb's answer: ``text`` with the record's short id and whether it waits, or the record as JSON."""
+    """A domain verb's answer: ``text`` with the record's id and whether it waits, or the record as JSON."""
     if as_json:
         _print_record(replica, record, as_json)
         return
     where = "not yet on the server" if record.version is None else f"server rev {record.version}, change waiting"
-    click.echo(f"{text} ({record.type} {Display.short(record.id)}, {where})")
+    click.echo(f"{text} ({record.type} {record.id}, {where})")
 
 
 def _record_json(record):
@@ -895,7 +895,7 @@ def _print_record(replica, record, as_json):
     display = Display(replica)
     waiting = f", {len(record.pending)} change(s) not yet sent" if record.pending else ""
     server = f"server rev {record.version}" if record.version is not None else "not yet on the server"
-    click.echo(f"{display.record(record.type, record.id, record.fields)} ({server}{waiting})")
+    click.echo(f"{display.record(record.type, record.id, record.fields, whole=True)} ({server}{waiting})")
     for name, value in sorted(record.fields.items()):
         if name != "id" and value is not None:
             click.echo(f"  {name}: {display.value(record.type, name, value)}")
@@ -912,7 +912,7 @@ def _print_record(replica, record, as_json):
 
 def _print_conflict(display, conflict):
     rtype = conflict["record_type"]
-    click.echo(f"conflict {display.short(conflict['id'])} on {display.record(rtype, conflict['record_id'])}, "
+    click.echo(f"conflict {conflict['id']} on {display.record(rtype, conflict['record_id'])}, "
                f"{conflict['field']} ({conflict['severity']}, {conflict['status']})")
     for value in conflict["values"]:
         click.echo(f"    {display.value(rtype, conflict['field'], value['value'], 80)}  by {display.person(value['by'])} "

@@ -3,7 +3,10 @@
 One place for every human (non ``--json``) output of ``hemsync``: a person by
 the staff directory's name, a patient by name with the short id the next
 command takes (every command accepts an id's unique start), a time in the
-region's zone as the pages show it (:func:`schema.clock.local_text`). Which
+region's zone as the pages show it (:func:`schema.clock.local_text`). The
+record an output is about keeps its whole id (:meth:`Display.record`,
+``whole``): a script, a ``--data`` JSON and the server's admin commands take
+only whole ids; what it refers to is shown by name and short id. Which
 field names a person, a patient, a record or a time is the record type's own
 declaration (``schema/``), never a list kept here. ``--json`` output does not
 come through here: it stays exactly what the replica holds.
@@ -61,13 +64,15 @@ class Display:
         """When a change was made (its hybrid logical clock), in the region's zone."""
         return self.time(Hlc.parse(hlc).time)
 
-    def record(self, record_type, record_id, fields=None):
+    def record(self, record_type, record_id, fields=None, *, whole=False):
         """``visit 2b1c3d4e of Tolvan Tolvansson (5d1e0a2b)``: the type, the short id, and whose it is.
 
-        ``fields``: the record's (or a change's) fields, when the caller has them.
+        ``fields``: the record's (or a change's) fields, when the caller has them;
+        ``whole``: the record is what the output is about, so its own id is given
+        whole (the handle a script, a ``--data`` JSON or the server's admin takes).
         """
         rtype = records.get(record_type)
-        text = f"{record_type} {self.short(record_id)}"
+        text = f"{record_type} {record_id if whole else self.short(record_id)}"
         if rtype.patient_field == "id":
             return f"{text} {self.patient_name(record_id)}"
         if rtype.patient_field is None:  # a round: one patient per item

@@ -23,8 +23,8 @@ def test_the_laptop_queue_puts_an_emergency_first_and_says_why(hemsync, server):
         (red["id"], 1, True), (planned["id"], 2, False)]
     assert queue[0]["advice"] == "emergency: consider ambulance (112)"
     text = hemsync("queue").stdout
-    assert "consider ambulance (112)" in text and text.index(red["id"][:8]) < text.index(planned["id"][:8])
-    assert f"request {red['id'][:8]} for Tolvan ({patient['id'][:8]})" in text
+    assert "consider ambulance (112)" in text and text.index(red["id"]) < text.index(planned["id"])
+    assert f"request {red['id']} for Tolvan ({patient['id'][:8]})" in text
     assert json.loads(hemsync("queue", "--municipality", "Kiruna", "--json").stdout) == []
 
 
