@@ -24,8 +24,6 @@ __all__ = ["Display", "SHORT"]
 #: The characters of an id the CLI prints: unique within a replica in practice, and typed back as they are
 #: (a start matching several ids is refused by name, `Replica.full_id`).
 SHORT = 8
-_PEOPLE_KEYS = ("by",)
-_TIME_KEYS = ("at",)
 
 
 class Display:
@@ -112,9 +110,9 @@ class Display:
         for key, value in item.items():
             if value is None:
                 continue
-            if key in _PEOPLE_KEYS or key.endswith("_by"):
+            if key == "by" or key.endswith("_by"):  # a nested entry's who and when, as the merge's views name them
                 value = self.person(value)
-            elif key in _TIME_KEYS or key.endswith("_at"):
+            elif key == "at" or key.endswith("_at"):
                 value = self.time(value)
             shown.append(f"{key} {shorten(value, 80)}")
         return " ".join(shown)
