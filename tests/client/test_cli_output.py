@@ -183,3 +183,17 @@ def test_conflicts_and_rejected_changes_show_who_and_when_and_take_their_short_i
     archived = shown_to_a_person(hemsync_as("u-dr-anna", "rejected", "--archived"))
     assert re.search(r"    discarded at \d{4}-\d\d-\d\d \d\d:\d\d\n", archived)
     second.close()
+
+
+def test_a_conflict_is_found_by_a_unique_start_of_its_id_and_a_start_several_share_is_refused(doctor, monkeypatch):
+    from client_sync.errors import AmbiguousId, ConflictNotFound
+
+    replica, _ = doctor
+    two = [(None, {"id": "ab12f00d-0000-4000-8000-000000000001"}), (None, {"id": "ab34f00d-0000-4000-8000-000000000002"})]
+    monkeypatch.setattr(replica, "_conflicts", lambda include_resolved=False: two)
+    assert replica.find_conflict("ab1")["id"] == two[0][1]["id"]
+    assert replica.find_conflict(two[1][1]["id"])["id"] == two[1][1]["id"]
+    with pytest.raises(AmbiguousId, match="type more of the id"):
+        replica.find_conflict("ab")
+    with pytest.raises(ConflictNotFound):
+        replica.find_conflict("cd")
