@@ -12,7 +12,6 @@ import pathlib
 import sys
 import sqlite3
 import uuid
-import zoneinfo
 
 import click
 
@@ -28,6 +27,7 @@ from schema.recordtype import unflatten
 
 from . import __version__
 from .background import BackgroundSync, run_background
+from .display import Display
 from .errors import ClientError, ClientTooOld, DeviceRevoked
 from .http import SyncClient
 from .files import private_directory
@@ -185,9 +185,11 @@ def put(obj, record_type, data, as_json):
 def get(obj, record_type, record_id, as_json):
     """Show one record: its fields, open conflicts and changes not yet sent.
 
-    Example: hemsync get visit 2b1c...  --json
+    RECORD_ID is the record's id or a unique start of it.
+
+    Example: hemsync get visit 2b1c  --json
     """
-    _print_record(obj.replica, obj.replica.get(record_type, record_id), as_json)
+    _print_record(obj.replica, obj.replica.get(record_type, obj.replica.full_id(record_type, record_id)), as_json)
 
 
 @cli.command(name="list")
@@ -210,9 +212,10 @@ def list_(obj, record_type, conditions, as_json):
     if as_json:
         click.echo(json.dumps([_record_json(r) for r in found], indent=2, ensure_ascii=False))
         return
+    display = Display(obj.replica)
     for record in found:
         fields = {k: v for k, v in record.fields.items() if k != "id" and v is not None}
-        summary = ", ".join(f"{k}={_short(v)}" for k, v in sorted(fields.items()))
+        summary = ", ".join(f"{k}={display.value(record_type, k, v, 40)}" for k, v in sorted(fields.items()))
         marks = "".join(((" [conflict]" if record.open_conflicts else ""), (" [unsent]" if record.pending else "")))
         click.echo(f"{record.id}{marks}  {summary}")
     click.echo(f"{len(found)} {record_type} record(s)")
@@ -226,16 +229,19 @@ def list_(obj, record_type, conditions, as_json):
 def history(obj, record_type, record_id, as_json):
     """Every value the record's fields have had, with who and when.
 
-    Example: hemsync history medication 7c0d...
+    RECORD_ID is the record's id or a unique start of it.
+
+    Example: hemsync history medication 7c0d
     """
     replica = obj.replica
-    rows = replica.history(record_type, record_id)
+    rows = replica.history(record_type, replica.full_id(record_type, record_id))
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
+    display = Display(replica)
     for row in rows:
-        click.echo(f"{_hlc_text(row['hlc'])}  {row['field']} = {_short(row['value'], 60)}  "
-                   f"by {replica.staff_name(row['by'])} ({row['why']})")
+        click.echo(f"{display.hlc(row['hlc'])}  {row['field']} = {display.value(record_type, row['field'], row['value'], 60)}"
+                   f"  by {display.person(row['by'])} ({row['why']})")
 
 
 @cli.command()
@@ -251,8 +257,9 @@ def conflicts(obj, include_resolved, as_json):
     if as_json:
         click.echo(json.dumps(found, indent=2, ensure_ascii=False))
         return
+    display = Display(obj.replica)
     for conflict in found:
-        _print_conflict(obj.replica, conflict)
+        _print_conflict(display, conflict)
     click.echo(f"{len(found)} conflict(s)")
 
 
@@ -262,14 +269,14 @@ def conflicts(obj, include_resolved, as_json):
 @json_option
 @pass_context
 def resolve(obj, conflict_id, value, as_json):
-    """Resolve a conflict: set its field to VALUE, naming the conflict.
+    """Resolve a conflict: set its field to VALUE, naming the conflict (CONFLICT_ID: its id or a unique start).
 
-    Example: hemsync resolve 51c2... --value '"Paracetamol 1 g x 3"'
+    Example: hemsync resolve 51c2 --value '"Paracetamol 1 g x 3"'
     """
     conflict = obj.replica.find_conflict(conflict_id)
     rtype = records.get(conflict["record_type"])
     fields = unflatten({conflict["field"]: _json(value, "--value")}, rtype.nested)
-    _write(obj, as_json, conflict["record_type"], conflict["record_id"], fields, resolves=[conflict_id])
+    _write(obj, as_json, conflict["record_type"], conflict["record_id"], fields, resolves=[conflict["id"]])
 
 
 @cli.command()
@@ -285,14 +292,17 @@ def rejected(obj, archived, as_json):
     if as_json:
         click.echo(json.dumps(found, indent=2, ensure_ascii=False))
         return
+    display = Display(obj.replica)
     for item in found:
         change, error = item["change"], item["error"]
-        click.echo(f"{item['change_id']}: {change['record_type']} {change['record_id']}\n"
-                   f"    {json.dumps(change['fields'], ensure_ascii=False)}\n"
-                   f"    rejected ({error.get('code')}): {error.get('message')}")
+        rtype = change["record_type"]
+        fields = ", ".join(f"{k}={display.value(rtype, k, v, 60)}" for k, v in change["fields"].items())
+        click.echo(f"{item['change_id']}: {display.record(rtype, change['record_id'], change['fields'] or None)}\n"
+                   f"    {fields}\n"
+                   f"    rejected at {display.time(item['rejected_at'])} ({error.get('code')}): {error.get('message')}")
         if archived:
             replaced = f" by {item['replaced_by']}" if item["replaced_by"] else ""
-            click.echo(f"    {item['outcome']}{replaced} at {item['archived_at']}")
+            click.echo(f"    {item['outcome']}{replaced} at {display.time(item['archived_at'])}")
     if found and not archived:
         click.echo("correct and resend one: hemsync fix CHANGE_ID --data '{\"field\": value}'; "
                    "give one up: hemsync discard CHANGE_ID")
@@ -382,10 +392,11 @@ def status(obj, as_json):
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     user = data["user"] or {}
+    display = Display(replica)
     lines = [
         f"server:      {data['server'] or '(not logged in)'}",
         f"user:        {user.get('name', '-')} ({user.get('role', '-')})",
-        f"last sync:   {data['last_sync'] or 'never'}",
+        f"last sync:   {display.time(data['last_sync']) if data['last_sync'] else 'never'}",
         f"waiting:     {data['waiting']} change(s), {data['access_log_waiting']} access-log entries",
         f"rejected:    {data['rejected']}",
         f"records:     {data['records']}",
@@ -393,16 +404,16 @@ def status(obj, as_json):
     ]
     failure = data["last_sync_error"]
     if failure:
-        lines.append(f"last error:  {_failure_text(failure)}")
+        lines.append(f"last error:  {_failure_text(display, failure)}")
     wait = data["last_server_wait"]
     if wait:
         why = "it was busy" if wait["status"] == 503 else "this laptop asked too often"
-        lines.append(f"server wait: at {wait['at']} the server asked this laptop to wait {wait['seconds']:g} s "
+        lines.append(f"server wait: at {display.time(wait['at'])} the server asked this laptop to wait {wait['seconds']:g} s "
                      f"({why}); it waited and tried again by itself")
     if data["clock_offset_ms"] is not None and abs(data["clock_offset_ms"]) > 60_000:
         lines.append(f"clock:       this laptop is {data['clock_offset_ms'] / 1000:+.0f} s off the server's time")
     if data["wiped_at"]:
-        lines.append(f"wiped:       {data['wiped_at']}")
+        lines.append(f"wiped:       {display.time(data['wiped_at'])}")
     if data["wipe_unfinished"]:
         lines.append(f"wipe:        unfinished. {SCRUB_PENDING_NOTE}")
     click.echo("\n".join(lines))
@@ -504,15 +515,11 @@ def vitals(obj, patient, as_json, **readings):
     patient_id = replica.full_id("patient", patient)
     record = replica.write("observation", str(uuid.uuid4()),
                            {"patient_id": patient_id, "measured_at": now_text("seconds"), **fields})
-    if as_json:
-        _print_record(replica, record, as_json)
-        return
-    shown = record.fields
+    shown, display = record.fields, Display(replica)
     news2 = "-" if shown.get("news2") is None else str(shown["news2"])
     news2 += " (partial: not every reading given)" if shown.get("news2_partial") else ""
-    click.echo(f"vitals of {_patient_name(replica, patient_id)} at {_local_time(replica, shown['measured_at'])} "
-               f"by {replica.staff_name(shown.get('measured_by'))}: NEWS2 {news2} "
-               f"(observation {record.id}, not yet on the server)")
+    _said(replica, record, as_json, f"vitals of {display.patient_name(patient_id)} at {display.time(shown['measured_at'])}"
+                                    f" by {display.person(shown.get('measured_by'))}: NEWS2 {news2}")
 
 
 @cli.command()
@@ -538,13 +545,13 @@ def prescribe(obj, patient, drug, strength, dose, route, frequency, despite_alle
     matches = matching_allergies(drug, warnings)
     if matches and not despite_allergy:
         raise click.ClickException(
-            f"{drug} matches an active allergy of {_patient_name(replica, patient_id)}: "
+            f"{drug} matches an active allergy of {Display(replica).patient_name(patient_id)}: "
             + "; ".join(w["text"] for w in matches) + ". Check it; to prescribe it anyway add --despite-allergy")
     fields = {"patient_id": patient_id, "drug": drug, "strength": strength, "dose": dose, "route": route,
               "frequency": frequency}
     record = replica.write("medication", str(uuid.uuid4()), {k: v for k, v in fields.items() if v is not None})
     _said(replica, record, as_json, f"{drug} {strength or ''} {dose or ''}".strip()
-          + f" for {_patient_name(replica, patient_id)}")
+          + f" for {Display(replica).patient_name(patient_id)}")
 
 
 @cli.command()
@@ -559,7 +566,7 @@ def dose(obj, medication, dose, as_json):
     """
     replica = obj.replica
     record = replica.write("medication", replica.full_id("medication", medication), {"dose": dose})
-    _said(replica, record, as_json, f"{record.fields['drug']} for {_patient_name(replica, record.fields['patient_id'])}"
+    _said(replica, record, as_json, f"{record.fields['drug']} for {Display(replica).patient_name(record.fields['patient_id'])}"
                                     f": dose {dose}")
 
 
@@ -589,8 +596,8 @@ def note(obj, request_id, place, assessment, plan, outcome, sign_now, as_json):
         fields.update(patient_id=asked.fields["patient_id"], request_id=request_id, doctor_id=me, kind="home_visit",
                       started_at=now_text("seconds"))
     record = replica.write("visit", visit.id if visit else str(uuid.uuid4()), fields)
-    done = f"signed at {_local_time(replica, record.fields['signed_at'])}" if sign_now else "saved"
-    _said(replica, record, as_json, f"visit note for {_patient_name(replica, asked.fields['patient_id'])} {done}")
+    done = f"signed at {Display(replica).time(record.fields['signed_at'])}" if sign_now else "saved"
+    _said(replica, record, as_json, f"visit note for {Display(replica).patient_name(asked.fields['patient_id'])} {done}")
 
 
 @cli.command(name="round-item")
@@ -612,7 +619,7 @@ def round_item(obj, round_id, patient, text, status, as_json):
         raise click.UsageError("give --note, --status or both")
     record = replica.write("round", round_id, {"items": {patient_id: item}})
     _said(replica, record, as_json, f"round at {record.fields.get('facility')}: "
-                                    f"{_patient_name(replica, patient_id)} {status or 'noted'}")
+                                    f"{Display(replica).patient_name(patient_id)} {status or 'noted'}")
 
 
 @cli.command()
@@ -634,7 +641,7 @@ def admit(obj, patient, hospital, ward, reason, contact_phone, visit_id, as_json
     fields = {"patient_id": patient_id, "hospital": hospital, "ward": ward, "reason": reason,
               "contact_phone": contact_phone, "visit_id": replica.full_id("visit", visit_id) if visit_id else None}
     record = replica.write("admission", str(uuid.uuid4()), {k: v for k, v in fields.items() if v is not None})
-    _said(replica, record, as_json, f"direct admission of {_patient_name(replica, patient_id)} to {ward}, "
+    _said(replica, record, as_json, f"direct admission of {Display(replica).patient_name(patient_id)} to {ward}, "
                                     f"{hospital} proposed")
 
 
@@ -645,7 +652,7 @@ def admit(obj, patient, hospital, ward, reason, contact_phone, visit_id, as_json
 def sign(obj, visit_id, as_json):
     """Sign your visit: it is sealed from then on (amend it afterwards).
 
-    Example: hemsync sign 2b1c...
+    Example: hemsync sign 2b1c
     """
     _write(obj, as_json, "visit", obj.replica.full_id("visit", visit_id), {"signed_at": now_text("seconds")})
 
@@ -658,7 +665,7 @@ def sign(obj, visit_id, as_json):
 def amend(obj, visit_id, text, as_json):
     """Add an amendment to a (signed) visit.
 
-    Example: hemsync amend 2b1c... --text "Pulse re-checked: 72"
+    Example: hemsync amend 2b1c --text "Pulse re-checked: 72"
     """
     visit = obj.replica.get("visit", obj.replica.full_id("visit", visit_id))
     _write(obj, as_json, "amendment", str(uuid.uuid4()),
@@ -672,7 +679,7 @@ def amend(obj, visit_id, text, as_json):
 def accept(obj, request_id, as_json):
     """Accept a visit request (doctor): the first acceptance the server receives keeps it.
 
-    Example: hemsync accept 9e4f...
+    Example: hemsync accept 9e4f
     """
     _write(obj, as_json, "visit_request", obj.replica.full_id("visit_request", request_id), {"status": "accepted"})
 
@@ -685,7 +692,7 @@ def accept(obj, request_id, as_json):
 def progress(obj, request_id, step, as_json):
     """Move your request on: en_route, on_site or completed.
 
-    Example: hemsync progress 9e4f... on_site
+    Example: hemsync progress 9e4f on_site
     """
     _write(obj, as_json, "visit_request", obj.replica.full_id("visit_request", request_id), {"status": step})
 
@@ -701,12 +708,14 @@ def progress(obj, request_id, step, as_json):
 @json_option
 @pass_context
 def request(obj, patient_id, urgency, reason, callback_phone, retts_colour, observation_id, as_json):
-    """Ask for a doctor's visit (nurse).
+    """Ask for a doctor's visit (nurse); PATIENT_ID and --observation take an id or a unique start of it.
 
-    Example: hemsync request 5d1e... --urgency urgent --reason "Fever, confused since this morning"
+    Example: hemsync request 5d1e --urgency urgent --reason "Fever, confused since this morning"
     """
-    fields = {"patient_id": patient_id, "urgency": urgency, "reason": reason}
-    optional = {"callback_phone": callback_phone, "retts_colour": retts_colour, "observation_id": observation_id}
+    replica = obj.replica
+    fields = {"patient_id": replica.full_id("patient", patient_id), "urgency": urgency, "reason": reason}
+    optional = {"callback_phone": callback_phone, "retts_colour": retts_colour,
+                "observation_id": replica.full_id("observation", observation_id) if observation_id else None}
     fields.update({k: v for k, v in optional.items() if v is not None})
     _write(obj, as_json, "visit_request", str(uuid.uuid4()), fields)
 
@@ -719,9 +728,9 @@ def request(obj, patient_id, urgency, reason, callback_phone, retts_colour, obse
 def assign(obj, request_id, doctor_id, as_json):
     """Assign (or re-assign) a request to a doctor (dispatcher).
 
-    Example: hemsync assign 9e4f... --doctor u-doctor-2
+    Example: hemsync assign 9e4f --doctor u-doctor-2
     """
-    _write(obj, as_json, "visit_request", request_id, {"assigned_doctor_id": doctor_id, "status": "assigned"})
+    _write(obj, as_json, "visit_request", obj.replica.full_id("visit_request", request_id), {"assigned_doctor_id": doctor_id, "status": "assigned"})
 
 
 @cli.command()
@@ -733,9 +742,9 @@ def assign(obj, request_id, doctor_id, as_json):
 def override(obj, request_id, rank, reason, as_json):
     """Override a request's place in the queue, with a reason (dispatcher).
 
-    Example: hemsync override 9e4f... --rank 1 --reason "Relative on site needs to leave"
+    Example: hemsync override 9e4f --rank 1 --reason "Relative on site needs to leave"
     """
-    _write(obj, as_json, "visit_request", request_id,
+    _write(obj, as_json, "visit_request", obj.replica.full_id("visit_request", request_id),
            {"priority_override": rank, "priority_override_reason": reason})
 
 
@@ -747,9 +756,9 @@ def override(obj, request_id, rank, reason, as_json):
 def cancel(obj, request_id, reason, as_json):
     """Cancel a request (the nurse her own, before en_route; the dispatcher any open one).
 
-    Example: hemsync cancel 9e4f... --reason "Patient admitted via 112"
+    Example: hemsync cancel 9e4f --reason "Patient admitted via 112"
     """
-    _write(obj, as_json, "visit_request", request_id, {"status": "cancelled", "cancel_reason": reason})
+    _write(obj, as_json, "visit_request", obj.replica.full_id("visit_request", request_id), {"status": "cancelled", "cancel_reason": reason})
 
 
 @cli.command()
@@ -772,10 +781,12 @@ def queue(obj, municipality, as_json):
         return
     if not entries:
         click.echo("no open requests" + (f" in {municipality}" if municipality else ""))
+    display = Display(obj.replica)
     for entry in entries:
         advice = f"  ** {entry.advice} **" if entry.advice else ""
         advice += "  (out of hours: on-call service)" if entry.out_of_hours else ""
-        click.echo(f"{entry.position:>3}. {entry.urgency:<8} {entry.status:<9} request {entry.request_id}{advice}")
+        click.echo(f"{entry.position:>3}. {entry.urgency:<8} {entry.status:<9} request {entry.request_id} "
+                   f"for {display.patient(entry.patient_id)}{advice}")
         click.echo(f"     {entry.why}")
 
 
@@ -801,11 +812,12 @@ def due(obj, only, day, as_json):
     if as_json:
         click.echo(json.dumps({"date": on.isoformat(), **lists}, indent=2, ensure_ascii=False))
         return
+    display = Display(obj.replica)
     for name, entries in lists.items():
         click.echo(f"{name} ({len(entries)})")
         for entry in entries:
-            click.echo(f"  {entry['name'] or '-'} ({entry['patient_id']}), {entry['municipality'] or '-'}: "
-                       f"{entry['why']}")
+            click.echo(f"  {entry['name'] or '-'} ({display.short(entry['patient_id'])}), "
+                       f"{entry['municipality'] or '-'}: {entry['why']}")
 
 
 @cli.command()
@@ -817,12 +829,12 @@ def suggest(obj, request_id, as_json):
 
     Within each group the doctor with the fewest open accepted requests comes first.
 
-    Example: hemsync suggest 9e4f...
+    REQUEST_ID is the request's id or a unique start of it.
+
+    Example: hemsync suggest 9e4f
     """
     requests, patients, _ = obj.replica.dispatch_view()
-    if request_id not in requests:
-        raise click.ClickException(f"no visit_request {request_id} in this replica (sync, or check the id)")
-    request = requests[request_id]
+    request = requests[obj.replica.full_id("visit_request", request_id)]
     doctors = [s for s in obj.replica.staff() if s.get("role") == "doctor"]
     found = suggest_doctors(request, patients.get(request["patient_id"], {}), doctors,
                             accepted_load(requests.values()))
@@ -845,9 +857,9 @@ def suggest(obj, request_id, as_json):
 def retract(obj, record_type, record_id, reason, as_json):
     """Mark a record entered in error, with a reason (records are never deleted).
 
-    Example: hemsync retract observation 7a2b... --reason "Wrong patient"
+    Example: hemsync retract observation 7a2b --reason "Wrong patient"
     """
-    _write(obj, as_json, record_type, record_id, {"entered_in_error": True, "entered_in_error_reason": reason})
+    _write(obj, as_json, record_type, obj.replica.full_id(record_type, record_id), {"entered_in_error": True, "entered_in_error_reason": reason})
 
 
 # -- printing ---------------------------------------------------------------------
@@ -856,18 +868,6 @@ def retract(obj, record_type, record_id, reason, as_json):
 def _write(obj, as_json, record_type, record_id, fields, resolves=None):
     record = obj.replica.write(record_type, record_id, fields, resolves=resolves)
     _print_record(obj.replica, record, as_json)
-
-
-def _patient_name(replica, patient_id):
-    """The patient's name as this laptop holds it, or the id when it does not."""
-    found = replica.local("patient", patient_id)
-    return (found.fields.get("name") if found else None) or patient_id
-
-
-def _local_time(replica, text):
-    """An ISO time as ``2026-12-06 09:40`` in the region's time zone (the handshake's)."""
-    zone = zoneinfo.ZoneInfo(replica.dispatch_settings().timezone)
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
 def _said(replica, record, as_json, text):
@@ -892,14 +892,15 @@ def _print_record(replica, record, as_json):
     if as_json:
         click.echo(json.dumps(_record_json(record), indent=2, ensure_ascii=False))
         return
+    display = Display(replica)
     waiting = f", {len(record.pending)} change(s) not yet sent" if record.pending else ""
     server = f"server rev {record.version}" if record.version is not None else "not yet on the server"
-    click.echo(f"{record.type} {record.id} ({server}{waiting})")
+    click.echo(f"{display.record(record.type, record.id, record.fields, whole=True)} ({server}{waiting})")
     for name, value in sorted(record.fields.items()):
         if name != "id" and value is not None:
-            click.echo(f"  {name}: {_short(value, 200)}")
+            click.echo(f"  {name}: {display.value(record.type, name, value)}")
     for conflict in record.open_conflicts:
-        _print_conflict(replica, conflict)
+        _print_conflict(display, {**conflict, "record_type": record.type, "record_id": record.id})
     for refused in record.refused:
         click.echo(f"  ! a local change no longer fits the server's record: {refused['error']['message']}")
     for item in record.rejected:
@@ -909,12 +910,13 @@ def _print_record(replica, record, as_json):
                    f"    fix it: hemsync fix {change_id} --data '{{...}}', or: hemsync discard {change_id}")
 
 
-def _print_conflict(replica, conflict):
-    click.echo(f"conflict {conflict['id']} on {conflict.get('record_type', '')} "
-               f"{conflict.get('record_id', '')} {conflict['field']} ({conflict['severity']}, {conflict['status']})")
+def _print_conflict(display, conflict):
+    rtype = conflict["record_type"]
+    click.echo(f"conflict {conflict['id']} on {display.record(rtype, conflict['record_id'])}, "
+               f"{conflict['field']} ({conflict['severity']}, {conflict['status']})")
     for value in conflict["values"]:
-        click.echo(f"    {_short(value['value'], 80)}  by {replica.staff_name(value['by'])} "
-                   f"at {_hlc_text(value['hlc'])}")
+        click.echo(f"    {display.value(rtype, conflict['field'], value['value'], 80)}  by {display.person(value['by'])} "
+                   f"at {display.hlc(value['hlc'])}")
 
 
 class ProgressLine:
@@ -938,11 +940,11 @@ class ProgressLine:
             click.echo("", err=True)
 
 
-def _failure_text(failure):
+def _failure_text(display, failure):
     """One line on the syncs failing since the last that succeeded (older replicas stored only the error)."""
     attempts, since = failure.get("attempts") or 1, failure.get("since") or failure["at"]
-    return (f"{failure.get('stage', 'sync')} failed {attempts} time(s) in a row since {since} "
-            f"(last at {failure['at']}): {failure['error']}; changes are kept, the next sync tries again")
+    return (f"{failure.get('stage', 'sync')} failed {attempts} time(s) in a row since {display.time(since)} "
+            f"(last at {display.time(failure['at'])}): {failure['error']}; changes are kept, the next sync tries again")
 
 
 def _emit(as_json, data, text):
@@ -963,12 +965,4 @@ def _json_object(text, option):
     return value
 
 
-def _short(value, limit=40):
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _hlc_text(hlc):
-    moment = dt.datetime.fromtimestamp(int(hlc[:16]) / 1000, dt.timezone.utc)
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 

@@ -508,7 +508,8 @@ class Replica:
         found = [i for (i,) in self.conn.execute(
             "SELECT id FROM records WHERE type = ? AND id LIKE ? ESCAPE '\\' "
             "UNION SELECT record_id FROM outbox WHERE record_type = ? AND record_id LIKE ? ESCAPE '\\' "
-            "ORDER BY 1 LIMIT 3", (record_type, pattern, record_type, pattern))]
+            "UNION SELECT record_id FROM rejected WHERE record_type = ? AND record_id LIKE ? ESCAPE '\\' "
+            "ORDER BY 1 LIMIT 3", (record_type, pattern) * 3)]
         if prefix in found:
             return prefix
         if not found or not prefix:
@@ -627,11 +628,17 @@ class Replica:
         return sorted(found, key=lambda p: (p[1]["record_type"], p[1]["record_id"], p[1]["field"], p[1]["id"]))
 
     def find_conflict(self, conflict_id):
-        """The open conflict with this id (not logged: resolving it is); ConflictNotFound otherwise."""
-        for _, conflict in self._conflicts():
-            if conflict["id"] == conflict_id:
-                return conflict
-        raise ConflictNotFound(f"no open conflict {conflict_id} in this replica (`hemsync conflicts` lists them)")
+        """The open conflict whose id is ``conflict_id`` or starts with it (not logged: resolving it is).
+
+        ConflictNotFound when none is, AmbiguousId when several are.
+        """
+        found = [c for _, c in self._conflicts() if conflict_id and c["id"].startswith(conflict_id)]
+        exact = [c for c in found if c["id"] == conflict_id]
+        if not found:
+            raise ConflictNotFound(f"no open conflict {conflict_id} in this replica (`hemsync conflicts` lists them)")
+        if len(found) > 1 and not exact:
+            raise AmbiguousId(f"several open conflicts start with {conflict_id!r}: type more of the id")
+        return (exact or found)[0]
 
     # -- writing ----------------------------------------------------------------
 

@@ -16,7 +16,8 @@ import dataclasses
 import datetime as dt
 import time
 
-__all__ = ["Hlc", "HybridClock", "Stamp", "stamp_incoming", "utcnow", "now_text", "DEFAULT_MAX_AHEAD_MS", "ZERO"]
+__all__ = ["Hlc", "HybridClock", "Stamp", "stamp_incoming", "utcnow", "now_text", "local_text", "DEFAULT_MAX_AHEAD_MS",
+           "ZERO"]
 
 DEFAULT_MAX_AHEAD_MS = 120_000
 
@@ -56,6 +57,21 @@ def utcnow():
 def now_text(timespec="milliseconds"):
     """:func:`utcnow` as the ISO 8601 text stored in databases and answers."""
     return utcnow().isoformat(timespec=timespec)
+
+
+def local_text(moment, zone):
+    """A time (ISO 8601 text, or an aware datetime) as a person reads it, ``2026-12-01 14:05`` in ``zone``.
+
+    The one way pages, the CLI and the queue's reasons show a time; empty for
+    none. A text without an offset is taken as UTC, as everything is stored.
+    """
+    if not moment:
+        return ""
+    if not isinstance(moment, dt.datetime):
+        moment = dt.datetime.fromisoformat(str(moment).replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
 def _wall_ms():

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+from schema.clock import local_text
 from schema.news2 import score
 
 __all__ = [
@@ -254,7 +255,7 @@ def _risk_flags(news2, patient, now, settings):
 
 
 def _local_text(moment, settings):
-    return f"{moment.astimezone(ZoneInfo(settings.timezone)):%Y-%m-%d %H:%M}"
+    return local_text(moment, ZoneInfo(settings.timezone))
 
 
 def _why(entry, settings):

@@ -13,20 +13,29 @@ checks stand in front of every view:
   HttpOnly, SameSite=Strict session cookie signed with a key that also lives only
   as long as this launch. Another local user never sees the secret, so their
   process has no way in; a cookie of an earlier launch no longer counts;
+- a request the browser says another origin made (Fetch Metadata,
+  ``Sec-Fetch-Site`` other than ``same-origin`` or ``none``) is refused, whatever
+  it is: another port of 127.0.0.1 is the same *site* to a browser (ports do
+  not make sites), so SameSite=Strict does not keep the cookie off a page
+  served there, and its fetches, frames, images and scripts would otherwise
+  reach the views (it could not read the answers, but each one would write the
+  access log as if the doctor had opened the patient). Only the launch link may
+  come from elsewhere (the launch file is ``file://``): it needs the secret;
 - an unsafe request (POST) must carry the session's CSRF token
-  (:mod:`server.web.csrf`) and, when the browser names one, our own Origin:
-  SameSite=Strict already keeps the cookie off another site's requests.
+  (:mod:`server.web.csrf`) and, when the browser names one, our own Origin.
 """
 
 import hmac
 import secrets
 
-from flask import abort, current_app, redirect, render_template, request, session, url_for
+from flask import abort, current_app, render_template, request, session
 
 __all__ = ["LAUNCH_PATH", "new_secret", "install", "launch_url"]
 
 LAUNCH_PATH = "/launch"
 LOOPBACK_PEERS = ("127.0.0.1", "::1")
+#: What ``Sec-Fetch-Site`` says of a request of the doctor's own: made by these pages, or typed, bookmarked, reloaded.
+OWN_FETCHES = ("same-origin", "none")
 _LAUNCH = "launch"
 _OPEN = frozenset({"launch", "web.static"})
 _EXTENSION = "hemsync.ui.launch"
@@ -67,6 +76,9 @@ def _check():
     # Before anything else, static files included: a rebound name gets nothing from us.
     if request.host not in launch["hosts"] or request.remote_addr not in LOOPBACK_PEERS:
         abort(403)
+    fetched_by = request.headers.get("Sec-Fetch-Site")  # absent in old browsers: the checks below still hold
+    if fetched_by is not None and fetched_by not in OWN_FETCHES and request.endpoint != _LAUNCH:
+        abort(403)
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         origin = request.headers.get("Origin")
         if origin is not None and origin.removeprefix("http://") not in launch["hosts"]:
@@ -77,14 +89,21 @@ def _check():
 
 
 def _launch():
-    """Start the browser's session with the launch secret, then go to today's page."""
+    """Start the browser's session with the launch secret, then go on to today's page from this page itself.
+
+    Not a redirect: the launch link is opened from another origin (the launch
+    file, ``file://``), and a redirect keeps that navigation cross-site, so the
+    browser would neither send the SameSite=Strict cookie just set nor say
+    ``same-origin`` to the check above. A page of ours that moves on by itself
+    starts a navigation of our own origin.
+    """
     launch = current_app.extensions[_EXTENSION]
     key = request.args.get("key", "")
     if not hmac.compare_digest(key.encode(), launch["secret"].encode()):
         return render_template("laptop_locked.html"), 401
     session.clear()
     session[_LAUNCH] = launch["id"]
-    return redirect(url_for("ui.today"))
+    return render_template("laptop_launched.html")
 
 
 def _headers(response):

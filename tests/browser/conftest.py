@@ -22,8 +22,12 @@ from server.writes import WriteApplier
 from tests.live_server import start_live_server
 
 CHROMIUM = pathlib.Path("/usr/bin/chromium")
+#: A name of someone else's that resolves to 127.0.0.1, as a DNS-rebinding attack makes its own name do
+#: (tests/browser/test_laptop_guard.py); nothing else resolves differently.
+REBIND_NAME = "rebind.test"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 f"--host-resolver-rules=MAP {REBIND_NAME} 127.0.0.1"]
 PASSWORD = "ett långt lösenord för test"
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # var/ by default, so a test run leaves the tracked copies in docs/screenshots alone;

@@ -204,7 +204,7 @@ def test_rejected_lists_the_servers_reasons(hemsync, server, tmp_path):
             (json.dumps({"record_type": "visit", "record_id": "v1", "op": 1, "fields": {"plan": "x"}}),
              json.dumps({"code": "sealed_record", "message": "this visit is signed and sealed"})))
     output = hemsync("rejected").output
-    assert "rejected (sealed_record): this visit is signed and sealed" in output
+    assert "rejected at 2026-11-25 11:00 (sealed_record): this visit is signed and sealed" in output  # Stockholm
 
 
 def test_a_revoked_laptop_is_told_its_data_was_wiped(hemsync, server):

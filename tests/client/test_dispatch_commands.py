@@ -24,6 +24,7 @@ def test_the_laptop_queue_puts_an_emergency_first_and_says_why(hemsync, server):
     assert queue[0]["advice"] == "emergency: consider ambulance (112)"
     text = hemsync("queue").stdout
     assert "consider ambulance (112)" in text and text.index(red["id"]) < text.index(planned["id"])
+    assert f"request {red['id']} for Tolvan ({patient['id'][:8]})" in text
     assert json.loads(hemsync("queue", "--municipality", "Kiruna", "--json").stdout) == []
 
 
@@ -49,4 +50,4 @@ def test_suggest_puts_the_patients_named_doctor_first(hemsync, server):
     found = json.loads(hemsync("suggest", req["id"], "--json").stdout)
     assert [(s["doctor_id"], s["reason"]) for s in found] == [
         ("u-dr-bo", "named doctor (continuity)"), ("u-dr-anna", "same municipality")]
-    assert "no visit_request nope" in hemsync("suggest", "nope", ok=False).output
+    assert "no visit_request with an id starting 'nope'" in hemsync("suggest", "nope", ok=False).output

@@ -60,7 +60,7 @@ def browser(app):
     """A test client that opened the launch link, as the doctor's browser does."""
     client = app.test_client()
     answer = client.get(f"{guard.LAUNCH_PATH}?key=s3cret", base_url=ORIGIN)
-    assert answer.status_code == 302 and answer.headers["Location"] == "/today"
+    assert answer.status_code == 200 and 'content="0; url=/today"' in answer.get_data(as_text=True)
     return client
 
 
@@ -118,7 +118,26 @@ def test_a_host_header_other_than_this_loopback_port_is_refused_against_dns_rebi
 
 def test_localhost_with_the_port_is_this_server_too(app):
     client = app.test_client()
-    assert client.get(f"{guard.LAUNCH_PATH}?key=s3cret", base_url=f"http://localhost:{PORT}").status_code == 302
+    assert client.get(f"{guard.LAUNCH_PATH}?key=s3cret", base_url=f"http://localhost:{PORT}").status_code == 200
+
+
+@pytest.mark.parametrize("fetched_by", ["same-site", "cross-site"])
+def test_a_request_the_browser_says_another_origin_made_is_refused_before_any_view(app, doctor, assigned, fetched_by):
+    replica, _ = doctor
+    patient_id, request_id = assigned
+    client = browser(app)
+    logged = replica.access_count()
+    other = {"Sec-Fetch-Site": fetched_by}
+    assert client.get(f"/patients/{patient_id}", base_url=ORIGIN, headers=other).status_code == 403
+    assert client.get("/static/web/poll.js", base_url=ORIGIN, headers=other).status_code == 403
+    token = csrf_of(client, "/today")
+    assert client.post(f"/requests/{request_id}/step", data={"step": "accepted", "csrf_token": token},
+                       base_url=ORIGIN, headers={**other, "Origin": ORIGIN}).status_code == 403
+    assert replica.outbox() == [] and replica.access_count() == logged + 2  # only csrf_of's own page was logged
+    assert client.get(f"{guard.LAUNCH_PATH}?key=s3cret", base_url=ORIGIN, headers=other).status_code == 200
+    for own in ("same-origin", "none"):
+        assert client.get(f"/patients/{patient_id}", base_url=ORIGIN, headers={"Sec-Fetch-Site": own}).status_code \
+            == 200
 
 
 def test_a_peer_that_is_not_loopback_is_refused(app):
@@ -287,6 +306,36 @@ def test_a_page_reads_one_moment_of_the_replica_so_a_sync_landing_meanwhile_is_n
     assert (before, during, after) == ("Tolvan Tolvansson", "Tolvan Tolvansson", "Tolvan Nyman")
 
 
+def test_a_real_sync_landing_while_the_patient_page_reads_shows_whole_before_and_whole_on_the_next_page(
+        app, doctor, nurse, assigned, monkeypatch):
+    from client_sync.replica import Replica
+    from client_sync.ui import patient as patient_page
+
+    replica, client = doctor
+    n, cn = nurse
+    patient_id, _ = assigned
+    n.write("patient", patient_id, {"name": "Tolvan Nyman"})  # the nurse's two changes reach the server together
+    n.write("warning", str(uuid.uuid4()), {"patient_id": patient_id, "kind": "allergy", "text": "Penicillin: andnöd",
+                                           "severity": "life_threatening"})
+    sync(n, client=cn)
+    reading = patient_page.patient_view
+    landed = []
+
+    def a_sync_lands_between_the_name_and_the_warnings(shown_patient_id):
+        with Replica(replica.path) as background:  # the background sync: another connection, committing whole
+            landed.append(sync(background, client=client).pulled)
+        return reading(shown_patient_id)
+
+    monkeypatch.setattr(patient_page, "patient_view", a_sync_lands_between_the_name_and_the_warnings)
+    doctors = browser(app)
+    during = doctors.get(f"/patients/{patient_id}", base_url=ORIGIN).get_data(as_text=True)
+    monkeypatch.setattr(patient_page, "patient_view", reading)
+    after = doctors.get(f"/patients/{patient_id}", base_url=ORIGIN).get_data(as_text=True)
+    assert landed == [2]
+    assert "Tolvan Tolvansson" in during and "Penicillin" not in during  # the moment before the sync, whole
+    assert "Tolvan Nyman" in after and "Penicillin: andnöd" in after  # the next page: the moment after it, whole
+
+
 def test_page_writes_and_cli_writes_at_the_same_moment_all_land_in_the_outbox_in_order(app, doctor, assigned):
     import threading
 
@@ -340,7 +389,8 @@ def test_the_listener_serves_over_real_http_on_loopback_with_the_same_checks(doc
         assert requests.get(listener.url, headers={"Host": f"rebound.example:{listener.port}"},
                             timeout=5).status_code == 403
         browser_side = requests.Session()
-        landed = browser_side.get(listener.url, timeout=5)
+        assert browser_side.get(listener.url, timeout=5).status_code == 200
+        landed = browser_side.get(base + "/today", timeout=5)
         assert landed.status_code == 200 and "Tolvan Tolvansson" in landed.text
     finally:
         listener.stop()
