@@ -23,8 +23,10 @@ feed at once (kind ``out_of_hours``), for the on-call service.
 serve`` starts; tests and ``hemsync-server escalate`` call the job directly.
 """
 
+import ctypes
 import datetime as dt
 import logging
+import platform
 import uuid
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -36,12 +38,18 @@ from . import audit, queue
 from .settings import dispatch_settings
 from .writes import SERVER_DEVICE, SERVER_USER, WriteApplier
 
-__all__ = ["ESCALATION_JOB", "SERVER_DEVICE", "escalate_due", "run_escalation", "scheduler"]
+__all__ = ["ESCALATION_JOB", "MEMORY_JOB", "SERVER_DEVICE", "escalate_due", "return_freed_memory", "run_escalation",
+           "scheduler"]
 
 log = logging.getLogger(__name__)
 
 #: The APScheduler job id of the escalation job.
 ESCALATION_JOB = "hemsync-escalation"
+#: The APScheduler job id of the job that gives freed memory back to the system, and its interval.
+MEMORY_JOB = "hemsync-return-memory"
+MEMORY_INTERVAL_SECONDS = 60
+#: glibc's allocator, where the server runs on it (Linux but Alpine): None elsewhere.
+_GLIBC = ctypes.CDLL(None) if platform.libc_ver()[0] == "glibc" else None
 _NAMESPACE = uuid.UUID("5d0f3c1e-8a57-4b8e-9f65-2f1d7c3a9e04")
 
 
@@ -86,12 +94,32 @@ def run_escalation(store, settings):
                     entry["details"]["why"])
 
 
+def return_freed_memory():
+    """Give the memory that finished requests freed back to the system (glibc only); return whether it could.
+
+    glibc keeps what a thread frees in that thread's arena for the next
+    allocation. Each of the server's threads builds whole pull pages, and a
+    soak of 200 laptops (issue 17) grew the server from 97 to 163 MB in three
+    minutes though Python held about 15 MB and SQLite 18 MB: a ``malloc_trim``
+    gave 54 MB of it back at once. Run once a minute by :func:`scheduler`.
+    """
+    if _GLIBC is None:
+        return False
+    _GLIBC.malloc_trim(0)
+    return True
+
+
 def scheduler(store, settings):
     """A BackgroundScheduler (not started) running the escalation job every HEMSYNC_ESCALATION_INTERVAL s.
 
-    An interval of 0 adds no job: a process that should run none.
+    An interval of 0 adds no escalation job: a process that should run none. Every
+    process returns freed memory to the system once a minute (:func:`return_freed_memory`).
     """
     made = BackgroundScheduler(timezone=dt.timezone.utc)
+    if _GLIBC is not None:
+        made.add_job(return_freed_memory, "interval", seconds=MEMORY_INTERVAL_SECONDS, id=MEMORY_JOB,
+                     name="give freed memory back to the system", max_instances=1, coalesce=True,
+                     replace_existing=True)
     interval = settings["HEMSYNC_ESCALATION_INTERVAL"]
     if interval > 0:
         made.add_job(run_escalation, "interval", seconds=interval, args=(store, settings), id=ESCALATION_JOB,

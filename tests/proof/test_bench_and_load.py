@@ -52,3 +52,8 @@ def test_a_soak_fails_when_the_servers_memory_or_open_files_grow_after_the_warm_
     assert growth_problems(flat) == []
     leaking = [(0, 40_000, 30), (1, 60_000, 230), (2, 80_000, 300)]
     assert len(growth_problems(leaking)) == 2
+    # an hour: caches filling in the first third are warm-up; growth to the end after it is not
+    warming = [(m, 60_000 + 2_000 * min(m, 20), 230) for m in range(61)]
+    assert growth_problems(warming) == []
+    growing = [(m, 60_000 + 1_000 * m, 230) for m in range(61)]
+    assert growth_problems(growing)[-1] == "memory grew from 80000 KiB to 120000 KiB by minute 60"

@@ -7,6 +7,11 @@ runs at a chosen ``now``.
 import datetime as dt
 import itertools
 import json
+import pathlib
+import platform
+import subprocess
+import sys
+import textwrap
 import threading
 import uuid
 
@@ -205,7 +210,31 @@ def test_the_scheduler_runs_the_escalation_job_under_its_id_at_the_configured_in
     scheduler = jobs.scheduler(store, {**SETTINGS, "HEMSYNC_ESCALATION_INTERVAL": 45})
     job = scheduler.get_job(ESCALATION_JOB)
     assert (job.func, job.trigger.interval, job.max_instances) == (jobs.run_escalation, dt.timedelta(seconds=45), 1)
-    assert jobs.scheduler(store, {**SETTINGS, "HEMSYNC_ESCALATION_INTERVAL": 0}).get_jobs() == []
+    quiet = jobs.scheduler(store, {**SETTINGS, "HEMSYNC_ESCALATION_INTERVAL": 0})
+    assert quiet.get_job(ESCALATION_JOB) is None
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
+def test_freed_memory_goes_back_to_the_system_once_a_minute(store):
+    job = jobs.scheduler(store, SETTINGS).get_job(jobs.MEMORY_JOB)
+    assert (job.func, job.trigger.interval) == (jobs.return_freed_memory, dt.timedelta(seconds=60))
+    # In a fresh process: blocks too big for Python's own allocator (so glibc's), freed but every hundredth,
+    # the heap a pull page leaves behind.
+    program = textwrap.dedent("""
+        from server.jobs import return_freed_memory
+        def rss():
+            return int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1])
+        blocks = [bytes(1100) + bytes([i % 256]) for i in range(200_000)]
+        kept = blocks[::100]
+        del blocks
+        before = rss()
+        assert return_freed_memory()
+        print(before, rss())
+    """)
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True,
+                          cwd=pathlib.Path(__file__).resolve().parents[2])
+    before, after = map(int, done.stdout.split())
+    assert before - after > 100_000  # KiB: most of the ~220 MB freed is given back
 
 
 def test_the_command_line_escalates_and_shows_the_feed_and_the_queue(tmp_path):
