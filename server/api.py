@@ -98,7 +98,7 @@ def handshake():
     """The client's version and outbox size in; who it is, the staff directory and limits out."""
     settings = _settings()
     body = load(_HANDSHAKE, _optional_body(), "handshake body")
-    _store().update_device(g.device["id"], {
+    _store().note_device(g.device["id"], {
         "pending": body["pending"], "reported_rejected": body["rejected"], "last_seen_at": now_text(),
         "client_version": request.headers.get(auth.CLIENT_HEADER),
     })

@@ -238,6 +238,14 @@ class Store(abc.ABC):
     def update_device(self, device_id, values=None, increments=None):
         """Set columns of a device's health (``values``) and add to counters (``increments``)."""
 
+    def note_device(self, device_id, values):
+        """Set columns of a device's health that need not wait for the writer (a handshake's last seen).
+
+        Here it is :meth:`update_device`: a store whose writers take row locks does
+        not hold one device's bookkeeping behind another device's push.
+        """
+        self.update_device(device_id, values)
+
     @abc.abstractmethod
     def devices(self):
         """Every device with its user's name and role, for device health."""

@@ -131,6 +131,29 @@ def test_threads_waiting_for_the_writer_get_it_in_the_order_they_came(tmp_path):
     assert order == list(range(8))
 
 
+def test_a_handshake_is_answered_while_pushes_hold_the_writer_and_its_note_lands_with_the_next_commit(tmp_path):
+    server, region = _region(tmp_path, HEMSYNC_WRITE_WAIT_SECONDS=5)
+    store, inside, release = server.store, threading.Event(), threading.Event()
+
+    def push_holding_the_writer():
+        with store.transaction():
+            inside.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=push_holding_the_writer)
+    holder.start()
+    inside.wait(5)
+    started = time.monotonic()
+    answer = region.doctor.post("/v1/handshake", {"pending": 7, "rejected": 1})
+    answered_in = time.monotonic() - started
+    release.set()
+    holder.join(10)
+    device = next(d for d in store.devices() if d["id"] == region.doctor.device_id)
+    server.stop()
+    assert answer.status_code == 200 and answered_in < 2.5  # not the 5 s write wait behind the push
+    assert (device["pending"], device["reported_rejected"]) == (7, 1)  # written as the push committed
+
+
 def test_a_writer_handed_over_as_its_wait_runs_out_is_still_handed_on():
     queue = WriterQueue()
     assert queue.acquire(timeout=0)
