@@ -90,12 +90,15 @@ def percentile(values, fraction):
 
 
 def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progress=print, database=None,
-        workers=1, allow_busy=False, sample_every=None):
+        workers=1, allow_busy=False, sample_every=None, new_patients_every=None):
     """Run the load test; return the figures (a dict, ``ok`` says whether every check passed).
 
     ``database``: a PostgreSQL URL to serve from (``workers`` processes) instead of a SQLite file.
     ``sample_every``: seconds between samples of the server's memory and open files
     (``figures["samples"]``: minute, RSS in KiB, open file descriptors), for the soak.
+    ``new_patients_every``: seconds after which another laptop (a coordinator's) brings a new set of
+    shared patients and everyone works on those, as days bring new patients; without it the same
+    ten patients take every edit of the run.
     """
     workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="hemsync-load-"))
     work = Workload(seed)
@@ -110,6 +113,9 @@ def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progres
         for i, role in enumerate(roles):
             user = server.add_user(f"Last {role} {i}", role, [MUNICIPALITY])
             tokens.append(server.enroll(user, f"load laptop {i}")[1])
+        if new_patients_every:
+            coordinator_token = server.enroll(server.add_user("Last samordnare", "doctor", [MUNICIPALITY]),
+                                              "load coordinator")[1]
         server.start()
         progress(f"load: {laptops} laptops ({roles.count('doctor')} doctors, {roles.count('nurse')} nurses), "
                  f"{duration:.0f} s, sync every {interval:.0f} s, server {server.url}")
@@ -123,6 +129,28 @@ def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progres
 
         deadline = time.monotonic() + duration
         cpu_start, server_cpu_start, wall_start = time.process_time(), server.cpu_seconds(), time.monotonic()
+        checked = list(fleet)
+        if new_patients_every:
+            coordinator = login(workdir, server.url, coordinator_token, "coordinator")
+            checked.append(coordinator)
+
+            def new_patients():
+                coordinator.reopen()
+                rotation = 0
+                while time.monotonic() + new_patients_every < deadline:
+                    time.sleep(new_patients_every)
+                    rotation += 1
+                    fresh = shared_records(coordinator.replica, Workload(seed * 7919 + rotation), MUNICIPALITY)
+                    coordinator.note_outbox()
+                    try:
+                        sync(coordinator.replica)
+                    except ClientError as exc:
+                        errors.append(f"coordinator: {type(exc).__name__}: {exc}")
+                    for editor in editors:
+                        editor.shared = fresh
+
+            rotator = threading.Thread(target=new_patients, name="coordinator", daemon=True)
+            rotator.start()
 
         def laptop_loop(index):
             try:
@@ -169,7 +197,9 @@ def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progres
         sampling.set()
         figures["samples"] = samples
         wall = time.monotonic() - wall_start
-        for laptop in fleet:
+        if new_patients_every:
+            rotator.join(timeout=new_patients_every + 300)
+        for laptop in checked:
             laptop.reopen()
         figures["load_cpu_s"] = round(time.process_time() - cpu_start, 1)
         figures["load_cpu_share"] = round(figures["load_cpu_s"] / wall, 2)
@@ -179,16 +209,17 @@ def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progres
 
         progress("load: the run is over; every laptop syncs to the head, then the checks ...")
         for _ in range(2):  # the first round sends everything, the second brings everyone to the head
-            for laptop in fleet:
+            for laptop in checked:
                 sync(laptop.replica)
         problems = []
-        for laptop in fleet:
+        for laptop in checked:
             problems += converged(laptop)
-        problems += ledger_problems(server.db_path, fleet)
-        figures["changes_made"] = sum(len(laptop.written) for laptop in fleet)
-        figures["rejected_by_server"] = sum(laptop.replica.rejected_count() for laptop in fleet)
+        problems += ledger_problems(server.db_path, checked)
+        figures["changes_made"] = sum(len(laptop.written) for laptop in checked)
+        figures["rejected_by_server"] = sum(laptop.replica.rejected_count() for laptop in checked)
+        figures["patients"] = len(checked[0].replica.local_all("patient"))
         codes = {}
-        for laptop in fleet:
+        for laptop in checked:
             for rejected in laptop.replica.rejected():
                 codes[rejected["error"]["code"]] = codes.get(rejected["error"]["code"], 0) + 1
         figures["rejected_codes"] = codes
@@ -216,7 +247,7 @@ def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progres
             progress(f"load: error: {message}")
         for problem in problems[:20]:
             progress(f"load: PROBLEM: {problem}")
-        for laptop in fleet:
+        for laptop in checked:
             laptop.close()
     finally:
         server.stop()

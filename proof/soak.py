@@ -9,6 +9,13 @@ after the warm-up: the first minute or the first third of the run, whichever is
 longer, because bounded caches fill for a while under load (each server thread's
 SQLite page cache, up to 2 MB) while a leak goes on growing to the end.
 
+Every five minutes (``--new-patients-minutes``) the laptops move on to ten new
+patients, as days bring new patients. On the same ten for an hour, each care plan
+and medication would take some 3,000 edits and conflicts; a record keeps every
+value it no longer shows (DOMAIN.md: never drop), so its state grew past 100 KB in
+six minutes, and every push merging it and every pull page carrying it with it:
+the server's memory then measures the records' growth, not a leak.
+
 Example: python -m proof.soak --minutes 60           (SOAK_MINUTES=3 make soak: a short one)
 """
 
@@ -49,12 +56,15 @@ def main(argv=None):
     parser.add_argument("--minutes", type=float, default=float(os.environ.get("SOAK_MINUTES") or 60))
     parser.add_argument("--laptops", type=int, default=int(os.environ.get("LAPTOPS") or 200))
     parser.add_argument("--interval", type=float, default=30.0, help="seconds between a laptop's syncs")
+    parser.add_argument("--new-patients-minutes", type=float, default=5.0,
+                        help="minutes after which everyone works on ten new patients (0: the same ten all along)")
     args = parser.parse_args(argv)
     if args.minutes > 240 or args.laptops > 500:
         parser.error("bounded: at most 240 minutes and 500 laptops")
     workdir = tempfile.mkdtemp(prefix="hemsync-soak-")
     try:
-        figures = load.run(args.laptops, args.minutes * 60, args.interval, 1, workdir, sample_every=60)
+        figures = load.run(args.laptops, args.minutes * 60, args.interval, 1, workdir, sample_every=60,
+                           new_patients_every=args.new_patients_minutes * 60 or None)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     problems = growth_problems(figures["samples"])

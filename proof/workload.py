@@ -125,21 +125,28 @@ class Editor:
         self.own_visits = []
 
     def edit(self, replica):
-        """Make one change on ``replica`` (it may be refused by a rule: the caller counts that)."""
-        rng, work = self.rng, self.work
+        """Make one change on ``replica`` (it may be refused by a rule: the caller counts that).
+
+        ``shared`` may be replaced by another set while laptops work (the soak's new
+        patients): until this replica has synced the new set's patients, there is
+        nothing to edit and nothing is changed (None).
+        """
+        rng, work, shared = self.rng, self.work, self.shared
         kinds = ["contact", "contact", "care_plan", "vitals", "warning"]
         if self.role == "doctor":
             kinds += ["dose", "dose", "visit", "visit", "resolve"]
         kind = rng.choice(kinds)
-        patient = rng.choice(self.shared["patients"])
-        index = self.shared["patients"].index(patient)
+        index = rng.randrange(len(shared["patients"]))
+        patient = shared["patients"][index]
+        if replica.local("patient", patient) is None:
+            return None
         if kind == "contact":
             field = rng.choice(("phone", "address", "access_notes"))
             value = {"phone": f"035-{rng.randrange(100000, 999999)}", "address": f"Testgatan {rng.randrange(1, 300)}",
                      "access_notes": "TESTDATA: " + work.text(40)}[field]
             return replica.write("patient", patient, {field: value})
         if kind == "care_plan":
-            return replica.write("care_plan", self.shared["care_plans"][index], {"content": work.text(120)})
+            return replica.write("care_plan", shared["care_plans"][index], {"content": work.text(120)})
         if kind == "vitals":
             return replica.write("observation", work.uuid(), work.vitals(patient))
         if kind == "warning":
@@ -147,7 +154,7 @@ class Editor:
                 "patient_id": patient, "kind": rng.choice(("allergy", "condition")), "text": work.text(30),
                 "severity": rng.choice(("low", "high")), "active": True})
         if kind == "dose":
-            return replica.write("medication", self.shared["medications"][index],
+            return replica.write("medication", shared["medications"][index],
                                  {"dose": f"{rng.randrange(1, 4)} tablett(er) x {rng.randrange(1, 4)}"})
         if kind == "visit":
             if self.own_visits and rng.random() < 0.5:
@@ -157,7 +164,7 @@ class Editor:
             return replica.write("visit", visit_id, work.visit(patient))
         conflicts = [c for c in replica.conflicts() if c["record_type"] in ("care_plan", "medication", "patient")]
         if not conflicts:
-            return replica.write("care_plan", self.shared["care_plans"][index], {"content": work.text(120)})
+            return replica.write("care_plan", shared["care_plans"][index], {"content": work.text(120)})
         conflict = rng.choice(conflicts)
         value = rng.choice(conflict["values"])["value"]
         return replica.write(conflict["record_type"], conflict["record_id"], {conflict["field"]: value},

@@ -30,6 +30,13 @@ def test_a_short_load_run_converges_with_nothing_lost_or_doubled(tmp_path):
             assert 0 < figures[f"{name}_in_server_{label}_ms"] <= figures[f"{name}_{label}_ms"]
 
 
+def test_laptops_moving_on_to_new_patients_converge_on_every_set(tmp_path):
+    figures = load.run(laptops=4, duration=8, interval=1.5, seed=5, workdir=tmp_path, progress=lambda *a: None,
+                       new_patients_every=3)
+    assert figures["problems"] == [] and figures["errors"] == 0 and figures["ok"]
+    assert figures["patients"] == 30  # the first ten and two new sets, on every laptop (converged)
+
+
 def test_a_load_run_fails_when_any_request_is_dropped_or_answered_5xx():
     log = [("GET /v1/pull", 200, 0.1, 0.05), ("POST /v1/push", None, 5.0, None), ("POST /v1/push", 503, 0.1, 0.1),
            ("POST /v1/handshake", 429, 0.0, 0.0), ("GET /v1/pull", 500, 0.1, 0.1)]
