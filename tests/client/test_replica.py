@@ -206,9 +206,33 @@ def test_an_old_replica_upgrades_itself_and_keeps_its_data(tmp_path):
     with Replica(path) as replica:
         assert replica.setting("cursor") == "42"
         names = [m.name for m in MIGRATIONS.applied(replica.db)]
-        assert names == ["0001_initial", "0002_lookup_indexes", "0003_unsent_index", "0004_rejected_archive"]
-        assert "idx_records_patient_id" in {i.name for i in replica.db["records"].indexes}
+        assert names == ["0001_initial", "0002_lookup_indexes", "0003_unsent_index", "0004_rejected_archive",
+                         "0005_index_columns"]
+        assert "idx_records_patient_id_type_id" in {i.name for i in replica.db["records"].indexes}
         assert "idx_outbox_acked_op" in {i.name for i in replica.db["outbox"].indexes}
+
+
+def test_a_replica_from_before_the_index_columns_fills_them_from_the_records_it_holds(tmp_path):
+    import sqlite_utils
+
+    from schema.change import make_change
+    from schema.merge import SYSTEM
+
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(path)
+    MIGRATIONS.apply(db, stop_before="0005_index_columns")
+    change = make_change("visit_request", "r1", {"patient_id": "p1", "reason": "Feber", "urgency": "urgent",
+                                                 "status": "assigned", "assigned_doctor_id": "u-dr-anna"},
+                         state=None, change_id="c1", hlc=str(Hlc(1_700_000_000_000, 0)), device_id="d1")
+    state = apply_change(None, change, Actor("u-disp", SYSTEM.role), Hlc(1_700_000_000_000, 0).time).state
+    db["records"].insert({"type": "visit_request", "id": "r1", "patient_id": "p1", "rev": 1, "open_conflicts": 0,
+                          "wire": json.dumps(encode_state(state))})
+    db.close()
+    with Replica(path) as replica:
+        row = replica.conn.execute("SELECT status, assignee FROM records WHERE id = 'r1'").fetchone()
+        assert row == ("assigned", "u-dr-anna")
+        assert [r.id for r in replica.local_naming("visit_request", "u-dr-anna", statuses=["assigned"])] == ["r1"]
+        assert replica.local_naming("visit_request", "u-dr-anna", statuses=["completed"]) == []
 
 
 def test_two_connections_never_half_see_a_write(doctor):
