@@ -1,8 +1,9 @@
 """The patient's page on the laptop, and recording vitals with NEWS2.
 
 Warnings and allergies come first (active ones, the most severe first), then
-the medications in use, the latest vitals with NEWS2, the open requests and the
-signed plans. NEWS2 is :mod:`schema.news2`'s: stored on the observation by the
+the medications in use, the latest vitals with NEWS2, the open requests, the
+latest signed plan, and then the patient's whole history on this laptop
+(:mod:`.history`), newest first. NEWS2 is :mod:`schema.news2`'s: stored on the observation by the
 merge when it is written, and scored as the vitals are typed by
 ``/patients/<id>/news2`` (:func:`server.web.vitals.news2_answer`), never in
 JavaScript.
@@ -18,6 +19,7 @@ from schema.records.visit_request import OPEN, GOING
 from server import web
 
 from .context import REFUSALS, blueprint, local, page, refused, replica, snapshot
+from .history import HISTORY_PAGE, patient_history, shown_records
 
 __all__ = ["patient_view"]
 
@@ -47,21 +49,31 @@ def patient_view(patient_id):
 
 @blueprint.get("/patients/<patient_id>")
 def patient(patient_id):
-    """The patient's page: warnings and allergies first, medications, latest vitals, open requests, plans."""
+    """The patient's page: warnings and allergies first, medications, latest vitals, open requests, plan, history.
+
+    ``?history=N`` shows the N newest events of the history (HISTORY_PAGE more per "Visa fler").
+    """
+    wanted = request.args.get("history", type=int) or HISTORY_PAGE
     with snapshot():
         shown = local("patient", patient_id)
         parts = patient_view(patient_id)
+        events = patient_history(patient_id)
     amendments = {}
     for amendment in parts["amendments"]:
         amendments.setdefault(amendment.fields.get("visit_id"), []).append(amendment.fields)
-    plans = [{**v.fields, "amendments": amendments.get(v.id, [])} for v in parts["plans"]]
-    records = [shown, *(r for name in ("warnings", "medications", "latest", "requests", "plans", "amendments")
-                        for r in parts[name])]
+    latest_plan = max(parts["plans"], key=lambda v: v.fields.get("signed_at") or "", default=None)
+    history = events[:max(wanted, 1)]
+    records = shown_records(history, also=[
+        shown, *(r for name in ("warnings", "medications", "latest", "requests") for r in parts[name]),
+        *([latest_plan, *(a for a in parts["amendments"] if a.fields.get("visit_id") == latest_plan.id)]
+          if latest_plan else [])])
     return page("laptop_patient.html", shown=records, patient=shown.fields,
                 warnings=[w.fields for w in parts["warnings"]],
                 medications=[m.fields for m in parts["medications"]],
                 latest=parts["latest"][0].fields if parts["latest"] else None,
-                requests=[r.fields for r in parts["requests"]], plans=plans)
+                requests=[r.fields for r in parts["requests"]],
+                plan={**latest_plan.fields, "amendments": amendments.get(latest_plan.id, [])} if latest_plan else None,
+                history=history, history_total=len(events), history_more=len(history) + HISTORY_PAGE)
 
 
 @blueprint.get("/patients/<patient_id>/news2")
