@@ -19,6 +19,7 @@ user's own edit between push and pull, even when the pull is cut off.
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import json
 import os
 import secrets
@@ -286,9 +287,9 @@ class LocalRecord:
     refused: list
     rejected: list = dataclasses.field(default_factory=list)
 
-    @property
+    @functools.cached_property
     def fields(self):
-        """The record as a person sees it (fields and derived views)."""
+        """The record as a person sees it (fields and derived views); made once, a page asks for it often."""
         return view(self.state)
 
     @property

@@ -21,7 +21,7 @@ from ..errors import ClientError
 from ..replica import Replica
 
 __all__ = ["blueprint", "replica", "snapshot", "page", "refused", "REFUSALS", "name_of", "timezone_of",
-           "me", "local", "require", "back_to", "part", "POLL_LOG_SECONDS", "PollLog"]
+           "me", "local", "live", "require", "back_to", "part", "POLL_LOG_SECONDS", "PollLog"]
 
 blueprint = Blueprint("ui", __name__, template_folder="templates")
 web.csrf.protect(blueprint)
@@ -71,6 +71,11 @@ def local(record_type, record_id):
     if found is None:
         abort(404)
     return found
+
+
+def live(found):
+    """The records of ``found`` not entered in error: what the pages show."""
+    return [r for r in found if not r.fields.get("entered_in_error")]
 
 
 def require(condition):

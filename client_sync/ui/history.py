@@ -15,7 +15,7 @@ import dataclasses
 from schema.clock import Hlc
 from schema.state import field_writes
 
-from .context import replica
+from .context import live, replica
 
 __all__ = ["HISTORY_PAGE", "Event", "patient_history", "shown_records"]
 
@@ -40,10 +40,6 @@ class Event:
 
 def _written_at(write):
     return Hlc.parse(write["hlc"]).time.isoformat()
-
-
-def _live(found):
-    return [r for r in found if not r.fields.get("entered_in_error")]
 
 
 def _medication(record):
@@ -88,7 +84,7 @@ def _event(record, amendments):
 def _round_items(patient_id):
     """The patient's item of every round that has one, on the round's date."""
     events = []
-    for found in _live(replica().local_naming("round", patient_id)):
+    for found in live(replica().local_naming("round", patient_id)):
         fields = found.fields
         item = (fields.get("items") or {}).get(patient_id)
         if item:
@@ -97,16 +93,19 @@ def _round_items(patient_id):
     return events
 
 
-def patient_history(patient_id):
-    """Every event of the patient's records this laptop holds, newest first (read inside a snapshot)."""
-    of = replica().local_of_patient
+def patient_history(patient_id, of=None):
+    """Every event of the patient's records this laptop holds, newest first (read inside a snapshot).
+
+    ``of`` reads a type's records of the patient (``Replica.local_of_patient``, or a page's shared reading).
+    """
+    of = of or replica().local_of_patient
     amendments = {}
-    for amendment in sorted(_live(of("amendment", patient_id)), key=lambda a: _written_at(_created(a))):
+    for amendment in sorted(live(of("amendment", patient_id)), key=lambda a: _written_at(_created(a))):
         amendments.setdefault(amendment.fields.get("visit_id"), []).append(
             {**amendment.fields, "at": _written_at(_created(amendment)), "record": amendment})
     events = _round_items(patient_id)
     for record_type in _BY_PATIENT:
-        for record in _live(of(record_type, patient_id)):
+        for record in live(of(record_type, patient_id)):
             events += _medication(record) if record_type == "medication" else _event(record, amendments)
     return sorted(events, key=lambda e: (e.at, e.kind, e.record.id), reverse=True)
 

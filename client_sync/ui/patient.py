@@ -18,30 +18,43 @@ from schema.records.visit_request import OPEN, GOING
 
 from server import web
 
-from .context import REFUSALS, blueprint, local, page, refused, replica, snapshot
+from .context import REFUSALS, blueprint, live, local, page, refused, replica, snapshot
 from .history import HISTORY_PAGE, patient_history, shown_records
 
-__all__ = ["patient_view"]
+__all__ = ["patient_view", "warnings_of", "read_once"]
 
 _SEVERITY = {"life_threatening": 0, "high": 1, "low": 2}
 _IN_USE = ("active", "paused")
 
 
-def _live(found):
-    return [r for r in found if not r.fields.get("entered_in_error")]
+def read_once():
+    """``local_of_patient`` reading each type of a patient once: the page's current state and history share it."""
+    read, held = replica().local_of_patient, {}
+
+    def of(record_type, patient_id):
+        if (record_type, patient_id) not in held:
+            held[record_type, patient_id] = read(record_type, patient_id)
+        return held[record_type, patient_id]
+    return of
 
 
-def patient_view(patient_id):
-    """Everything the patient's page shows, as LocalRecords (read inside a snapshot)."""
-    of = replica().local_of_patient
-    warnings = sorted((w for w in _live(of("warning", patient_id)) if w.fields.get("active") is not False),
-                      key=lambda w: (w.fields.get("kind") != "allergy", _SEVERITY.get(w.fields.get("severity"), 9)))
-    medications = [m for m in _live(of("medication", patient_id)) if m.fields.get("status") in _IN_USE]
-    observations = sorted(_live(of("observation", patient_id)), key=lambda o: o.fields.get("measured_at") or "")
-    requests = [r for r in _live(of("visit_request", patient_id))
+def warnings_of(patient_id, of=None):
+    """The patient's active warnings as LocalRecords, allergies first, the most severe first (inside a snapshot)."""
+    of = of or replica().local_of_patient
+    return sorted((w for w in live(of("warning", patient_id)) if w.fields.get("active") is not False),
+                  key=lambda w: (w.fields.get("kind") != "allergy", _SEVERITY.get(w.fields.get("severity"), 9)))
+
+
+def patient_view(patient_id, of=None):
+    """Everything the patient's page shows of the current state, as LocalRecords (read inside a snapshot)."""
+    of = of or replica().local_of_patient
+    warnings = warnings_of(patient_id, of)
+    medications = [m for m in live(of("medication", patient_id)) if m.fields.get("status") in _IN_USE]
+    observations = sorted(live(of("observation", patient_id)), key=lambda o: o.fields.get("measured_at") or "")
+    requests = [r for r in live(of("visit_request", patient_id))
                 if r.fields.get("status") in (*OPEN, *GOING[:-1])]
-    visits = _live(of("visit", patient_id))
-    amendments = _live(of("amendment", patient_id))
+    visits = live(of("visit", patient_id))
+    amendments = live(of("amendment", patient_id))
     return {"warnings": warnings, "medications": medications, "latest": observations[-1:],
             "requests": requests, "plans": [v for v in visits if v.fields.get("signed_at")],
             "amendments": amendments}
@@ -56,8 +69,9 @@ def patient(patient_id):
     wanted = request.args.get("history", type=int) or HISTORY_PAGE
     with snapshot():
         shown = local("patient", patient_id)
-        parts = patient_view(patient_id)
-        events = patient_history(patient_id)
+        of = read_once()
+        parts = patient_view(patient_id, of)
+        events = patient_history(patient_id, of)
     amendments = {}
     for amendment in parts["amendments"]:
         amendments.setdefault(amendment.fields.get("visit_id"), []).append(amendment.fields)
