@@ -15,6 +15,7 @@ import pytest
 from client_sync.errors import NotLoggedIn, OtherUser, RecordNotFound
 from client_sync.lock import sync_lock
 from client_sync.replica import MIGRATIONS, Replica
+from client_sync.sync import sync
 from schema.wire import record_digest
 from schema.clock import Hlc
 from schema.errors import Forbidden, InvalidRecord
@@ -363,3 +364,18 @@ def test_logging_in_as_someone_else_wipes_like_a_revoked_laptop(doctor, server):
         assert report.scrubbed and report.records == 1
         assert copies_of_the_name(replica.path) == {"db": 0, "-wal": 0, "-shm": 0}
     assert replica.setting("user")["id"] == "u-dr-bo"
+
+
+def test_the_listed_fields_come_from_the_stored_columns_with_local_changes_replayed_on_top(doctor, nurse):
+    (anna, ca), (cia, cc) = doctor, nurse
+    first, second = new_patient(cia), new_patient(cia, name="Testa Testsson")
+    sync(cia, client=cc)
+    sync(anna, client=ca)
+    assert anna.local_fields("patient", ["name", "personnummer"]) == {
+        first: {"id": first, "name": "Tolvan Tolvansson", "personnummer": "191212121212"},
+        second: {"id": second, "name": "Testa Testsson", "personnummer": "191212121212"}}
+    anna.write("patient", second, {"name": "Testa Andersson"})
+    assert anna.local_fields("patient", ["name"])[second]["name"] == "Testa Andersson"
+    assert [p.fields["name"] for p in anna.local_in("patient", [second])] == ["Testa Andersson"]
+    with pytest.raises(ValueError):
+        anna.local_fields("patient", ["address"])
