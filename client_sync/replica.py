@@ -609,17 +609,23 @@ class Replica:
         whose fields name the doctor now names her in the server's state or in one
         of its outbox changes, so only those are replayed; the caller checks the
         fields of what comes back. ``statuses`` narrows the server states to those
-        whose status column (the type's index) is one of them, through its index:
-        a doctor's open requests, not the thousands she has completed.
+        whose status column (the type's index) is one of them (None: no status),
+        through its index: a doctor's open requests or rounds, not the thousands
+        she has completed.
         """
         records.get(record_type)
-        statuses = list(statuses) if statuses is not None else None
-        narrowed = f"AND status IN ({', '.join('?' for _ in statuses)})" if statuses is not None else ""
+        narrowed, wanted = "", []
+        if statuses is not None:
+            statuses = list(statuses)
+            wanted = [s for s in statuses if s is not None]
+            either = [f"status IN ({', '.join('?' for _ in wanted)})",
+                      *(["status IS NULL"] if None in statuses else [])]
+            narrowed = f"AND ({' OR '.join(either)})"
         # Ordered here, not by SQL: an ORDER BY makes SQLite walk the primary key of the whole type.
         ids = sorted(i for (i,) in self.conn.execute(
             f"SELECT id FROM records WHERE type = ? {narrowed} AND instr(wire, ?) > 0 "
             "UNION SELECT record_id FROM outbox WHERE record_type = ? AND instr(change, ?) > 0",
-            (record_type, *(statuses or ()), value, record_type, value)))
+            (record_type, *wanted, value, record_type, value)))
         found = (self.local(record_type, i, now=now) for i in ids)
         return [r for r in found if r is not None]
 

@@ -234,6 +234,9 @@ def test_a_replica_from_before_the_index_columns_fills_them_from_the_records_it_
         assert row == ("assigned", "u-dr-anna")
         assert [r.id for r in replica.local_naming("visit_request", "u-dr-anna", statuses=["assigned"])] == ["r1"]
         assert replica.local_naming("visit_request", "u-dr-anna", statuses=["completed"]) == []
+        assert replica.local_naming("visit_request", "u-dr-anna", statuses=[None]) == []
+        replica.conn.execute("UPDATE records SET status = NULL WHERE id = 'r1'")  # as a type without a status
+        assert [r.id for r in replica.local_naming("visit_request", "u-dr-anna", statuses=[None, "done"])] == ["r1"]
 
 
 def test_two_connections_never_half_see_a_write(doctor):
