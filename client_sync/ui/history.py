@@ -11,11 +11,12 @@ written to the access log.
 """
 
 import dataclasses
+import datetime as dt
 
 from schema.clock import Hlc
 from schema.state import field_writes
 
-from .context import live, replica
+from .context import live, of_patient, replica
 
 __all__ = ["HISTORY_PAGE", "Event", "patient_history", "shown_records"]
 
@@ -28,7 +29,12 @@ _BY_PATIENT = ("visit", "observation", "medication", "visit_request", "warning",
 
 @dataclasses.dataclass
 class Event:
-    """One line of the history: ``kind`` picks its template; ``at`` orders (ISO time, or a date when ``day``)."""
+    """One line of the history: ``kind`` picks its template.
+
+    ``at`` orders and is shown (an ISO time, or a date when ``day``); ``hlc``, the
+    time of the write the event comes from, orders events of the same moment in
+    the order they were written (two changes of a drug within a millisecond).
+    """
 
     kind: str
     at: str
@@ -36,10 +42,11 @@ class Event:
     by: str | None = None
     fields: dict = dataclasses.field(default_factory=dict)
     day: bool = False
+    hlc: str = ""
 
 
 def _written_at(write):
-    return Hlc.parse(write["hlc"]).time.isoformat()
+    return Hlc.parse(write["hlc"]).time.isoformat(timespec="milliseconds")
 
 
 def _medication(record):
@@ -47,12 +54,13 @@ def _medication(record):
     created = record.state["fields"]["patient_id"]
     started = {path: write["value"] for path in record.state["fields"] for write in field_writes(record.state, path)
                if write["version"] == created["version"]}
-    events = [Event("medication_started", _written_at(created), record, created["by"], {**record.fields, **started})]
+    events = [Event("medication_started", _written_at(created), record, created["by"], {**record.fields, **started},
+                    hlc=created["hlc"])]
     for path, kind in (("dose", "dose_changed"), ("status", "medication_status")):
         for write in field_writes(record.state, path):
             if write["version"] != created["version"]:
                 events.append(Event(kind, _written_at(write), record, write["by"],
-                                    {**record.fields, path: write["value"]}))
+                                    {**record.fields, path: write["value"]}, hlc=write["hlc"]))
     return events
 
 
@@ -61,8 +69,12 @@ def _created(record):
 
 
 def _event(record, amendments):
-    """The events of one record about the patient (not a medication's, not a round's)."""
+    """The event of one record about the patient (not a medication's, not a round's), in a list."""
     fields, created = record.fields, _created(record)
+    return [dataclasses.replace(event, hlc=created["hlc"]) for event in _made(record, fields, created, amendments)]
+
+
+def _made(record, fields, created, amendments):
     if record.type == "visit":
         at = fields.get("started_at") or fields.get("signed_at") or _written_at(created)
         return [Event("visit", at, record, fields.get("doctor_id") or created["by"],
@@ -93,12 +105,9 @@ def _round_items(patient_id):
     return events
 
 
-def patient_history(patient_id, of=None):
-    """Every event of the patient's records this laptop holds, newest first (read inside a snapshot).
-
-    ``of`` reads a type's records of the patient (``Replica.local_of_patient``, or a page's shared reading).
-    """
-    of = of or replica().local_of_patient
+def patient_history(patient_id):
+    """Every event of the patient's records this laptop holds, newest first (read inside a snapshot)."""
+    of = of_patient
     amendments = {}
     for amendment in sorted(live(of("amendment", patient_id)), key=lambda a: _written_at(_created(a))):
         amendments.setdefault(amendment.fields.get("visit_id"), []).append(
@@ -107,7 +116,15 @@ def patient_history(patient_id, of=None):
     for record_type in _BY_PATIENT:
         for record in live(of(record_type, patient_id)):
             events += _medication(record) if record_type == "medication" else _event(record, amendments)
-    return sorted(events, key=lambda e: (e.at, e.kind, e.record.id), reverse=True)
+    return sorted(events, key=_order, reverse=True)
+
+
+def _order(event):
+    """When an event was, as an aware time (a day as its first moment), then the write's HLC."""
+    moment = dt.datetime.fromisoformat(event.at.replace("Z", "+00:00")) if event.at else dt.datetime.min
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return moment, event.hlc, event.kind, event.record.id
 
 
 def shown_records(events, also=()):

@@ -18,37 +18,25 @@ from schema.records.visit_request import OPEN, GOING
 
 from server import web
 
-from .context import REFUSALS, blueprint, live, local, page, refused, replica, snapshot
+from .context import REFUSALS, blueprint, live, local, of_patient, page, refused, replica, snapshot
 from .history import HISTORY_PAGE, patient_history, shown_records
 
-__all__ = ["patient_view", "warnings_of", "read_once"]
+__all__ = ["patient_view", "warnings_of"]
 
 _SEVERITY = {"life_threatening": 0, "high": 1, "low": 2}
 _IN_USE = ("active", "paused")
 
 
-def read_once():
-    """``local_of_patient`` reading each type of a patient once: the page's current state and history share it."""
-    read, held = replica().local_of_patient, {}
-
-    def of(record_type, patient_id):
-        if (record_type, patient_id) not in held:
-            held[record_type, patient_id] = read(record_type, patient_id)
-        return held[record_type, patient_id]
-    return of
-
-
-def warnings_of(patient_id, of=None):
+def warnings_of(patient_id):
     """The patient's active warnings as LocalRecords, allergies first, the most severe first (inside a snapshot)."""
-    of = of or replica().local_of_patient
-    return sorted((w for w in live(of("warning", patient_id)) if w.fields.get("active") is not False),
+    return sorted((w for w in live(of_patient("warning", patient_id)) if w.fields.get("active") is not False),
                   key=lambda w: (w.fields.get("kind") != "allergy", _SEVERITY.get(w.fields.get("severity"), 9)))
 
 
-def patient_view(patient_id, of=None):
+def patient_view(patient_id):
     """Everything the patient's page shows of the current state, as LocalRecords (read inside a snapshot)."""
-    of = of or replica().local_of_patient
-    warnings = warnings_of(patient_id, of)
+    of = of_patient
+    warnings = warnings_of(patient_id)
     medications = [m for m in live(of("medication", patient_id)) if m.fields.get("status") in _IN_USE]
     observations = sorted(live(of("observation", patient_id)), key=lambda o: o.fields.get("measured_at") or "")
     requests = [r for r in live(of("visit_request", patient_id))
@@ -69,9 +57,8 @@ def patient(patient_id):
     wanted = request.args.get("history", type=int) or HISTORY_PAGE
     with snapshot():
         shown = local("patient", patient_id)
-        of = read_once()
-        parts = patient_view(patient_id, of)
-        events = patient_history(patient_id, of)
+        parts = patient_view(patient_id)
+        events = patient_history(patient_id)
     amendments = {}
     for amendment in parts["amendments"]:
         amendments.setdefault(amendment.fields.get("visit_id"), []).append(amendment.fields)
