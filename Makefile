@@ -39,9 +39,10 @@ REQUESTS ?= 10000
 # FOLLOWUP_SCALE: the share of a year of a region the follow-up report is timed on (1 = 10,000 patients,
 # 50,000 visits, 5,000 stays); FHIR_PATIENTS: the patients of the timed FHIR bulk export.
 PAGE_PATIENTS ?= 50000
-# LAPTOP_PATIENTS / LAPTOP_REQUESTS: the region whose doctor's laptop (about half of it) the laptop's pages are timed on.
-LAPTOP_PATIENTS ?= 10000
-LAPTOP_REQUESTS ?= 2000
+# LAPTOP_PATIENTS / LAPTOP_REQUESTS: the doctor's caseload the laptop's pages are timed on (about 20 records a
+# patient: 5,000 make the issue's 100,000), and how many of them have a request assigned to her.
+LAPTOP_PATIENTS ?= 5000
+LAPTOP_REQUESTS ?= 20
 PAGE_REQUESTS ?= 5000
 FOLLOWUP_SCALE ?= 1
 FHIR_PATIENTS ?= 50000

@@ -19,6 +19,8 @@ from flask import Flask
 
 from server import web
 
+from ..files import connect_private
+
 # The areas register their views on the blueprint as they are imported.
 from . import (admission, caseload, conflicts, guard, medication, patient, sabo_round,  # noqa: F401
                sync_state, today, visit)
@@ -36,6 +38,11 @@ def create_app(replica_path, *, port, secret):
     """
     app = Flask(__name__)
     app.config["HEMSYNC_REPLICA"] = replica_path
+    # Each request opens and closes its own connection; SQLite checkpoints and syncs the WAL when the
+    # last connection to a file closes, which would be every request's close (up to 20 ms a page on a
+    # busy disk, make bench). An idle connection held while the pages run leaves that to the WAL's own
+    # checkpoints as it fills; it holds no transaction, so it blocks no writer and no wipe's scrub.
+    app.extensions["hemsync.ui.keeper"] = connect_private(replica_path)
     app.extensions["hemsync.ui.polls"] = PollLog()
     app.extensions["hemsync.ui.notices"] = Notices()
     guard.install(app, port=port, secret=secret)

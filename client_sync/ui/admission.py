@@ -13,7 +13,7 @@ from flask import flash, redirect, request, url_for
 from server import web
 
 from .context import REFUSALS, blueprint, local, page, refused, replica, snapshot
-from .patient import patient_view
+from .patient import warnings_of
 
 __all__ = ["ADMISSION_FIELDS"]
 
@@ -27,7 +27,7 @@ def admission(patient_id):
     visit_id = request.values.get("visit") or None
     with snapshot():
         shown = local("patient", patient_id)
-        warnings = patient_view(patient_id)["warnings"]
+        warnings = warnings_of(patient_id)
         if visit_id is not None and local("visit", visit_id).fields.get("patient_id") != patient_id:
             visit_id = None
     form = request.form if request.method == "POST" else {}

@@ -15,6 +15,8 @@ __all__ = ["SHOWN_LIMIT", "caseload_groups"]
 
 #: Most patients one page lists: a longer list is a sign to search.
 SHOWN_LIMIT = 200
+#: The fields the list is searched and ordered by, read from every patient of the laptop.
+LISTED = ("name", "personnummer", "entered_in_error")
 
 
 def caseload_groups(patients):
@@ -29,13 +31,17 @@ def caseload_groups(patients):
 
 @blueprint.get("/caseload")
 def caseload():
-    """The patients of this laptop by municipality and SÄBO unit; ``?q=`` searches name or personnummer."""
+    """The patients of this laptop by municipality and SÄBO unit; ``?q=`` searches name or personnummer.
+
+    Only the listed fields of every patient are read to search and order (a
+    municipality's thousands); only the patients shown are read whole.
+    """
     query = request.args.get("q", "").strip()
     with snapshot():
-        every = [(p, p.fields) for p in replica().local_all("patient")]
-    found = sorted(((p, f) for p, f in every if not f.get("entered_in_error")
-                    and (not query or matches(query, f.get("name"), personnummer=f.get("personnummer")))),
-                   key=lambda pair: (pair[1].get("name") or "", pair[0].id))
-    shown = found[:SHOWN_LIMIT]
-    return page("laptop_caseload.html", shown=[p for p, _ in shown], query=query,
-                groups=caseload_groups([f for _, f in shown]), total=len(found), limit=SHOWN_LIMIT)
+        every = replica().local_fields("patient", LISTED).values()
+        found = sorted((f for f in every if not f.get("entered_in_error")
+                        and (not query or matches(query, f.get("name"), personnummer=f.get("personnummer")))),
+                       key=lambda f: (f.get("name") or "", f["id"]))
+        shown = replica().local_in("patient", [f["id"] for f in found[:SHOWN_LIMIT]])
+    return page("laptop_caseload.html", shown=shown, query=query,
+                groups=caseload_groups([p.fields for p in shown]), total=len(found), limit=SHOWN_LIMIT)

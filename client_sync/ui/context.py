@@ -21,7 +21,7 @@ from ..errors import ClientError
 from ..replica import Replica
 
 __all__ = ["blueprint", "replica", "snapshot", "page", "refused", "REFUSALS", "name_of", "timezone_of",
-           "me", "local", "require", "back_to", "part", "POLL_LOG_SECONDS", "PollLog"]
+           "me", "local", "live", "of_patient", "require", "back_to", "part", "POLL_LOG_SECONDS", "PollLog"]
 
 blueprint = Blueprint("ui", __name__, template_folder="templates")
 web.csrf.protect(blueprint)
@@ -71,6 +71,23 @@ def local(record_type, record_id):
     if found is None:
         abort(404)
     return found
+
+
+def of_patient(record_type, patient_id):
+    """The patient's records of a type (``Replica.local_of_patient``), read once per request.
+
+    The parts of a page (the patient's current state, the history, the warnings)
+    share one reading, inside the page's snapshot.
+    """
+    held = g.setdefault("of_patient", {})
+    if (record_type, patient_id) not in held:
+        held[record_type, patient_id] = replica().local_of_patient(record_type, patient_id)
+    return held[record_type, patient_id]
+
+
+def live(found):
+    """The records of ``found`` not entered in error: what the pages show."""
+    return [r for r in found if not r.fields.get("entered_in_error")]
 
 
 def require(condition):

@@ -16,7 +16,7 @@ from schema.allergy import matching_allergies
 from server import web
 
 from .context import REFUSALS, blueprint, local, page, refused, replica, snapshot
-from .patient import patient_view
+from .patient import warnings_of
 
 __all__ = ["MEDICATION_FIELDS"]
 
@@ -29,7 +29,7 @@ def new_medication(patient_id):
     """Prescribe a drug; the form warns (and asks to be ticked) when it matches an active allergy."""
     with snapshot():
         shown = local("patient", patient_id)
-        warnings = patient_view(patient_id)["warnings"]
+        warnings = warnings_of(patient_id)
     allergies = [w.fields for w in warnings if w.fields.get("kind") == "allergy"]
     form = request.form if request.method == "POST" else {}
     matches = matching_allergies(form.get("drug", ""), allergies) if form else []

@@ -11,6 +11,7 @@ round`` does; the first one also marks the round in progress.
 
 from flask import abort, flash, redirect, request, url_for
 
+from schema import records
 from server import web
 
 from .context import REFUSALS, blueprint, local, me, page, refused, replica, snapshot
@@ -20,6 +21,8 @@ __all__ = ["ITEM_STEPS", "next_open"]
 
 #: What the doctor may mark an item.
 ITEM_STEPS = ("done", "deferred")
+#: A round's statuses (None: none set yet) in which it is on the doctor's list: a year of done rounds is not read.
+NOT_DONE = (None, *(s for s in records.get("round").choices("status") if s != "done"))
 
 
 def _residents(round_fields):
@@ -46,7 +49,7 @@ def rounds():
     """The doctor's rounds that are not done, with how many residents are left."""
     user_id = me().get("id")
     with snapshot():
-        found = [r for r in replica().local_naming("round", user_id)
+        found = [r for r in replica().local_naming("round", user_id, statuses=NOT_DONE)
                  if r.fields.get("doctor_id") == user_id and r.fields.get("status") != "done"]
     rows = [{**r.fields, "left": sum(1 for i in (r.fields.get("items") or {}).values()
                                      if (i or {}).get("status") in (None, "open")),

@@ -43,7 +43,7 @@ def _is_mine(fields, user_id):
 
 def doctors_requests(user_id):
     """The doctor's open requests as LocalRecords, soonest deadline first (read inside a snapshot)."""
-    found = [r for r in replica().local_naming("visit_request", user_id)
+    found = [r for r in replica().local_naming("visit_request", user_id, statuses=ON_LIST)
              if r.fields.get("status") in ON_LIST and _is_mine(r.fields, user_id)]
     return sorted(found, key=lambda r: (r.fields.get("deadline") or "9999", r.id))
 

@@ -2,8 +2,8 @@
 
 The doctor accepts, goes on site, records vitals (NEWS2 shown as typed and
 stored), is warned that a drug matches the patient's allergy and prescribes
-another, changes its dose, signs the note, proposes a direct admission and works the SÄBO round resident by
-resident on the laptop's pages while the server is down;
+another, changes its dose, signs the note, proposes a direct admission, finds it all in the patient's
+history, and works the SÄBO round resident by resident on the laptop's pages while the server is down;
 then the server comes back, "Sync now" sends everything, the server holds it,
 the laptop's replica agrees with the server digest for digest, and a second
 laptop of the region holds the same records.
@@ -159,6 +159,19 @@ def test_the_doctor_works_offline_on_the_laptops_pages_and_a_sync_brings_it_all_
         screenshot(page, "laptop-admission")
         page.get_by_role("button", name="Föreslå direktinskrivning").click()
         expect(page.get_by_text("Direktinskrivningen är föreslagen på den här datorn")).to_be_visible()
+
+        # The patient's page again: the day so far in the history, newest first, names and local times.
+        page.get_by_role("link", name="Patienter").click()
+        page.get_by_role("link", name=PATIENT).click()
+        history = page.get_by_role("region", name="Historik")
+        for text in ("Direktinskrivning · föreslagen", "Trolig pneumoni, opåverkad", "Signerad av Anna Berg",
+                     "Dos ändrad: Doxycyklin 100 mg", "Ny dos: 1 x 1", "Läkemedel insatt: Doxycyklin 100 mg",
+                     "Vitalparametrar · NEWS2 6", "Besöksförfrågan", REASON):
+            expect(history).to_contain_text(text)
+        events = history.locator("li.event h3").all_inner_texts()
+        assert events.index("Direktinskrivning · föreslagen") < events.index("Dos ändrad: Doxycyklin 100 mg") \
+            < events.index("Läkemedel insatt: Doxycyklin 100 mg") < events.index("Vitalparametrar · NEWS2 6")
+        screenshot(page, "laptop-patient-history")
 
         page.get_by_role("link", name="Ronder").click()
         page.get_by_role("link", name=sabo_round.view()["facility"]).click()

@@ -15,6 +15,7 @@ import pytest
 from client_sync.errors import NotLoggedIn, OtherUser, RecordNotFound
 from client_sync.lock import sync_lock
 from client_sync.replica import MIGRATIONS, Replica
+from client_sync.sync import sync
 from schema.wire import record_digest
 from schema.clock import Hlc
 from schema.errors import Forbidden, InvalidRecord
@@ -206,9 +207,36 @@ def test_an_old_replica_upgrades_itself_and_keeps_its_data(tmp_path):
     with Replica(path) as replica:
         assert replica.setting("cursor") == "42"
         names = [m.name for m in MIGRATIONS.applied(replica.db)]
-        assert names == ["0001_initial", "0002_lookup_indexes", "0003_unsent_index", "0004_rejected_archive"]
-        assert "idx_records_patient_id" in {i.name for i in replica.db["records"].indexes}
+        assert names == ["0001_initial", "0002_lookup_indexes", "0003_unsent_index", "0004_rejected_archive",
+                         "0005_index_columns"]
+        assert "idx_records_patient_id_type_id" in {i.name for i in replica.db["records"].indexes}
         assert "idx_outbox_acked_op" in {i.name for i in replica.db["outbox"].indexes}
+
+
+def test_a_replica_from_before_the_index_columns_fills_them_from_the_records_it_holds(tmp_path):
+    import sqlite_utils
+
+    from schema.change import make_change
+    from schema.merge import SYSTEM
+
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(path)
+    MIGRATIONS.apply(db, stop_before="0005_index_columns")
+    change = make_change("visit_request", "r1", {"patient_id": "p1", "reason": "Feber", "urgency": "urgent",
+                                                 "status": "assigned", "assigned_doctor_id": "u-dr-anna"},
+                         state=None, change_id="c1", hlc=str(Hlc(1_700_000_000_000, 0)), device_id="d1")
+    state = apply_change(None, change, Actor("u-disp", SYSTEM.role), Hlc(1_700_000_000_000, 0).time).state
+    db["records"].insert({"type": "visit_request", "id": "r1", "patient_id": "p1", "rev": 1, "open_conflicts": 0,
+                          "wire": json.dumps(encode_state(state))})
+    db.close()
+    with Replica(path) as replica:
+        row = replica.conn.execute("SELECT status, assignee FROM records WHERE id = 'r1'").fetchone()
+        assert row == ("assigned", "u-dr-anna")
+        assert [r.id for r in replica.local_naming("visit_request", "u-dr-anna", statuses=["assigned"])] == ["r1"]
+        assert replica.local_naming("visit_request", "u-dr-anna", statuses=["completed"]) == []
+        assert replica.local_naming("visit_request", "u-dr-anna", statuses=[None]) == []
+        replica.conn.execute("UPDATE records SET status = NULL WHERE id = 'r1'")  # as a type without a status
+        assert [r.id for r in replica.local_naming("visit_request", "u-dr-anna", statuses=[None, "done"])] == ["r1"]
 
 
 def test_two_connections_never_half_see_a_write(doctor):
@@ -339,3 +367,18 @@ def test_logging_in_as_someone_else_wipes_like_a_revoked_laptop(doctor, server):
         assert report.scrubbed and report.records == 1
         assert copies_of_the_name(replica.path) == {"db": 0, "-wal": 0, "-shm": 0}
     assert replica.setting("user")["id"] == "u-dr-bo"
+
+
+def test_the_listed_fields_come_from_the_stored_columns_with_local_changes_replayed_on_top(doctor, nurse):
+    (anna, ca), (cia, cc) = doctor, nurse
+    first, second = new_patient(cia), new_patient(cia, name="Testa Testsson")
+    sync(cia, client=cc)
+    sync(anna, client=ca)
+    assert anna.local_fields("patient", ["name", "personnummer"]) == {
+        first: {"id": first, "name": "Tolvan Tolvansson", "personnummer": "191212121212"},
+        second: {"id": second, "name": "Testa Testsson", "personnummer": "191212121212"}}
+    anna.write("patient", second, {"name": "Testa Andersson"})
+    assert anna.local_fields("patient", ["name"])[second]["name"] == "Testa Andersson"
+    assert [p.fields["name"] for p in anna.local_in("patient", [second])] == ["Testa Andersson"]
+    with pytest.raises(ValueError):
+        anna.local_fields("patient", ["address"])

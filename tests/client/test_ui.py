@@ -509,3 +509,80 @@ def test_hemsync_ui_opens_the_browser_on_an_owner_only_file_never_on_the_secret_
     path = uri.removeprefix("file://")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert link in open(path, encoding="utf-8").read().replace("&amp;", "&")
+
+
+def test_the_patient_page_shows_the_whole_history_newest_first_with_names_local_times_and_visa_fler(app, doctor,
+                                                                                                   nurse, server):
+    from client_sync.ui.history import HISTORY_PAGE
+
+    replica, client_ = doctor
+    n, cn = nurse
+    patient_id = str(uuid.uuid4())
+    replica.write("patient", patient_id, {"personnummer": PERSONNUMMER, "name": "Tolvan Tolvansson",
+                                          "municipality": "Umeå", "care_setting": "sabo", "facility": "Solgården"})
+    visit_id, medication_id, round_id = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    replica.write("visit", visit_id, {"patient_id": patient_id, "kind": "home_visit", "doctor_id": "u-dr-anna",
+                                      "started_at": "2026-07-01T08:00:00+00:00", "assessment": "Pneumoni",
+                                      "plan": "Doxycyklin 7 dagar", "outcome": "stays_home"})
+    replica.write("visit", visit_id, {"signed_at": "2026-07-01T08:40:00+00:00"})
+    replica.write("amendment", str(uuid.uuid4()), {"visit_id": visit_id, "patient_id": patient_id,
+                                                   "text": "Kontroll om en vecka"})
+    replica.write("observation", str(uuid.uuid4()), {"patient_id": patient_id,
+                                                     "measured_at": "2026-07-01T07:50:00+00:00", "resp_rate": 24,
+                                                     "spo2": 92, "pulse": 110, "temperature": 38.9,
+                                                     "systolic_bp": 105, "consciousness": "A"})
+    replica.write("medication", medication_id, {"patient_id": patient_id, "drug": "Furosemid", "strength": "40 mg",
+                                                "dose": "1 x 1"})
+    replica.write("medication", medication_id, {"dose": "1 x 2"})
+    replica.write("medication", medication_id, {"status": "discontinued", "reason": "Torr i munnen"})
+    replica.write("admission", str(uuid.uuid4()), {"patient_id": patient_id, "visit_id": visit_id,
+                                                   "hospital": "Hallands sjukhus", "ward": "Medicin 3",
+                                                   "reason": "Syrgaskrävande"})
+    replica.write("hospital_stay", str(uuid.uuid4()), {"patient_id": patient_id, "hospital": "Hallands sjukhus",
+                                                       "admitted_at": "2026-05-02T10:00:00+00:00",
+                                                       "discharged_at": "2026-05-09T10:00:00+00:00"})
+    replica.write("round", round_id, {"facility": "Solgården", "municipality": "Umeå", "date": "2026-06-15",
+                                      "doctor_id": "u-dr-anna", "items": {patient_id: {
+                                          "question": "Sömnsvårigheter?", "status": "done", "note": "Sover bättre"}}})
+    n.write("visit_request", str(uuid.uuid4()), {"patient_id": patient_id, "urgency": "urgent",
+                                                 "reason": "Feber sedan i går"})
+    sync(n, client=cn)
+    sync(replica, client=client_)
+    client = browser(app)
+    page = client.get(f"/patients/{patient_id}", base_url=ORIGIN).get_data(as_text=True)
+    history = page[page.index('id="history-title"'):]
+    texts = ("Besöksförfrågan · brådskande", "Direktinskrivning · föreslagen", "Läkemedel utsatt: Furosemid",
+             "Dos ändrad: Furosemid", "Läkemedel insatt: Furosemid 40 mg</h3>\n      <p>1 x 1",
+             "Besök · hembesök · stannar hemma", "Vitalparametrar · NEWS2", "Rond: Solgården",
+             "Sjukhusvistelse: Hallands sjukhus")
+    # Newest first: what was written just now in the order it was (the medication, each change of it, the
+    # admission, the nurse's request), then the visit of 1 July and the vitals before it, the round of
+    # 15 June, the stay in May. The medication started as it was written: 1 x 1.
+    assert [history.index(t) for t in texts] == sorted(history.index(t) for t in texts)
+    assert "Torr i munnen" in history and "Ny dos: 1 x 2" in history and "Sover bättre" in history
+    # Names, never ids; local times (Stockholm summer time is UTC+2).
+    assert "Signerad av Dr Anna 2026-07-01 10:40" in history and "Tillägg</strong> (Dr Anna" in history
+    assert "Kontroll om en vecka" in history and "2026-07-01 09:50</time> · Dr Anna" in history
+    assert "Inlagd 2026-05-02 12:00, utskriven 2026-05-09 12:00" in history and "u-dr-anna" not in history
+    news2 = score({"resp_rate": 24, "spo2": 92, "pulse": 110, "temperature": 38.9, "systolic_bp": 105,
+                   "consciousness": "A", "spo2_scale": 1}).total
+    assert f"Vitalparametrar · NEWS2 {news2}" in history
+    assert "Visa fler" not in history
+    logged = {(e["record_type"], e["record_id"]) for e in replica.access_entries(1000)}
+    assert {("medication", medication_id), ("round", round_id), ("visit", visit_id)} <= logged
+
+    # A long history: HISTORY_PAGE events, then "Visa fler" for the next; only what is shown is logged.
+    for day in range(1, 31):
+        replica.write("observation", f"obs-{day:02d}", {"patient_id": patient_id, "pulse": 60 + day,
+                                                        "measured_at": f"2025-01-{day:02d}T12:00:00+00:00"})
+    replica.drop_access_entries([e["id"] for e in replica.access_entries(1000)])
+    page = client.get(f"/patients/{patient_id}", base_url=ORIGIN).get_data(as_text=True)
+    before = len(texts)
+    total = before + 30
+    assert f"nyast först: {HISTORY_PAGE} av {total}." in page and "Visa fler" in page
+    shown_observations = {e["record_id"] for e in replica.access_entries(1000) if e["record_id"].startswith("obs-")}
+    assert shown_observations == {f"obs-{day:02d}" for day in range(31 - (HISTORY_PAGE - before), 31)}
+    more = re.search(r'href="([^"]*history=\d+[^"]*)">Visa fler', page).group(1).replace("&amp;", "&")
+    page = client.get(more, base_url=ORIGIN).get_data(as_text=True)
+    assert f"nyast först: {total} av {total}." in page and "Visa fler" not in page and "obs-01" not in page
+    assert "2025-01-01 13:00" in page

@@ -6,7 +6,11 @@ from proof import laptop_page_timings
 def test_the_laptop_page_timings_sync_a_replica_and_fetch_every_doctors_page(tmp_path):
     figures = laptop_page_timings.run(120, 12, tmp_path, rounds=1, progress=lambda *a: None)
     pages = figures["pages"]
-    assert {"/today", "/caseload", "/rounds", "/conflicts", "/sync"} <= set(pages) and len(pages) == 13
+    assert {"/today", "/caseload", "/rounds", "/conflicts", "/sync"} <= set(pages) and len(pages) == 14
     assert all(f["bytes"] > 0 and f["first_ms"] > 0 for f in pages.values())
-    # The grown region reached the laptop by its sync: more patients than the demo region's own.
-    assert figures["patients_on_laptop"] > 60 and figures["replica_records"]["visit_request"] >= 6
+    # The caseload reached the laptop by its sync: its 120 patients beside the demo region's own, with their
+    # records of every kind (14 pages: a request of the doctor's and a round were there to time).
+    held = figures["replica_records"]
+    assert figures["patients_on_laptop"] >= 120 and sum(held.values()) > 120 * 10
+    assert {"visit", "amendment", "observation", "medication", "warning", "visit_request", "round"} <= set(held)
+    assert "/requests/{id}/note" in pages and "/patients/{id}?history=50" in pages

@@ -11,6 +11,8 @@ from schema.followup import due, figures
 from schema.records.visit_request import MACHINE, RETTS_COLOURS, URGENCIES
 from schema.roles import INTEGRATION, ROLES
 from client_sync.ui.today import STEP_LABELS
+from schema.records import admission, care_plan, medication
+from schema.records.visit import KINDS as VISIT_KINDS
 from schema.records.visit import OUTCOMES
 from server.pages.followup import CHARTS
 from server.pages.session import NAV
@@ -21,7 +23,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 #: the roles (an integration client's too, on the admin's users page), the queue's flags and
 #: suggestion reasons, the escalation feed's kinds, the follow-up's due lists and reasons and its
 #: charts' titles; the laptop's step buttons, visit outcomes, warnings' kinds and severities, and
-#: rounds' and round items' statuses.
+#: rounds' and round items' statuses; the patient history's visit kinds, medications' and admissions'
+#: statuses and care plans' kinds.
 VALUES = (*URGENCIES, *MACHINE.rank, *RETTS_COLOURS, *ROLES, INTEGRATION,
           "news2_medium", "palliative", "recent_discharge",
           "named doctor (continuity)", "same municipality", "other",
@@ -29,7 +32,8 @@ VALUES = (*URGENCIES, *MACHINE.rank, *RETTS_COLOURS, *ROLES, INTEGRATION,
           *due.LISTS, *due.REASONS.values(), *figures.FIGURES, *figures.NO_DATA.values(),
           *(title for _, title, *_ in CHARTS),
           *STEP_LABELS.values(), *OUTCOMES, "allergy", "condition", "low", "high", "life_threatening",
-          "active", "paused", "planned", "in_progress", "done", "deferred", "open")
+          "active", "paused", "planned", "in_progress", "done", "deferred", "open",
+          *VISIT_KINDS, *medication.MACHINE.rank, *admission.MACHINE.rank, *care_plan.KINDS)
 
 
 def _extracted():
