@@ -550,6 +550,7 @@ def test_the_patient_page_shows_the_whole_history_newest_first_with_names_local_
     sync(replica, client=client_)
     client = browser(app)
     page = client.get(f"/patients/{patient_id}", base_url=ORIGIN).get_data(as_text=True)
+    assert "Fast läkarkontakt</dt><dd>ingen ännu</dd>" in page  # said, not an empty line
     history = page[page.index('id="history-title"'):]
     texts = ("Besöksförfrågan · brådskande", "Direktinskrivning · föreslagen", "Läkemedel utsatt: Furosemid",
              "Dos ändrad: Furosemid", "Läkemedel insatt: Furosemid 40 mg</h3>\n      <p>1 x 1",
