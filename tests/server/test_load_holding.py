@@ -31,6 +31,21 @@ def _hold_the_writer(db_path):
     return conn
 
 
+def _writer_held(store, release):
+    """A thread of this process holding the store's writer (a push merging) until ``release``; it holds it now."""
+    inside = threading.Event()
+
+    def hold():
+        with store.transaction():
+            inside.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    inside.wait(5)
+    return holder
+
+
 def test_a_pull_reads_its_page_while_another_writer_holds_the_database(tmp_path):
     server, region = _region(tmp_path)
     try:
@@ -77,17 +92,8 @@ def test_a_write_that_waits_past_the_write_wait_is_answered_503_with_retry_after
 
 def test_threads_of_one_process_queue_for_the_writer_for_at_most_the_write_wait(tmp_path):
     server, _ = _region(tmp_path, HEMSYNC_WRITE_WAIT_SECONDS=0.2)
-    store, failures = server.store, []
-    inside = threading.Event()
-
-    def hold():
-        with store.transaction():
-            inside.set()
-            time.sleep(0.6)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    inside.wait(5)
+    store, failures, release = server.store, [], threading.Event()
+    holder = _writer_held(store, release)
     started = time.monotonic()
     try:
         with store.transaction():
@@ -95,6 +101,7 @@ def test_threads_of_one_process_queue_for_the_writer_for_at_most_the_write_wait(
     except Exception as exc:  # noqa: BLE001 - the class is the assertion below
         failures.append(exc)
     waited = time.monotonic() - started
+    release.set()
     holder.join()
     server.stop()
     assert [type(e).__name__ for e in failures] == ["ServerBusy"]
@@ -103,19 +110,13 @@ def test_threads_of_one_process_queue_for_the_writer_for_at_most_the_write_wait(
 
 def test_threads_waiting_for_the_writer_get_it_in_the_order_they_came(tmp_path):
     server, _ = _region(tmp_path)
-    store, order = server.store, []
-    release = threading.Event()
-
-    def hold():
-        with store.transaction():
-            release.wait(10)
+    store, order, release = server.store, [], threading.Event()
 
     def write(name):
         with store.transaction():
             order.append(name)
 
-    holder = threading.Thread(target=hold)
-    holder.start()
+    holder = _writer_held(store, release)
     waiters = []
     for name in range(8):
         waiters.append(threading.Thread(target=write, args=(name,)))
@@ -133,16 +134,8 @@ def test_threads_waiting_for_the_writer_get_it_in_the_order_they_came(tmp_path):
 
 def test_a_handshake_is_answered_while_pushes_hold_the_writer_and_its_note_lands_with_the_next_commit(tmp_path):
     server, region = _region(tmp_path, HEMSYNC_WRITE_WAIT_SECONDS=5)
-    store, inside, release = server.store, threading.Event(), threading.Event()
-
-    def push_holding_the_writer():
-        with store.transaction():
-            inside.set()
-            release.wait(10)
-
-    holder = threading.Thread(target=push_holding_the_writer)
-    holder.start()
-    inside.wait(5)
+    store, release = server.store, threading.Event()
+    holder = _writer_held(store, release)
     started = time.monotonic()
     answer = region.doctor.post("/v1/handshake", {"pending": 7, "rejected": 1})
     answered_in = time.monotonic() - started
