@@ -18,9 +18,11 @@ and the escalation feed are append only: the database itself refuses.
 """
 
 import abc
+import collections
 import dataclasses
 import functools
 import json
+import threading
 
 from marshmallow import fields
 
@@ -30,8 +32,8 @@ from schema.roles import ERROR_MARK
 from schema.validation import StrictBool
 from schema.wire import decode_state, encode_state
 
-__all__ = ["Store", "StoredRecord", "ScopeKeys", "index_columns", "known_fields", "encode_wire", "REQUEST_TYPE",
-           "DEVICE_COLUMNS", "DEVICE_COUNTERS"]
+__all__ = ["Store", "StoredRecord", "ScopeKeys", "ViewCache", "VIEWS", "index_columns", "known_fields", "encode_wire",
+           "REQUEST_TYPE", "DEVICE_COLUMNS", "DEVICE_COUNTERS"]
 
 #: The only record type ``ScopeKeys.requests`` matches.
 REQUEST_TYPE = "visit_request"
@@ -69,20 +71,54 @@ class StoredRecord:
 
         The pages read the same records on every poll (a board every 2 s per
         dispatcher), and a stored state's text names it exactly, so its view is made
-        once per process and text (:data:`VIEW_CACHE` texts kept) and copied out.
+        once per process and text (:data:`VIEWS`) and copied out.
         """
-        return dict(_view_of(self.wire))
+        return dict(VIEWS.view(self.wire))
 
 
-#: Distinct stored states whose views a process keeps: a region's open board (5,000 requests, their
-#: patients and vitals) and a nurse's list; at a few KB each (text and view) about 100 MB at most.
-#: Bulk readers (an export) use schema.merge.view directly and leave this to the pages.
-VIEW_CACHE = 30_000
+class ViewCache:
+    """Views of stored states by their text, the most recently used kept within ``budget`` characters of text.
+
+    Bounded by the texts' size, not their number: a record keeps every value it no
+    longer shows, so one edited all day holds 100 KB or more, and each edit is a
+    new text. Bounded by number (30,000 texts), a soak of 200 laptops editing the
+    same patients kept hundreds of MB of old states' texts and views by its
+    thirteenth minute, growing on.
+    """
+
+    def __init__(self, budget):
+        self.budget = budget
+        self._views = collections.OrderedDict()
+        self._used = 0
+        self._lock = threading.Lock()
+
+    def view(self, wire):
+        """The view of the state stored as ``wire`` (shared: callers copy before they change it)."""
+        with self._lock:
+            found = self._views.get(wire)
+            if found is not None:
+                self._views.move_to_end(wire)
+                return found
+        made = view(decode_state(json.loads(wire)))
+        with self._lock:
+            if wire not in self._views:
+                self._views[wire] = made
+                self._used += len(wire)
+                while self._used > self.budget:
+                    old, _ = self._views.popitem(last=False)
+                    self._used -= len(old)
+        return made
+
+    def held(self):
+        """(texts kept, their characters)."""
+        with self._lock:
+            return len(self._views), self._used
 
 
-@functools.lru_cache(maxsize=VIEW_CACHE)
-def _view_of(wire):
-    return view(decode_state(json.loads(wire)))
+#: A region's open board is 5,000 requests with their patients and vitals, about 15,000 states of a
+#: kilobyte or two: they fit, with room for a nurse's lists. Bulk readers (an export) use
+#: schema.merge.view directly and leave this to the pages.
+VIEWS = ViewCache(budget=24_000_000)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,13 +4,16 @@ Each test gets a fresh store of each kind (``database`` in tests/conftest.py: a 
 SQLite file, a new PostgreSQL database); without a reachable PostgreSQL its half skips.
 """
 
+import json
 import threading
 import uuid
 
 import pytest
 
-from schema.merge import Actor, apply_change
+from schema.merge import Actor, apply_change, view
+from schema.wire import decode_state
 from server.store import ScopeKeys, open_store
+from server.store.base import ViewCache, encode_wire
 
 NOW = __import__("datetime").datetime(2030, 1, 2, 10, tzinfo=__import__("datetime").timezone.utc)
 NURSE = Actor("u-nurse", "nurse")
@@ -435,3 +438,19 @@ def test_text_with_a_nul_character_is_kept_and_found_on_either_store(store):
     # SQLite keeps the NUL; PostgreSQL's text cannot hold one and keeps U+FFFD in its place.
     assert entry["patient_id"] in ("p\x00", "p\ufffd") and entry["details"] == {"why": "a\x00b"}
     assert store.get_record("patient", "p\x00") is None and store.get_change("c\x00") is None
+
+
+def test_the_view_cache_keeps_the_most_recently_used_views_within_its_budget_of_text():
+    wires = [encode_wire(_patient(f"p{n}", municipality)) for n, municipality in
+             enumerate(("Halmstad", "Laholm", "Falkenberg", "Varberg"))]
+    cache = ViewCache(budget=sum(len(w) for w in wires[:3]) + 5)  # "Varberg" is a letter longer than "Laholm"
+    views = [cache.view(wire) for wire in wires[:3]]
+    assert views[0] == view(decode_state(json.loads(wires[0])))
+    assert [cache.view(wire) for wire in wires[:3]] == views and cache.view(wires[1]) is views[1]  # kept
+    cache.view(wires[0])
+    cache.view(wires[2])
+    cache.view(wires[3])  # over the budget: the least recently used, wires[1], goes
+    count, chars = cache.held()
+    assert (count, chars <= cache.budget) == (3, True)
+    assert cache.view(wires[0]) is views[0] and cache.view(wires[2]) is views[2]
+    assert cache.view(wires[1]) is not views[1]  # made again
