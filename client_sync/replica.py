@@ -37,7 +37,7 @@ from schema.followup.due import TYPES as DUE_TYPES
 from schema.followup.due import due_lists
 from schema.followup.snapshot import Snapshot
 from schema.merge import Actor, apply_change, view
-from schema.wire import decode_state, record_digest
+from schema.wire import decode_state, merged_changes, record_digest
 
 from .directory import ReplicaDirectory
 from .errors import AmbiguousId, ConflictNotFound, NotLoggedIn, OtherUser, RecordNotFound, RejectedNotFound, ReplicaDamaged
@@ -117,6 +117,11 @@ INSERT INTO rejected_archive (change_id, op, record_type, record_id, change, cod
 SELECT change_id, op, record_type, record_id, change, code, error, rejected_at, ?, ?, ?
 FROM rejected
 WHERE change_id = ?
+"""
+
+INSERT_RECORD = """
+INSERT OR REPLACE INTO records (type, id, patient_id, rev, open_conflicts, wire)
+VALUES (?, ?, ?, ?, ?, ?)
 """
 
 SELECT_UNSENT = """
@@ -854,23 +859,23 @@ class Replica:
 
         ``before_commit`` is called inside the transaction, after the page is
         written and before it commits (the crash tests stop the process there).
+        The page is written one statement per table (executemany), not one per
+        record: a fresh laptop's initial sync is a few hundred pages of 500.
         """
-        decoded = [(w, decode_state(w)) for w in wires]  # a malformed record fails the page before any write
+        # A malformed record fails the page before any write.
+        decoded = [(w, decode_state(w, changes=False)) for w in wires]
         with self.transaction():
-            latest = None
             acked = self.conn.execute("SELECT 1 FROM outbox WHERE acked = 1 LIMIT 1").fetchone() is not None
-            for wire, state in decoded:
-                self._store(wire, state)
-                for write in state["fields"].values():
-                    latest = max(latest or write["hlc"], write["hlc"])
-                if acked:
-                    # The server's state now holds these changes: the view needs them no more.
-                    self.conn.executemany("DELETE FROM outbox WHERE acked = 1 AND change_id = ?",
-                                          [(c,) for c in state["changes"]])
-            for marker in purge:
-                self.conn.execute("DELETE FROM records WHERE type = ? AND id = ?", (marker["type"], marker["id"]))
-                self.conn.execute("DELETE FROM outbox WHERE acked = 1 AND record_type = ? AND record_id = ?",
-                                  (marker["type"], marker["id"]))
+            self.conn.executemany(INSERT_RECORD, [_record_row(wire, state) for wire, state in decoded])
+            if acked:
+                # The server's states now hold these changes: the view needs them no more.
+                self.conn.executemany("DELETE FROM outbox WHERE acked = 1 AND change_id = ?",
+                                      [(c,) for _, state in decoded for c in merged_changes(state)])
+            self.conn.executemany("DELETE FROM records WHERE type = ? AND id = ?",
+                                  [(m["type"], m["id"]) for m in purge])
+            self.conn.executemany("DELETE FROM outbox WHERE acked = 1 AND record_type = ? AND record_id = ?",
+                                  [(m["type"], m["id"]) for m in purge])
+            latest = max((write["hlc"] for _, state in decoded for write in state["fields"].values()), default=None)
             if latest:
                 self._observe(latest)
             self.set_setting("cursor", cursor)
@@ -884,10 +889,9 @@ class Replica:
 
     def store_records(self, wires):
         """Replace the server's state of some records (verify's repair), in one transaction."""
-        decoded = [(w, decode_state(w)) for w in wires]
+        rows = [_record_row(w, decode_state(w, changes=False)) for w in wires]
         with self.transaction():
-            for wire, state in decoded:
-                self._store(wire, state)
+            self.conn.executemany(INSERT_RECORD, rows)
 
     def delete_records(self, keys):
         """Delete server states by (type, id) (verify's repair of records no longer in scope)."""
@@ -961,19 +965,17 @@ class Replica:
         self.set_setting(SCRUB_PENDING, True)  # in the same transaction: a crash before the scrub is caught up
         return report
 
-    def _store(self, wire, state):
-        patient = records.get(state["type"]).patient_of(state)
-        open_conflicts = sum(1 for c in state["conflicts"] if c.get("status") == "open")
-        self.conn.execute(
-            "INSERT OR REPLACE INTO records (type, id, patient_id, rev, open_conflicts, wire) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (state["type"], state["id"], patient, state["rev"], open_conflicts, json.dumps(wire)),
-        )
-
     def _observe(self, hlc):
         clock = self._clock()
         clock.observe(hlc)
         self.set_setting("hlc", str(clock.last))
+
+
+def _record_row(wire, state):
+    """The ``records`` row of a pulled record: its server state as shipped, and the columns derived from it."""
+    patient = records.get(state["type"]).patient_of(state)
+    open_conflicts = sum(1 for c in state["conflicts"] if c.get("status") == "open")
+    return state["type"], state["id"], patient, state["rev"], open_conflicts, json.dumps(wire)
 
 
 def _matches(value, wanted):
