@@ -1,10 +1,11 @@
-"""One JSON error shape with stable codes; gzip both ways; the size limit after decompression."""
+"""One JSON error shape with stable codes; brotli and gzip both ways; the size limit after decompression."""
 
 import gzip
 import json
 import pathlib
 import re
 
+import brotli
 import requests
 
 from server.errors import ERROR_STATUS
@@ -57,6 +58,9 @@ def test_malformed_json_is_refused_whole(region):
     bad_gzip = requests.post(region.server.url + "/v1/push", data=b"not gzip",
                              headers={**headers, "Content-Encoding": "gzip"})
     _assert_error(bad_gzip, 400, "malformed_json")
+    for bad_brotli in (b"not brotli", brotli.compress(b'{"changes": []}')[:-2]):
+        _assert_error(requests.post(region.server.url + "/v1/push", data=bad_brotli,
+                                    headers={**headers, "Content-Encoding": "br"}), 400, "malformed_json")
 
 
 def test_a_gzip_body_is_read_and_a_gzip_answer_given_when_accepted(region):
@@ -69,6 +73,20 @@ def test_a_gzip_body_is_read_and_a_gzip_answer_given_when_accepted(region):
     assert response.json()["results"][0]["result"] == "applied"
     openapi = requests.get(region.server.url + "/openapi.json", headers={"Accept-Encoding": "gzip"})
     assert openapi.headers["Content-Encoding"] == "gzip"
+
+
+def test_a_brotli_body_is_read_and_a_brotli_answer_given_when_accepted_first(region):
+    nurse = region.nurse
+    body = brotli.compress(json.dumps({"changes": [new_patient(nurse)]}).encode())
+    response = requests.post(region.server.url + "/v1/push", data=body, headers={
+        **nurse.session.headers, "Content-Type": "application/json", "Content-Encoding": "br",
+        "Accept-Encoding": "gzip, br"})
+    assert response.status_code == 200
+    assert response.json()["results"][0]["result"] == "applied"
+    openapi = requests.get(region.server.url + "/openapi.json", headers={"Accept-Encoding": "gzip, br"})
+    assert openapi.headers["Content-Encoding"] == "br"
+    handshake = requests.post(region.server.url + "/v1/handshake", headers=nurse.session.headers)
+    assert handshake.json()["content_encodings"] == ["br", "gzip"]
 
 
 def test_a_body_over_the_limit_is_413_counted_after_decompression(tmp_path):
@@ -85,6 +103,10 @@ def test_a_body_over_the_limit_is_413_counted_after_decompression(tmp_path):
         assert len(bomb) < 2000
         _assert_error(requests.post(server.url + "/v1/push", data=bomb, headers={**headers, "Content-Encoding": "gzip"}),
                       413, "payload_too_large")
+        brotli_bomb = brotli.compress(big)
+        assert len(brotli_bomb) < 2000
+        _assert_error(requests.post(server.url + "/v1/push", data=brotli_bomb,
+                                    headers={**headers, "Content-Encoding": "br"}), 413, "payload_too_large")
         assert server.store.head() == 0
 
 
