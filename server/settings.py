@@ -50,7 +50,7 @@ SETTINGS = (
             "Seconds a pushed change's HLC may be ahead of the server's clock before it is re-stamped.",
             int),
     Setting("HEMSYNC_MAX_BODY_BYTES", 16 * 1024 * 1024,
-            "Largest request body in bytes, counted after gzip decompression (413 above it).", int),
+            "Largest request body in bytes, counted after brotli or gzip decompression (413 above it).", int),
     Setting("HEMSYNC_MAX_BATCH", 500, "Most changes one push may carry (400 invalid_batch above it).", int),
     Setting("HEMSYNC_MAX_RECORD_BYTES", 2 * 1024 * 1024,
             "Largest stored state of one record in bytes, history included; a change that would grow a record "
