@@ -50,9 +50,11 @@ FHIR_PATIENTS ?= 50000
 # folder beside the repository, not in it: where it (or Node) is missing the bench says so and goes on.
 # PEER= leaves it out.
 PEER ?= ../shared/bench-peer
+# SCALE=1000000: then the same N against a server already holding that many records (SQLite), with memory.
+SCALE ?=
 
 bench: $(STAMP)
-	$(BIN)/python -m proof.bench --n $(N) $(if $(POSTGRES),--postgres $(POSTGRES)) $(if $(PEER),--peer $(PEER))
+	$(BIN)/python -m proof.bench --n $(N) $(if $(POSTGRES),--postgres $(POSTGRES)) $(if $(PEER),--peer $(PEER)) $(if $(SCALE),--scale $(SCALE))
 	$(BIN)/python -m proof.page_timings --patients $(PAGE_PATIENTS) --requests $(PAGE_REQUESTS)
 	$(BIN)/python -m proof.laptop_page_timings --patients $(LAPTOP_PATIENTS) --requests $(LAPTOP_REQUESTS)
 	$(BIN)/python -m proof.followup_bench --scale $(FOLLOWUP_SCALE)

@@ -39,7 +39,7 @@ from schema.followup.due import due_lists
 from schema.followup.snapshot import Snapshot
 from schema.merge import Actor, apply_change, view
 from schema.recordtype import INDEX_COLUMNS
-from schema.wire import decode_state, record_digest
+from schema.wire import decode_state, merged_changes, record_digest
 
 from .directory import ReplicaDirectory
 from .errors import AmbiguousId, ConflictNotFound, NotLoggedIn, OtherUser, RecordNotFound, RejectedNotFound, ReplicaDamaged
@@ -199,6 +199,12 @@ def _columns(state):
     index = records.get(state["type"]).index_values(state)
     listed = [(state["fields"].get(name) or {}).get("value") for name in LISTED]
     return [index["patient_id"], *(index[c] for c in INDEXED), *listed]
+
+
+INSERT_RECORD = f"""
+INSERT OR REPLACE INTO records (type, id, rev, open_conflicts, wire, patient_id, {', '.join(COLUMNS)})
+VALUES (?, ?, ?, ?, ?, ?, {', '.join('?' for _ in COLUMNS)})
+"""
 
 
 @MIGRATIONS(name="0005_index_columns")
@@ -959,23 +965,23 @@ class Replica:
 
         ``before_commit`` is called inside the transaction, after the page is
         written and before it commits (the crash tests stop the process there).
+        The page is written one statement per table (executemany), not one per
+        record: a fresh laptop's initial sync is a few hundred pages of 500.
         """
-        decoded = [(w, decode_state(w)) for w in wires]  # a malformed record fails the page before any write
+        # A malformed record fails the page before any write.
+        decoded = [(w, decode_state(w, changes=False)) for w in wires]
         with self.transaction():
-            latest = None
             acked = self.conn.execute("SELECT 1 FROM outbox WHERE acked = 1 LIMIT 1").fetchone() is not None
-            for wire, state in decoded:
-                self._store(wire, state)
-                for write in state["fields"].values():
-                    latest = max(latest or write["hlc"], write["hlc"])
-                if acked:
-                    # The server's state now holds these changes: the view needs them no more.
-                    self.conn.executemany("DELETE FROM outbox WHERE acked = 1 AND change_id = ?",
-                                          [(c,) for c in state["changes"]])
-            for marker in purge:
-                self.conn.execute("DELETE FROM records WHERE type = ? AND id = ?", (marker["type"], marker["id"]))
-                self.conn.execute("DELETE FROM outbox WHERE acked = 1 AND record_type = ? AND record_id = ?",
-                                  (marker["type"], marker["id"]))
+            self.conn.executemany(INSERT_RECORD, [_record_row(wire, state) for wire, state in decoded])
+            if acked:
+                # The server's states now hold these changes: the view needs them no more.
+                self.conn.executemany("DELETE FROM outbox WHERE acked = 1 AND change_id = ?",
+                                      [(c,) for _, state in decoded for c in merged_changes(state)])
+            self.conn.executemany("DELETE FROM records WHERE type = ? AND id = ?",
+                                  [(m["type"], m["id"]) for m in purge])
+            self.conn.executemany("DELETE FROM outbox WHERE acked = 1 AND record_type = ? AND record_id = ?",
+                                  [(m["type"], m["id"]) for m in purge])
+            latest = max((write["hlc"] for _, state in decoded for write in state["fields"].values()), default=None)
             if latest:
                 self._observe(latest)
             self.set_setting("cursor", cursor)
@@ -989,10 +995,9 @@ class Replica:
 
     def store_records(self, wires):
         """Replace the server's state of some records (verify's repair), in one transaction."""
-        decoded = [(w, decode_state(w)) for w in wires]
+        rows = [_record_row(w, decode_state(w, changes=False)) for w in wires]
         with self.transaction():
-            for wire, state in decoded:
-                self._store(wire, state)
+            self.conn.executemany(INSERT_RECORD, rows)
 
     def delete_records(self, keys):
         """Delete server states by (type, id) (verify's repair of records no longer in scope)."""
@@ -1066,18 +1071,16 @@ class Replica:
         self.set_setting(SCRUB_PENDING, True)  # in the same transaction: a crash before the scrub is caught up
         return report
 
-    def _store(self, wire, state):
-        open_conflicts = sum(1 for c in state["conflicts"] if c.get("status") == "open")
-        self.conn.execute(
-            f"INSERT OR REPLACE INTO records (type, id, rev, open_conflicts, wire, patient_id, {', '.join(COLUMNS)}) "
-            f"VALUES (?, ?, ?, ?, ?, ?, {', '.join('?' for _ in COLUMNS)})",
-            (state["type"], state["id"], state["rev"], open_conflicts, json.dumps(wire), *_columns(state)),
-        )
-
     def _observe(self, hlc):
         clock = self._clock()
         clock.observe(hlc)
         self.set_setting("hlc", str(clock.last))
+
+
+def _record_row(wire, state):
+    """The ``records`` row of a pulled record: its server state as shipped, and the columns derived from it."""
+    open_conflicts = sum(1 for c in state["conflicts"] if c.get("status") == "open")
+    return (state["type"], state["id"], state["rev"], open_conflicts, json.dumps(wire), *_columns(state))
 
 
 def _matches(value, wanted):

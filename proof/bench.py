@@ -25,6 +25,15 @@ ratios ``push_vs_peer``, ``pull_vs_peer`` and ``bytes_vs_peer`` (targets: 2x, 4x
 at most 0.5x). Where the peer, Node or npm is missing, ``peer_missing`` says why
 and the figures are hemsync's alone.
 
+At scale: ``--scale RECORDS`` (``make bench SCALE=1000000``) then loads RECORDS
+records of other municipalities into a fresh SQLite store (proof/scale.py) and runs
+the same N again against it, adding ``push_per_s_at_scale``, ``pull_per_s_at_scale``
+(and their shares of the empty server's, ``push_at_scale_vs_empty``,
+``pull_at_scale_vs_empty``: target 80 % or more), ``incremental_s_at_scale`` (target
+under 1 s), and the peak resident memory sampled throughout that run,
+``server_rss_mb`` (target under 500) and ``laptop_rss_mb`` (the bench process, which
+holds both laptops: under 300).
+
 Prints a table and one JSON object (``--json`` for the object alone).
 ``--postgres URL`` serves from a scratch database on that PostgreSQL server (made
 and dropped); the ceiling stays SQLite's, the laptop's database.
@@ -37,6 +46,7 @@ Example: python -m proof.bench --n 20000
 import argparse
 import contextlib
 import cProfile
+import dataclasses
 import json
 import os
 import pathlib
@@ -49,12 +59,14 @@ import time
 from client_sync.sync import sync
 
 from . import peer as couchdb_peer
+from . import scale as scale_store
 from .laptops import converged, login
+from .memory import PeakRss
 from .proxy import LoopbackProxy
 from .server_process import ServerProcess, scratch_database
 from .workload import Workload, as_one_row, record_json
 
-__all__ = ["main", "ceiling", "run", "with_peer"]
+__all__ = ["main", "ceiling", "run", "at_scale", "with_peer"]
 
 TARGET_RATIO = 0.15
 TARGET_BYTES = 650
@@ -120,55 +132,146 @@ def offline_edits(laptop, work, patient_id, edits):
     return time.perf_counter() - start
 
 
-def run(n, workdir, seed=1, progress=print, profiles=None, edits=1000, database=None):
+def run(n, workdir, seed=1, progress=print, profiles=None, edits=1000, database=None, scale=0):
     """Measure everything for ``n`` visits (and ``edits`` offline edits of one record) under ``workdir``.
 
     Returns the figures (a dict). ``database``: a PostgreSQL URL to serve from (default: a SQLite file).
+    ``scale``: then the same ``n`` again against a server already holding ``scale`` records
+    (:func:`at_scale`; SQLite only).
 
     ``profiles``, a dict, receives cProfile profiles of the laptop side of the
     push and of the initial sync (``laptop push``, ``laptop pull``) when given.
     """
     profiler = (lambda name: profiles.setdefault(name, cProfile.Profile())) if profiles is not None \
         else (lambda name: _NoProfile())
-    work = Workload(seed)
+    if scale and database:
+        raise ValueError("the bench at scale loads a SQLite store: leave out --postgres with --scale")
     progress(f"bench: {n} visits with vitals, workdir {workdir}")
     server = ServerProcess(pathlib.Path(workdir) / "server", database=database)
     figures = {"n": n, "store": "postgresql" if server.on_postgres else "sqlite"}
+    work = Workload(seed)
+    data = _documented_visits(work, n)
+    rows = [as_one_row(vid, visit, vitals) for vid, visit, _, vitals in data.visits]
+    figures["record_json_bytes"] = round(sum(len(record_json(r).encode()) for r in rows) / n)
+    progress("bench: ceiling ...")
+    figures["ceiling_insert_per_s"] = round(ceiling(rows, workdir))
     try:
-        # One doctor, two laptops: visits are edited only by their own doctor.
-        doctor = server.add_user("Anna Bänk", "doctor", [MUNICIPALITY])
-        _, token_a = server.enroll(doctor, "bench laptop A")
-        _, token_b = server.enroll(doctor, "bench laptop B")
-        _, token_c = server.enroll(doctor, "bench laptop C (offline)")
-        server.start()
-        proxy = LoopbackProxy(server.port)
-        a = login(workdir, proxy.url, token_a, "laptop-a")
-        b = login(workdir, proxy.url, token_b, "laptop-b")
-        c = login(workdir, proxy.url, token_c, "laptop-c")
+        measured = _measure(server, data, workdir, progress, profiler, offline_laptop=bool(edits))
+        figures.update({EMPTY_NAMES.get(k, k): v for k, v in measured.pop("figures").items()})
+        if edits:
+            progress(f"bench: {edits} offline edits of one record on laptop C ...")
+            c = measured["offline"]
+            with c.replica.transaction():
+                c.replica.write("patient", data.patients[0], work.patient(MUNICIPALITY))
+            figures["offline_edits"] = edits
+            figures["offline_edits_s"] = round(offline_edits(c, work, data.patients[0], edits), 2)
+            c.close()
+    finally:
+        server.stop()
+    figures["bytes_per_record"] = round((figures["push_bytes"] + figures["pull_bytes"]) / n)
+    figures["push_ratio"] = round(figures["push_per_s"] / figures["ceiling_insert_per_s"], 4)
+    figures["pull_ratio"] = round(figures["pull_per_s"] / figures["ceiling_insert_per_s"], 4)
+    if scale:
+        figures.update(at_scale(n, scale, workdir, seed, progress, figures))
+    return figures
 
-        patients = [work.uuid() for _ in range(max(10, n // 100))]
+
+#: The empty server's memory figures are named apart: ``server_rss_mb`` and ``laptop_rss_mb`` are the ones at scale.
+EMPTY_NAMES = {"server_rss_mb": "server_rss_mb_empty", "laptop_rss_mb": "laptop_rss_mb_empty"}
+#: The figures of the run at scale that the JSON object carries, and their names there.
+SCALE_NAMES = {
+    "push_per_s": "push_per_s_at_scale", "push_s": "push_s_at_scale",
+    "push_server_cpu_s": "push_server_cpu_s_at_scale",
+    "pull_per_s": "pull_per_s_at_scale", "pull_s": "pull_s_at_scale", "pull_records": "pull_records_at_scale",
+    "pull_server_cpu_s": "pull_server_cpu_s_at_scale", "pull_laptop_cpu_s": "pull_laptop_cpu_s_at_scale",
+    "incremental_s": "incremental_s_at_scale", "incremental_records": "incremental_records_at_scale",
+    "server_rss_mb": "server_rss_mb", "laptop_rss_mb": "laptop_rss_mb", "converged": "converged_at_scale",
+}
+#: Issue 14: at scale, push and initial sync at this share of their rate on an empty server or more.
+TARGET_AT_SCALE = 0.8
+TARGET_INCREMENTAL_S = 1.0
+TARGET_SERVER_MB = 500
+TARGET_LAPTOP_MB = 300
+
+
+def at_scale(n, scale, workdir, seed, progress, empty):
+    """The same ``n`` visits pushed and synced by a doctor of a region whose server already holds ``scale`` records.
+
+    The records are loaded straight into the store first (:mod:`proof.scale`); then
+    the run is the empty server's (same seed: the same visits), with the server's and
+    the laptop's resident memory sampled throughout (the laptop is this process, so its
+    figure also holds the bench's own data: an upper bound). ``empty``: the empty
+    server's figures, for the ratios.
+    """
+    server = ServerProcess(pathlib.Path(workdir) / "server-at-scale")
+    try:
+        loaded = scale_store.preload(server.db_path, scale, progress=progress)
+        data = _documented_visits(Workload(seed), n)
+        measured = _measure(server, data, workdir, progress, _noprofile, name="at scale")
+    finally:
+        server.stop()
+    figures = {SCALE_NAMES[k]: v for k, v in measured["figures"].items() if k in SCALE_NAMES}
+    figures.update({
+        "scale_records": loaded["records"], "scale_load_s": loaded["load_s"],
+        "push_at_scale_vs_empty": round(figures["push_per_s_at_scale"] / empty["push_per_s"], 2),
+        "pull_at_scale_vs_empty": round(figures["pull_per_s_at_scale"] / empty["pull_per_s"], 2),
+    })
+    return figures
+
+
+@dataclasses.dataclass
+class _Visits:
+    patients: list
+    patient_fields: list
+    visits: list
+
+
+def _documented_visits(work, n):
+    """The bench's patients (one per 100 visits) and ``n`` visits with vitals: the same for the same seed."""
+    patients = [work.uuid() for _ in range(max(10, n // 100))]
+    fields = [work.patient(MUNICIPALITY) for _ in patients]
+    visits = [work.visit_with_vitals(patients[i % len(patients)]) for i in range(n)]
+    return _Visits(patients, fields, visits)
+
+
+def _noprofile(name):
+    return _NoProfile()
+
+
+def _measure(server, data, workdir, progress, profiler, offline_laptop=False, name=""):
+    """Push ``data`` from one laptop, sync it to a fresh one, then 1 % changed back: the figures of one server.
+
+    Returns ``{"figures": ..., "offline": a third laptop of the doctor, never synced}`` (with
+    ``offline_laptop``). Memory of the server and of this process is sampled throughout.
+    """
+    label = f"bench{' ' + name if name else ''}"
+    n = len(data.visits)
+    figures = {}
+    # One doctor, two laptops: visits are edited only by their own doctor.
+    doctor = server.add_user("Anna Bänk", "doctor", [MUNICIPALITY])
+    _, token_a = server.enroll(doctor, "bench laptop A")
+    _, token_b = server.enroll(doctor, "bench laptop B")
+    server.start()
+    proxy = LoopbackProxy(server.port)
+    memory = PeakRss({"server": server.process.pid, "laptop": os.getpid()})
+    with memory:
+        a = login(workdir, proxy.url, token_a, f"laptop-a{name and '-' + name.replace(' ', '-')}")
+        b = login(workdir, proxy.url, token_b, f"laptop-b{name and '-' + name.replace(' ', '-')}")
         with a.replica.transaction():
-            for patient_id in patients:
-                a.replica.write("patient", patient_id, work.patient(MUNICIPALITY))
+            for patient_id, fields in zip(data.patients, data.patient_fields):
+                a.replica.write("patient", patient_id, fields)
         sync(a.replica, client=a.client(proxy.url))
 
-        visits = [(work.visit_with_vitals(patients[i % len(patients)])) for i in range(n)]
-        rows = [as_one_row(vid, visit, vitals) for vid, visit, _, vitals in visits]
-        sizes = [len(record_json(r).encode()) for r in rows]
-        figures["record_json_bytes"] = round(sum(sizes) / n)
-        progress("bench: ceiling ...")
-        figures["ceiling_insert_per_s"] = round(ceiling(rows, workdir))
-
-        progress("bench: writing the visits into laptop A's outbox ...")
+        progress(f"{label}: writing the visits into laptop A's outbox ...")
         start = time.perf_counter()
         for first in range(0, n, 1000):
             with a.replica.transaction():  # a doctor's day of notes, committed in steps
-                for vid, visit, oid, vitals in visits[first:first + 1000]:
+                for vid, visit, oid, vitals in data.visits[first:first + 1000]:
                     a.replica.write("visit", vid, visit)
                     a.replica.write("observation", oid, vitals)
         figures["local_write_per_s"] = round(n / (time.perf_counter() - start))
 
-        progress("bench: push ...")
+        progress(f"{label}: push ...")
         phases = Phases(proxy)
         before, cpu, server_cpu = proxy.counts(), time.process_time(), server.cpu_seconds()
         start = time.perf_counter()
@@ -186,7 +289,7 @@ def run(n, workdir, seed=1, progress=print, profiles=None, edits=1000, database=
         figures["push_server_cpu_s"] = round(server.cpu_seconds() - server_cpu, 2)  # includes the pull back
         figures["pull_back_s"] = round(end - pushed_at, 2)
 
-        progress("bench: initial sync of a fresh laptop ...")
+        progress(f"{label}: initial sync of a fresh laptop ...")
         before, cpu, server_cpu = proxy.counts(), time.process_time(), server.cpu_seconds()
         start = time.perf_counter()
         profiler("laptop initial sync").enable()
@@ -201,11 +304,12 @@ def run(n, workdir, seed=1, progress=print, profiles=None, edits=1000, database=
         figures["pull_laptop_cpu_s"] = round(time.process_time() - cpu, 2)
         figures["pull_server_cpu_s"] = round(server.cpu_seconds() - server_cpu, 2)
 
-        progress("bench: 1 % changed on laptop B, then laptop A syncs ...")
-        changed = visits[:: 100][: max(1, n // 100)]
+        progress(f"{label}: 1 % changed on laptop B, then laptop A syncs ...")
+        changed = data.visits[:: 100][: max(1, n // 100)]
+        notes = Workload(len(changed))
         with b.replica.transaction():
             for vid, visit, _, _ in changed:
-                b.replica.write("visit", vid, {"plan": work.text(120)})
+                b.replica.write("visit", vid, {"plan": notes.text(120)})
         start = time.perf_counter()
         sync(b.replica, client=b.client(proxy.url))
         figures["incremental_push_s"] = round(time.perf_counter() - start, 3)
@@ -215,25 +319,18 @@ def run(n, workdir, seed=1, progress=print, profiles=None, edits=1000, database=
         figures["incremental_s"] = round(time.perf_counter() - start, 3)
         figures["incremental_records"] = report.pulled
         figures["incremental_bytes"] = _bytes(before, proxy.counts())
-
-        if edits:
-            progress(f"bench: {edits} offline edits of one record on laptop C ...")
-            with c.replica.transaction():
-                c.replica.write("patient", patients[0], work.patient(MUNICIPALITY))
-            figures["offline_edits"] = edits
-            figures["offline_edits_s"] = round(offline_edits(c, work, patients[0], edits), 2)
-
-        figures["bytes_per_record"] = round((figures["push_bytes"] + figures["pull_bytes"]) / n)
-        figures["push_ratio"] = round(figures["push_per_s"] / figures["ceiling_insert_per_s"], 4)
-        figures["pull_ratio"] = round(figures["pull_per_s"] / figures["ceiling_insert_per_s"], 4)
-        problems = converged(a) + converged(b)
-        figures["converged"] = not problems
-        for problem in problems:
-            progress(f"bench: NOT CONVERGED: {problem}")
-        a.close(), b.close(), c.close(), proxy.stop()
-    finally:
-        server.stop()
-    return figures
+    figures["server_rss_mb"] = memory.mib("server")
+    figures["laptop_rss_mb"] = memory.mib("laptop")
+    problems = converged(a) + converged(b)
+    figures["converged"] = not problems
+    for problem in problems:
+        progress(f"{label}: NOT CONVERGED: {problem}")
+    offline = None
+    if offline_laptop:
+        _, token_c = server.enroll(doctor, "bench laptop C (offline)")
+        offline = login(workdir, proxy.url, token_c, "laptop-c")
+    a.close(), b.close(), proxy.stop()
+    return {"figures": figures, "offline": offline}
 
 
 def with_peer(figures, directory, progress=print):
@@ -257,6 +354,10 @@ def _against(value, target, at_least=True):
     return f"(target {'>=' if at_least else '<='} {target:g}x) {'ok' if met else 'MISSED'}"
 
 
+def _share(value, target):
+    return f"(target >= {target:.0%}) {'ok' if value >= target else 'MISSED'}"
+
+
 def table(figures):
     """The figures as a readable table, with the targets."""
     ceiling_rate = figures["ceiling_insert_per_s"]
@@ -275,7 +376,7 @@ def table(figures):
          f"push + pull, headers included (target <= {TARGET_BYTES}) "
          f"{'ok' if figures['bytes_per_record'] <= TARGET_BYTES else 'MISSED'}"),
         ("local write on the laptop", f"{figures['local_write_per_s']:,} /s", "visit + vitals into the outbox"),
-        ("converged", "yes" if figures["converged"] else "NO", "both laptops equal the server"),
+        ("converged", "yes" if _converged(figures) else "NO", "every laptop equals its server"),
     ]
     if "peer_push_per_s" in figures:
         rows[-1:-1] = [
@@ -289,6 +390,26 @@ def table(figures):
         ]
     else:
         rows.insert(-1, ("CouchDB peer", "-", figures.get("peer_missing", "not run")))
+    if "scale_records" in figures:
+        rows[-1:-1] = [
+            (f"at scale: {figures['scale_records']:,} records", f"{figures['scale_load_s']:.0f} s",
+             "loaded into the store before the server starts (proof/scale.py)"),
+            ("at scale: push", f"{figures['push_per_s_at_scale']:,} /s",
+             f"{figures['push_at_scale_vs_empty']:.0%} of the empty server's "
+             f"{_share(figures['push_at_scale_vs_empty'], TARGET_AT_SCALE)}"),
+            ("at scale: initial sync", f"{figures['pull_per_s_at_scale']:,} /s",
+             f"{figures['pull_at_scale_vs_empty']:.0%} of the empty server's "
+             f"{_share(figures['pull_at_scale_vs_empty'], TARGET_AT_SCALE)}"),
+            ("at scale: incremental (1 %)", f"{figures['incremental_s_at_scale']:.2f} s",
+             f"(target < {TARGET_INCREMENTAL_S:g} s) "
+             f"{'ok' if figures['incremental_s_at_scale'] < TARGET_INCREMENTAL_S else 'MISSED'}"),
+            ("at scale: server memory", f"{figures['server_rss_mb']:,} MiB",
+             f"peak resident (target < {TARGET_SERVER_MB}) "
+             f"{'ok' if figures['server_rss_mb'] < TARGET_SERVER_MB else 'MISSED'}"),
+            ("at scale: laptop memory", f"{figures['laptop_rss_mb']:,} MiB",
+             f"peak resident of the bench process, both laptops in it (target < {TARGET_LAPTOP_MB}) "
+             f"{'ok' if figures['laptop_rss_mb'] < TARGET_LAPTOP_MB else 'MISSED'}"),
+        ]
     if figures.get("offline_edits"):
         rows.insert(-1, ("offline edits of one record", f"{figures['offline_edits_s']:.2f} s",
                          f"{figures['offline_edits']:,} writes, one at a time, never synced"))
@@ -308,6 +429,8 @@ def main(argv=None):
                         help="also print where the time goes (laptop side here, server side replayed in-process)")
     parser.add_argument("--peer", metavar="DIR", default=None,
                         help="run the CouchDB-replication peer in DIR on the same N after hemsync, side by side")
+    parser.add_argument("--scale", type=int, default=int(os.environ.get("SCALE") or 0), metavar="RECORDS",
+                        help="then the same N against a server already holding RECORDS records (SQLite; 0: not run)")
     parser.add_argument("--postgres", metavar="URL", default=os.environ.get("POSTGRES") or None,
                         help="serve from a scratch database on this PostgreSQL server (made and dropped)")
     args = parser.parse_args(argv)
@@ -318,7 +441,7 @@ def main(argv=None):
         with contextlib.ExitStack() as stack:
             database = stack.enter_context(scratch_database(args.postgres)) if args.postgres else None
             figures = run(args.n, workdir, args.seed, progress=quiet, profiles=profiles, edits=args.edits,
-                          database=database)
+                          database=database, scale=args.scale)
         figures = with_peer(figures, args.peer, progress=quiet)
     finally:
         if not args.keep:
@@ -336,7 +459,11 @@ def main(argv=None):
         print(table(figures))
         print()
     print(json.dumps(figures))
-    return 0 if figures["converged"] else 1
+    return 0 if _converged(figures) else 1
+
+
+def _converged(figures):
+    return figures["converged"] and figures.get("converged_at_scale", True)
 
 
 if __name__ == "__main__":

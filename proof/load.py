@@ -40,6 +40,7 @@ from client_sync.sync import sync
 from schema.errors import HemsyncError
 
 from .laptops import converged, ledger_problems, login
+from .memory import status_kib
 from .server_process import ServerProcess, scratch_database
 from .workload import Editor, Workload, shared_records
 
@@ -257,9 +258,8 @@ def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progres
 def _sample(pid, every, samples, stop, started):
     """Every ``every`` seconds until ``stop``: (minute, RSS KiB, open file descriptors) of process ``pid``."""
     while True:
-        status = pathlib.Path(f"/proc/{pid}/status").read_text()
-        rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-        samples.append((round((time.monotonic() - started) / 60, 1), rss, len(os.listdir(f"/proc/{pid}/fd"))))
+        samples.append((round((time.monotonic() - started) / 60, 1), status_kib(pid),
+                        len(os.listdir(f"/proc/{pid}/fd"))))
         if stop.wait(every):
             return
 

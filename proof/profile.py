@@ -20,6 +20,8 @@ import tempfile
 import time
 import uuid
 
+import brotli
+
 from schema.clock import HybridClock
 from server import auth, create_app
 
@@ -37,6 +39,7 @@ AREAS = (
     ("json", "json/"),
     ("gzip/zlib", "gzip"),
     ("gzip/zlib", "zlib"),
+    ("brotli", "brotli"),
     ("flask/werkzeug", "werkzeug/"),
     ("flask/werkzeug", "flask/"),
     ("client replica/sync", "client_sync/"),
@@ -85,7 +88,7 @@ def server_profiles(n, batch=100, page=500, seed=1):
     work, clock, ops = Workload(seed), HybridClock(), iter(range(1, 10 ** 9))
 
     def headers(tok, body=True):
-        h = {"Authorization": f"Bearer {tok}", "X-Hemsync-Client": "0.1.0", "Accept-Encoding": "gzip"}
+        h = {"Authorization": f"Bearer {tok}", "X-Hemsync-Client": "0.1.0", "Accept-Encoding": "br, gzip"}
         return {**h, "Content-Encoding": "gzip", "Content-Type": "application/json"} if body else h
 
     def change(record_type, record_id, fields):
@@ -117,8 +120,8 @@ def server_profiles(n, batch=100, page=500, seed=1):
     while True:
         query = {"limit": page, **({"cursor": cursor} if cursor else {})}
         answer = client.get("/v1/pull", query_string=query, headers=headers(other_token, body=False))
-        data = json.loads(gzip.decompress(answer.data) if answer.headers.get("Content-Encoding") == "gzip"
-                          else answer.data)
+        unpack = {"br": brotli.decompress, "gzip": gzip.decompress}.get(answer.headers.get("Content-Encoding"))
+        data = json.loads(unpack(answer.data) if unpack else answer.data)
         if not data["more"]:
             break
         cursor = data["cursor"]

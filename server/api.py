@@ -13,7 +13,7 @@ from schema.clock import now_text, utcnow
 
 from . import audit, auth, integrity, queue, scope
 from .errors import ClientTooOld, InvalidRequest, RoleForbidden
-from .body_encoding import json_body
+from .body_encoding import CONTENT_ENCODINGS, json_body
 from .bodies import AccessLogRequestSchema, HandshakeRequestSchema, load
 from .pull import pull
 from .push import push
@@ -113,6 +113,7 @@ def handshake():
         "max_clock_ahead_ms": settings["HEMSYNC_MAX_CLOCK_AHEAD"] * 1000,
         "page_size": settings["HEMSYNC_PAGE_SIZE"],
         "max_batch": settings["HEMSYNC_MAX_BATCH"],
+        "content_encodings": list(CONTENT_ENCODINGS),
         "dispatch": dispatch_settings(settings).to_wire(),
     })
 

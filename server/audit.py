@@ -32,7 +32,13 @@ __all__ = ["patients_of", "pulled", "shown", "accepted", "decisions", "rejected"
 
 
 def patients_of(stored):
-    """The patients whose data a stored record shows: its patient, or a round's residents."""
+    """The patients whose data a stored record shows: its patient, or a round's residents.
+
+    A record's patient is its ``patient_id`` column (:meth:`RecordType.index_values`), so only
+    a record without one (a round) is decoded: a pull page logs 500 records (make bench).
+    """
+    if stored.patient_id is not None:
+        return {stored.patient_id}
     return set(records.get(stored.type).patients_shown(stored.state))
 
 

@@ -181,6 +181,8 @@ class HandshakeResponseSchema(Schema):
     max_clock_ahead_ms = fields.Integer(required=True)
     page_size = fields.Integer(required=True)
     max_batch = fields.Integer(required=True, metadata={"description": "most changes one push may carry"})
+    content_encodings = fields.List(fields.String(), metadata={
+        "description": "the request body encodings the server reads, best first (br, gzip)"})
     dispatch = fields.Nested(DispatchSettingsSchema, required=True, metadata={
         "description": "the region's dispatch settings, so a laptop's queue and deadlines are the server's"})
 

@@ -271,6 +271,12 @@ M006_PASSWORDS = ("CREATE TABLE passwords (user_id text PRIMARY KEY, hash text N
 # An admin follows up one person's reads (patientdatalagen): the audit log by user, newest first.
 M007_AUDIT_BY_USER = ("CREATE INDEX audit_user_id ON audit (user_id, id)",)
 
+# A page finds the first record of its scope after the cursor by one seek per patient (SELECT_FIRST_SEQ).
+M008_RECORDS_BY_PATIENT_AND_SEQ = (
+    "DROP INDEX IF EXISTS records_patient_id",
+    "CREATE INDEX records_patient_id_seq ON records (patient_id, seq)",
+)
+
 #: The migrations, named and ordered as server.store.sqlite's are.
 MIGRATIONS = (
     ("m001_initial", M001_INITIAL),
@@ -281,6 +287,7 @@ MIGRATIONS = (
     ("m005_duplicates", M005_DUPLICATES),
     ("m006_passwords", M006_PASSWORDS),
     ("m007_audit_by_user", M007_AUDIT_BY_USER),
+    ("m008_records_by_patient_and_seq", M008_RECORDS_BY_PATIENT_AND_SEQ),
 )
 
 CREATE_MIGRATIONS_TABLE = """
@@ -343,6 +350,29 @@ WHERE seq > %(after)s
   AND {SCOPE_CONDITION}
 ORDER BY seq
 LIMIT %(limit)s
+"""
+
+# The first seq of the scope after the cursor, by one index seek per key (as server.store.sqlite's): a page's
+# walk starts there, so it does not read every record the region wrote before the scope's first one.
+SELECT_FIRST_SEQ = """
+SELECT min(first) AS first FROM (
+  SELECT (SELECT seq FROM records WHERE patient_id = keys.value AND seq > %(after)s AND seq <= %(upto)s
+          ORDER BY seq LIMIT 1) AS first
+  FROM unnest(%(full)s::text[]) AS keys (value)
+  UNION ALL
+  SELECT (SELECT seq FROM records WHERE patient_id = keys.value AND seq > %(after)s AND seq <= %(upto)s
+            AND type = ANY(%(lite_types)s::text[])
+          ORDER BY seq LIMIT 1)
+  FROM unnest(%(lite)s::text[]) AS keys (value)
+  UNION ALL
+  SELECT (SELECT seq FROM records WHERE patient_id IS NULL AND seq > %(after)s AND seq <= %(upto)s
+            AND municipality = ANY(%(municipalities)s::text[])
+          ORDER BY seq LIMIT 1)
+  UNION ALL
+  SELECT (SELECT seq FROM records WHERE type = 'visit_request' AND id = keys.value AND seq > %(after)s
+            AND seq <= %(upto)s)
+  FROM unnest(%(requests)s::text[]) AS keys (value)
+) AS firsts
 """
 
 SELECT_IN_SCOPE = f"""
@@ -792,7 +822,10 @@ class PostgresStore(Store):
     def records_since(self, after, keys, limit, upto=None):
         params = {**_scope_params(keys), "after": after, "limit": limit,
                   "upto": upto if upto is not None else 2 ** 62}
-        return [_record(row) for row in self._rows(SELECT_SINCE, params)]
+        first = self._one(SELECT_FIRST_SEQ, params)["first"]
+        if first is None:
+            return []
+        return [_record(row) for row in self._rows(SELECT_SINCE, {**params, "after": first - 1})]
 
     def records_in(self, keys):
         if not keys:

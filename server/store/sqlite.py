@@ -179,6 +179,13 @@ def m007_audit_by_user(db):
     db["audit"].create_index(["user_id", "id"])
 
 
+@MIGRATIONS()
+def m008_records_by_patient_and_seq(db):
+    """A page finds the first record of its scope after the cursor by one seek per patient (see SELECT_FIRST_SEQ)."""
+    db.execute("DROP INDEX IF EXISTS idx_records_patient_id")
+    db["records"].create_index(["patient_id", "seq"])
+
+
 ESCALATION_TRIGGERS = (
     """CREATE TRIGGER escalations_append_only_update BEFORE UPDATE ON escalations
 BEGIN SELECT RAISE(ABORT, 'the escalation feed is append only'); END""",
@@ -246,6 +253,31 @@ WHERE seq > :after
   AND {SCOPE_CONDITION.replace("patient_id IN", "+patient_id IN").replace("AND id IN", "AND +id IN")}
 ORDER BY seq
 LIMIT :limit
+"""
+
+# The first seq of the scope after the cursor, by one index seek per key of the scope: a page's walk
+# starts there instead of at the cursor. Without it a fresh laptop's first page walked every record
+# the region wrote before its own municipality's (make bench SCALE=1000000: 1.3-2.7 s of a 1,000,000
+# record store). Each part of SCOPE_CONDITION has its own term, so the walk can skip nothing in scope.
+SELECT_FIRST_SEQ = """
+SELECT min(first) FROM (
+  SELECT (SELECT seq FROM records WHERE patient_id = keys.value AND seq > :after AND seq <= :upto
+          ORDER BY seq LIMIT 1) AS first
+  FROM json_each(:full) AS keys
+  UNION ALL
+  SELECT (SELECT seq FROM records WHERE patient_id = keys.value AND seq > :after AND seq <= :upto
+            AND type IN (SELECT value FROM json_each(:lite_types))
+          ORDER BY seq LIMIT 1)
+  FROM json_each(:lite) AS keys
+  UNION ALL
+  SELECT (SELECT seq FROM records WHERE patient_id IS NULL AND seq > :after AND seq <= :upto
+            AND municipality IN (SELECT value FROM json_each(:municipalities))
+          ORDER BY seq LIMIT 1)
+  UNION ALL
+  SELECT (SELECT seq FROM records WHERE type = 'visit_request' AND id = keys.value AND seq > :after
+            AND seq <= :upto)
+  FROM json_each(:requests) AS keys
+)
 """
 
 SELECT_IN_SCOPE = f"""
@@ -673,7 +705,11 @@ class SqliteStore(Store):
     def records_since(self, after, keys, limit, upto=None):
         params = {**_scope_params(keys), "after": after, "limit": limit,
                   "upto": upto if upto is not None else 2 ** 62}
-        return [_record(row) for row in self._conn().execute(SELECT_SINCE, params)]
+        conn = self._conn()
+        first = conn.execute(SELECT_FIRST_SEQ, params).fetchone()[0]
+        if first is None:
+            return []
+        return [_record(row) for row in conn.execute(SELECT_SINCE, {**params, "after": first - 1})]
 
     def records_in(self, keys):
         if not keys:

@@ -1,8 +1,9 @@
-"""SyncClient: time-outs, retries with backoff and Retry-After, gzip, typed errors that keep the response."""
+"""SyncClient: time-outs, retries with backoff and Retry-After, brotli and gzip, typed errors that keep the response."""
 
 import gzip
 import json
 
+import brotli
 import pytest
 import requests
 
@@ -49,10 +50,22 @@ def test_a_body_goes_out_gzipped_with_the_token_and_the_client_version():
     assert (method, url) == ("POST", "http://127.0.0.1:5000/v1/access-log")
     assert json.loads(gzip.decompress(kwargs["data"])) == {"entries": [{"id": "e1"}]}
     assert kwargs["headers"]["Content-Encoding"] == "gzip"
-    assert kwargs["headers"]["Accept-Encoding"] == "gzip"
+    assert kwargs["headers"]["Accept-Encoding"] == "br, gzip"
     assert kwargs["headers"]["Authorization"] == "Bearer secret"
     assert kwargs["headers"]["X-Hemsync-Client"] == client.client_version
     assert kwargs["timeout"] == DEFAULT_TIMEOUT
+
+
+@pytest.mark.parametrize("encodings, sent", [(["br", "gzip"], "br"), (["gzip"], "gzip"), (None, "gzip")])
+def test_bodies_go_out_in_brotli_only_after_a_handshake_naming_it(encodings, sent):
+    answer = {"user": {}, "device": {}} | ({"content_encodings": encodings} if encodings is not None else {})
+    client, session, _ = client_with(FakeResponse(200, answer), FakeResponse(200, {"accepted": 1}))
+    client.handshake(0, 0)
+    client.push_access_log([{"id": "e1"}])
+    _, _, kwargs = session.requests[1]
+    assert kwargs["headers"]["Content-Encoding"] == sent
+    unpack = brotli.decompress if sent == "br" else gzip.decompress
+    assert json.loads(unpack(kwargs["data"])) == {"entries": [{"id": "e1"}]}
 
 
 def test_connection_errors_time_outs_5xx_and_429_are_retried_with_backoff():

@@ -1,10 +1,11 @@
-"""One JSON error shape with stable codes; gzip both ways; the size limit after decompression."""
+"""One JSON error shape with stable codes; brotli and gzip both ways; the size limit after decompression."""
 
 import gzip
 import json
 import pathlib
 import re
 
+import brotli
 import requests
 
 from server.errors import ERROR_STATUS
@@ -57,18 +58,31 @@ def test_malformed_json_is_refused_whole(region):
     bad_gzip = requests.post(region.server.url + "/v1/push", data=b"not gzip",
                              headers={**headers, "Content-Encoding": "gzip"})
     _assert_error(bad_gzip, 400, "malformed_json")
+    for bad_brotli in (b"not brotli", brotli.compress(b'{"changes": []}')[:-2]):
+        _assert_error(requests.post(region.server.url + "/v1/push", data=bad_brotli,
+                                    headers={**headers, "Content-Encoding": "br"}), 400, "malformed_json")
 
 
-def test_a_gzip_body_is_read_and_a_gzip_answer_given_when_accepted(region):
+@pytest.mark.parametrize("encoding, compress, accepted", [
+    ("gzip", gzip.compress, "gzip"),
+    ("br", brotli.compress, "gzip, br"),  # brotli is preferred whatever the order the client lists them in
+])
+def test_a_compressed_body_is_read_and_the_answer_given_in_the_encoding_accepted(region, encoding, compress,
+                                                                                  accepted):
     nurse = region.nurse
-    body = gzip.compress(json.dumps({"changes": [new_patient(nurse)]}).encode())
+    body = compress(json.dumps({"changes": [new_patient(nurse)]}).encode())
     response = requests.post(region.server.url + "/v1/push", data=body, headers={
-        **nurse.session.headers, "Content-Type": "application/json", "Content-Encoding": "gzip",
-        "Accept-Encoding": "gzip"})
+        **nurse.session.headers, "Content-Type": "application/json", "Content-Encoding": encoding,
+        "Accept-Encoding": accepted})
     assert response.status_code == 200
     assert response.json()["results"][0]["result"] == "applied"
-    openapi = requests.get(region.server.url + "/openapi.json", headers={"Accept-Encoding": "gzip"})
-    assert openapi.headers["Content-Encoding"] == "gzip"
+    openapi = requests.get(region.server.url + "/openapi.json", headers={"Accept-Encoding": accepted})
+    assert openapi.headers["Content-Encoding"] == encoding
+
+
+def test_the_handshake_names_the_body_encodings_the_server_reads(region):
+    handshake = requests.post(region.server.url + "/v1/handshake", headers=region.nurse.session.headers)
+    assert handshake.json()["content_encodings"] == ["br", "gzip"]
 
 
 def test_a_body_over_the_limit_is_413_counted_after_decompression(tmp_path):
@@ -85,6 +99,10 @@ def test_a_body_over_the_limit_is_413_counted_after_decompression(tmp_path):
         assert len(bomb) < 2000
         _assert_error(requests.post(server.url + "/v1/push", data=bomb, headers={**headers, "Content-Encoding": "gzip"}),
                       413, "payload_too_large")
+        brotli_bomb = brotli.compress(big)
+        assert len(brotli_bomb) < 2000
+        _assert_error(requests.post(server.url + "/v1/push", data=brotli_bomb,
+                                    headers={**headers, "Content-Encoding": "br"}), 413, "payload_too_large")
         assert server.store.head() == 0
 
 

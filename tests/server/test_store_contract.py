@@ -333,7 +333,7 @@ def test_two_processes_escalate_a_request_once(stores):
 def test_the_store_applies_the_named_migrations(store):
     assert store.migrations() == ["m001_initial", "m002_op_gaps", "m002_escalations", "m003_municipalities",
                                   "m004_server_secret", "m005_duplicates", "m006_passwords",
-                                  "m007_audit_by_user"]
+                                  "m007_audit_by_user", "m008_records_by_patient_and_seq"]
 
 
 def test_two_processes_given_the_same_retried_batch_apply_it_once(stores):

@@ -1,0 +1,61 @@
+"""Memory of processes as Linux reports it (/proc/PID/status): now, and the peak over a run.
+
+The soak samples the server's resident set to see it does not grow; the bench at
+scale takes the peak of the server's and of the laptop's (the bench process) while
+they push and sync against a region's store.
+"""
+
+import pathlib
+import threading
+
+__all__ = ["status_kib", "PeakRss"]
+
+
+def status_kib(pid, field="VmRSS"):
+    """A ``kB`` figure of /proc/PID/status (``VmRSS``: resident now; ``VmHWM``: its peak so far)."""
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise ValueError(f"/proc/{pid}/status has no {field}")
+
+
+class PeakRss:
+    """Samples the resident memory of named processes every ``every`` seconds until stopped; keeps each one's peak.
+
+    A context manager: ``with PeakRss({"server": pid, "laptop": os.getpid()}) as peak: ...``,
+    then ``peak.mib("server")``. A process gone meanwhile keeps the peak seen before.
+    """
+
+    def __init__(self, pids, every=0.1):
+        self.pids, self.every = dict(pids), every
+        self.peak_kib = {name: 0 for name in self.pids}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def sample(self):
+        """Take one sample of every process now."""
+        for name, pid in self.pids.items():
+            try:
+                self.peak_kib[name] = max(self.peak_kib[name], status_kib(pid))
+            except (OSError, ValueError):
+                pass
+
+    def mib(self, name):
+        """The peak seen of ``name``, in MiB."""
+        return round(self.peak_kib[name] / 1024, 1)
+
+    def _run(self):
+        while True:
+            self.sample()
+            if self._stop.wait(self.every):
+                return
+

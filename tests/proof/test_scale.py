@@ -1,0 +1,56 @@
+"""The bench at scale, tiny: the preloaded store is one the server could have written, and the run reports its figures."""
+
+import json
+import sqlite3
+
+import pytest
+
+from proof import bench
+from proof.scale import preload
+from schema import records
+from schema.wire import decode_state
+from server.store import open_store
+from server.store.base import index_columns
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_preloaded_store_is_gap_free_and_every_record_is_a_state_the_merge_made(tmp_path):
+    path = tmp_path / "server.db"
+    open_store(path).close()
+    loaded = preload(path, 3000, progress=lambda *a: None)
+    assert loaded["records"] == 3000
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*), min(seq), max(seq) FROM feed").fetchone() == (3000, 1, 3000)
+    # Every record sits at its last feed row, which names it and its change.
+    assert conn.execute("SELECT count(*) FROM records JOIN feed USING (seq) "
+                        "WHERE feed.type = records.type AND feed.id = records.id").fetchone()[0] == 3000
+    changes = {c for (c,) in conn.execute("SELECT change_id FROM changes WHERE result LIKE '%applied%'")}
+    audited = {c for (c,) in conn.execute("SELECT change_id FROM audit WHERE kind = 'change'")}
+    personnummers = [p for (p,) in conn.execute("SELECT personnummer FROM records WHERE type = 'patient'")]
+    assert len(personnummers) == loaded["patients"] == len(set(personnummers))
+    ids = set()
+    for record_type, record_id, patient_id, municipality, personnummer, status, assignee, wire in conn.execute(
+            "SELECT type, id, patient_id, municipality, personnummer, status, assignee, state FROM records"):
+        state = decode_state(json.loads(wire))
+        assert (state["type"], state["id"]) == (record_type, record_id)
+        columns = index_columns(state)
+        assert (patient_id, municipality, personnummer, status, assignee) == (
+            columns["patient_id"], columns["municipality"], columns["personnummer"], columns["status"],
+            columns["assignee"])
+        assert records.get(record_type).patient_of(state) == patient_id
+        assert set(state["changes"]) <= changes & audited
+        ids.add(record_id)
+    assert len(ids) == 3000
+
+
+def test_the_bench_at_scale_reports_its_figures_and_every_laptop_converges(tmp_path):
+    figures = bench.run(60, tmp_path, progress=lambda *a: None, edits=0, scale=2000)
+    assert figures["scale_records"] == 2000
+    assert {"push_per_s_at_scale", "pull_per_s_at_scale", "push_at_scale_vs_empty", "pull_at_scale_vs_empty",
+            "incremental_s_at_scale", "server_rss_mb", "laptop_rss_mb"} <= set(figures)
+    assert figures["converged"] and figures["converged_at_scale"]
+    assert figures["server_rss_mb"] > 0 and figures["laptop_rss_mb"] > 0
+    # The region's records are outside the doctor's scope: her laptops got exactly what they got on an empty server.
+    assert figures["pull_records_at_scale"] == figures["pull_records"]
+    assert figures["incremental_records_at_scale"] == figures["incremental_records"]
