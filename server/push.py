@@ -1,7 +1,7 @@
 """Push: a device's batch of changes, applied one by one in one transaction.
 
 The batch is checked whole (its size, change ids that repeat within it), its
-change ids are looked up in one query, then each change, in arrival order, goes through the one server write path,
+change ids and records are looked up with it (:meth:`WriteApplier.look_up`), then each change, in arrival order, goes through the one server write path,
 :class:`server.writes.WriteApplier`, which says what a change goes through; the
 batch commits whole, with the server clock and the device's health.
 """
@@ -35,7 +35,7 @@ def push(store, settings, device, user, body, now=None):
     now = now or utcnow()
     with store.transaction():
         writes = WriteApplier(store, settings, device, user, now)
-        writes.look_up(ids)
+        writes.look_up(changes)
         results = [writes.apply(change) for change in changes]
         writes.finish(pending=batch["pending"], ops=writes.ops)
     return {"results": results, "server_hlc": str(writes.clock.last)}

@@ -71,6 +71,7 @@ class WriteApplier:
         self._keys = None
         self._server = None
         self._looked_up = {}
+        self._read = {}
         self.rejected = 0
         self.ops = []
         self.restamped = []
@@ -83,15 +84,41 @@ class WriteApplier:
             self._keys = scope.keys_for(self.store, self.user)
         return self._keys
 
-    def look_up(self, change_ids):
-        """Find which of these change ids are stored, in one query, before they are applied one by one.
+    def look_up(self, changes):
+        """Read what a batch's changes need from the store before they are applied one by one.
 
-        A push's batch repeats no id, so each answer is used once, by :meth:`apply`;
-        a change this write path stores since (a derived or server-made change) drops
-        its id's answer, and that id is asked again when it comes.
+        Which of their change ids are stored, in one query, and the records they
+        change, in one query per record type (a change read its record with a
+        statement of its own, a round trip on PostgreSQL). Each answer is used at
+        most once: a push's batch repeats no change id, and a record a batch
+        changes twice is read again for the second. What this write path stores
+        since drops its answer (a derived or server-made change's id, a written
+        record), so it is asked again when it comes. The transaction holds the
+        write lock already, so nothing else changes them meanwhile.
         """
+        change_ids = [change["change_id"] for change in changes]
         found = self.store.get_changes(change_ids)
         self._looked_up.update((change_id, found.get(change_id)) for change_id in change_ids)
+        wanted = {}
+        for change in changes:
+            # A malformed id (a NUL, which the stores' id lists do not carry) is read on its own when it comes.
+            if isinstance(change["record_id"], str) and "\x00" not in change["record_id"]:
+                wanted.setdefault(change["record_type"], set()).add(change["record_id"])
+        for record_type, ids in wanted.items():
+            stored = {record.id: record for record in self.store.get_records(record_type, ids)}
+            self._read.update(((record_type, record_id), stored.get(record_id)) for record_id in ids)
+
+    def _stored(self, record_type, record_id):
+        """The stored record of this type and id (or None): as :meth:`look_up` read it, once, else read now."""
+        key = (record_type, record_id)
+        if key in self._read:
+            return self._read.pop(key)
+        return self.store.get_record(record_type, record_id)
+
+    def _put(self, state, change_id, wire=None):
+        """Store a record's state; a read of it made with the batch no longer holds."""
+        self._read.pop((state["type"], state["id"]), None)
+        self.store.put_record(state, change_id, wire)
 
     def apply(self, change):
         """Apply one change (or return its stored result); return its result for the response."""
@@ -120,7 +147,7 @@ class WriteApplier:
         the merge refuses it: a server-side change is made to fit the rules,
         so a refusal is a bug, and the caller's transaction is rolled back whole.
         """
-        stored = self.store.get_record(record_type, record_id)
+        stored = self._stored(record_type, record_id)
         result = self.apply(make_change(record_type, record_id, fields, state=stored.state if stored else None,
                                         change_id=change_id or str(uuid.uuid4()), hlc=str(self.clock.now())))
         if result["result"] == "rejected":
@@ -142,7 +169,8 @@ class WriteApplier:
         if self._server is None:
             self._server = WriteApplier(self.store, self.settings, SERVER_DEVICE, SERVER_USER, self.now)
             self._server.clock = self.clock
-            self._server._looked_up = self._looked_up  # what it stores is no longer unstored for this batch
+            # What it stores is no longer unstored for this batch, and a record it writes is read afresh.
+            self._server._looked_up, self._server._read = self._looked_up, self._read
         # What the server writes may bring a patient's records into this device's scope.
         self._keys = None
         return self._server
@@ -173,7 +201,7 @@ class WriteApplier:
             # of any other shape is this change's invalid_value, never a crash.
             check_envelope(records.get(merged["record_type"]), merged)
             self._check_dependencies(merged)
-            stored = self.store.get_record(merged["record_type"], merged["record_id"])
+            stored = self._stored(merged["record_type"], merged["record_id"])
             if stored is not None:
                 scope.check_existing(self.store, self.device, self.user, self.keys, stored)
             outcomes = self._compute(merged, stored)
@@ -230,7 +258,7 @@ class WriteApplier:
         for derived in outcome.derived:
             # A derived change (an amendment from a late edit of a sealed visit) merges
             # with the same actor, and is rejected together with the change it came from.
-            base = self.store.get_record(derived["record_type"], derived["record_id"])
+            base = self._stored(derived["record_type"], derived["record_id"])
             base = base.state if base else None
             outcomes.append((derived, apply_change(base, derived, self.actor, self.now, self.options), base))
         return [(made, outcome, before, self._wire(outcome)) for made, outcome, before in outcomes]
@@ -255,7 +283,7 @@ class WriteApplier:
             if outcome.result == "duplicate":
                 continue
             rtype = records.get(made["record_type"])
-            self.store.put_record(outcome.state, made["change_id"], wire)
+            self._put(outcome.state, made["change_id"], wire)
             patient_id = rtype.patient_of(outcome.state)
             for hook in rtype.after_store:
                 conflicts += hook(self, outcome.state, before)
@@ -277,7 +305,7 @@ class WriteApplier:
     def _reject(self, change, error, stamp, keep_result=True):
         self.rejected += 1
         result = _rejection(change, error)
-        stored = self.store.get_record(change["record_type"], change["record_id"])
+        stored = self._stored(change["record_type"], change["record_id"])
         patient_id = stored.patient_id if stored else _claimed_patient(change)
         self.store.quarantine({
             "change_id": change["change_id"], "device_id": self.device["id"], "user_id": self.user["id"],
@@ -307,7 +335,7 @@ class WriteApplier:
         For ``after_store`` hooks of record types: the state reaches every
         device holding the record through the feed.
         """
-        self.store.put_record(state, change_id)
+        self._put(state, change_id)
         patient_id = records.get(state["type"]).patient_of(state)
         self.store.audit(audit.decisions(None, None, {"record_type": state["type"], "record_id": state["id"],
                                                       "change_id": None}, [decision], patient_id))
