@@ -186,7 +186,12 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def savepoint(self):
-        """A context manager inside an open transaction: what it wrote is undone if it raises."""
+        """A context manager inside an open transaction: what it wrote is undone if it raises.
+
+        A store may send the writes inside it without waiting for each answer
+        (PostgreSQL pipelines them): a write's error then surfaces when the
+        savepoint ends, and undoes it all the same.
+        """
 
     @abc.abstractmethod
     def migrations(self):
@@ -258,7 +263,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def put_record(self, state, change_id, wire=None):
-        """Store a record's merge state as its newest write; return its new feed ``seq``.
+        """Store a record's merge state as its newest write, at a new feed ``seq`` (the record's, read back).
 
         ``wire`` is the state already encoded as the JSON text of :func:`encode_wire`, when the
         caller has it (push measures it against the record size limit)."""
@@ -371,7 +376,10 @@ class Store(abc.ABC):
     # the audit log (append only)
     @abc.abstractmethod
     def audit(self, entries):
-        """Append audit entries; ones whose ``key`` was seen before are skipped. Return how many were new."""
+        """Append audit entries; ones whose ``key`` was seen before are skipped. Return how many were new.
+
+        Inside a savepoint whose writes are pipelined (PostgreSQL) the count is not waited for: None.
+        """
 
     @abc.abstractmethod
     def audit_log(self, patient_id=None, after=0, limit=100):

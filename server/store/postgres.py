@@ -298,16 +298,17 @@ FROM records
 WHERE type = %s AND id = %s
 """
 
-INSERT_FEED = f"""
-INSERT INTO feed (type, id, change_id, at)
-VALUES (%s, %s, %s, {NOW_TEXT})
-RETURNING seq
-"""
-
-UPSERT_RECORD = f"""
+# The feed entry and the record's row in one statement (one round trip): the record takes the feed's new seq.
+PUT_RECORD = f"""
+WITH entry AS (
+  INSERT INTO feed (type, id, change_id, at)
+  VALUES (%(type)s, %(id)s, %(change_id)s, {NOW_TEXT})
+  RETURNING seq
+)
 INSERT INTO records (type, id, patient_id, municipality, personnummer, status, assignee, seq, state, updated_at)
-VALUES (%(type)s, %(id)s, %(patient_id)s, %(municipality)s, %(personnummer)s, %(status)s, %(assignee)s, %(seq)s,
-        %(state)s, {NOW_TEXT})
+SELECT %(type)s, %(id)s, %(patient_id)s, %(municipality)s, %(personnummer)s, %(status)s, %(assignee)s, entry.seq,
+       %(state)s, {NOW_TEXT}
+FROM entry
 ON CONFLICT (type, id) DO UPDATE SET
   patient_id = excluded.patient_id,
   municipality = excluded.municipality,
@@ -646,7 +647,7 @@ class PostgresStore(Store):
             yield self
             return
         with self._connection() as conn:
-            self._local.conn, self._local.locked = conn, False
+            self._local.conn, self._local.locked, self._local.pipeline = conn, False, None
             try:
                 with conn.transaction():
                     yield self
@@ -655,17 +656,33 @@ class PostgresStore(Store):
 
     @contextlib.contextmanager
     def savepoint(self):
+        """A savepoint whose writes are pipelined: sent without waiting, answered together when it ends.
+
+        A pushed change read what it needs before (the batch's look-up, the merge's
+        reads, which still wait for their answers), so its writes (the feed and
+        record, the audit rows, the change) and the savepoint's release cost one
+        round trip, not one each. A write's error surfaces when the savepoint ends
+        (or at the next read) and rolls the savepoint back as before; so, inside
+        one, :meth:`audit` does not wait to count its new entries.
+        """
         conn = getattr(self._local, "conn", None)
         if conn is None:
             raise StoreError("a savepoint needs an open transaction")
-        locked = self._local.locked
-        try:
-            with conn.transaction():
+        locked, outer = self._local.locked, self._local.pipeline
+        with conn.pipeline() as pipeline:
+            self._local.pipeline = pipeline
+            try:
+                conn.execute("SAVEPOINT change")
                 yield self
-        except BaseException:
-            # A lock taken after a savepoint is released when it is rolled back to.
-            self._local.locked = locked
-            raise
+                conn.execute("RELEASE SAVEPOINT change")
+                pipeline.sync()
+            except BaseException:
+                # A lock taken after a savepoint is released when it is rolled back to.
+                self._local.locked = locked
+                _roll_back_to_savepoint(conn, pipeline)
+                raise
+            finally:
+                self._local.pipeline = outer
 
     def _lock_writes(self):
         """Take the write lock for the rest of this thread's open transaction (once)."""
@@ -674,6 +691,8 @@ class PostgresStore(Store):
             self._local.conn.execute(f"SET LOCAL lock_timeout = {int(self.write_wait * 1000)}")
             try:
                 self._local.conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                if self._local.pipeline is not None:
+                    self._local.pipeline.sync()  # wait for the lock here, where waiting too long is answered
             except psycopg.errors.LockNotAvailable as exc:
                 raise ServerBusy(f"the server is busy writing (waited {self.write_wait:g} s for the database's "
                                  "write lock): try again shortly", retry_after=1) from exc
@@ -777,14 +796,11 @@ class PostgresStore(Store):
         return _record(row) if row else None
 
     def put_record(self, state, change_id, wire=None):
-        with self.transaction():
-            # Under the write lock: feed numbers are drawn in the order their transactions commit.
-            seq = self._write(INSERT_FEED, (state["type"], state["id"], change_id)).fetchone()["seq"]
-            self._write(UPSERT_RECORD, {
-                "type": state["type"], "id": state["id"], **index_columns(state), "seq": seq,
-                "state": wire if wire is not None else encode_wire(state),
-            })
-            return seq
+        # Under the write lock: feed numbers are drawn in the order their transactions commit.
+        self._write(PUT_RECORD, {
+            "type": state["type"], "id": state["id"], "change_id": change_id, **index_columns(state),
+            "state": wire if wire is not None else encode_wire(state),
+        })
 
     def head(self):
         return self._one("SELECT COALESCE(MAX(seq), 0) AS head FROM feed")["head"]
@@ -910,7 +926,10 @@ class PostgresStore(Store):
         if not rows:
             return 0
         with self.transaction():
-            return sum(self._write(INSERT_AUDIT, row).rowcount for row in rows)
+            self._lock_writes()
+            cursor = self._local.conn.cursor()
+            cursor.executemany(INSERT_AUDIT, rows)
+            return None if self._local.pipeline else cursor.rowcount
 
     def audit_log(self, patient_id=None, after=0, limit=100):
         rows = self._rows(SELECT_AUDIT, {"patient_id": patient_id, "after": after, "limit": limit})
@@ -959,6 +978,22 @@ class PostgresStore(Store):
     def password_hash(self, user_id):
         row = self._one("SELECT hash FROM passwords WHERE user_id = %s", (user_id,))
         return row["hash"] if row else None
+
+
+def _roll_back_to_savepoint(conn, pipeline):
+    """Undo a pipelined savepoint whose block or writes failed.
+
+    What was sent before is answered first (an error there is the one already
+    raised, or is undone with the rest); then the savepoint is rolled back to,
+    which also ends the failed state an erring write left the transaction in.
+    """
+    try:
+        pipeline.sync()
+    except psycopg.Error:
+        pass
+    conn.execute("ROLLBACK TO SAVEPOINT change")
+    conn.execute("RELEASE SAVEPOINT change")
+    pipeline.sync()
 
 
 def _user(row):

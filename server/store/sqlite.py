@@ -591,7 +591,6 @@ class SqliteStore(Store):
                 "type": state["type"], "id": state["id"], **index_columns(state), "seq": seq,
                 "state": wire if wire is not None else encode_wire(state),
             })
-            return seq
 
     def head(self):
         return self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM feed").fetchone()[0]
