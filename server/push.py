@@ -34,7 +34,7 @@ def push(store, settings, device, user, body, now=None):
                            details={"change_id": repeated})
     now = now or utcnow()
     with store.transaction():
-        writes = WriteApplier(store, settings, device, user, now)
+        writes = WriteApplier(store, settings, device, user, now, batched=True)
         writes.look_up(changes)
         results = [writes.apply(change) for change in changes]
         writes.finish(pending=batch["pending"], ops=writes.ops)

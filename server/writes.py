@@ -37,7 +37,7 @@ from schema.validation import check_envelope, require_uuid
 
 from . import audit, scope
 from .directory import StoreDirectory
-from .errors import ChangeRefused
+from .errors import ChangeRefused, StoreError
 from .settings import dispatch_settings
 from .store import encode_wire
 
@@ -62,6 +62,8 @@ class WriteApplier:
     device: dict
     user: dict
     now: dt.datetime
+    #: Keep the change rows and audit entries and write them together in :meth:`finish` (a push's batch).
+    batched: bool = False
 
     def __post_init__(self):
         self.clock = HybridClock(self.store.clock() or "0000000000000000-000000")
@@ -72,6 +74,7 @@ class WriteApplier:
         self._server = None
         self._looked_up = {}
         self._read = {}
+        self._held = _HeldRows() if self.batched else None
         self.rejected = 0
         self.ops = []
         self.restamped = []
@@ -122,22 +125,30 @@ class WriteApplier:
 
     def apply(self, change):
         """Apply one change (or return its stored result); return its result for the response."""
-        if change["change_id"] in self._looked_up:
-            seen = self._looked_up.pop(change["change_id"])
-        else:
-            seen = self.store.get_change(change["change_id"])
+        seen = self._stored_change(change["change_id"])
         if seen is not None:
             return seen["result"] if seen["device_id"] == self.device["id"] else self._taken(change)
+        mark = self._held.mark() if self._held is not None else None
         try:
             with self.store.savepoint():
                 return self._merge(change)
         except Exception:  # noqa: BLE001 - one change's failure must not block the batch
+            if mark is not None:
+                self._held.undo(mark)  # what the rolled-back savepoint would have written
             log.exception("merging change %s of device %s failed", change["change_id"], self.device["id"])
             self._keys = None
             error = MergeFailed("the server could not merge this change; it is kept in quarantine for an "
                                 "admin. Discard it (`hemsync discard`) or correct and send it again",
                                 details={"change_id": [change["change_id"]]})
             return self._reject(change, error, None)
+
+    def _stored_change(self, change_id):
+        """The stored change with this id (held for the batch's end, or in the store), or None."""
+        if change_id in self._looked_up:
+            return self._looked_up.pop(change_id)
+        if self._held is not None and change_id in self._held.changes:
+            return self._held.changes[change_id]
+        return self.store.get_change(change_id)
 
     def write(self, record_type, record_id, fields, *, change_id=None):
         """Apply a server-side change of ``fields`` on top of the record's current state; return its result.
@@ -171,6 +182,7 @@ class WriteApplier:
             self._server.clock = self.clock
             # What it stores is no longer unstored for this batch, and a record it writes is read afresh.
             self._server._looked_up, self._server._read = self._looked_up, self._read
+            self._server._held = self._held  # and its rows are written with the batch's
         # What the server writes may bring a patient's records into this device's scope.
         self._keys = None
         return self._server
@@ -291,14 +303,14 @@ class WriteApplier:
             entries.extend(audit.decisions(self.user, self.device, made, outcome.decisions, patient_id))
             if made is not change:
                 self._save_change(self._row(made, stamp, {"change_id": made["change_id"],
-                                                          "result": outcome.result}))
+                                                          "result": outcome.result}), unasked=True)
             if rtype.changes_scope:
                 self._keys = None
         result = {"change_id": change["change_id"], "result": "conflict" if conflicts else "applied",
                   "hlc": stamp.hlc, "restamped": stamp.restamped, "conflicts": conflicts}
         if stamp.restamped:
             result["original_hlc"] = stamp.original_hlc
-        self.store.audit(entries)
+        self._audit(entries)
         self._save_change(self._row(change, stamp, result))
         return result
 
@@ -312,14 +324,31 @@ class WriteApplier:
             "record_type": change["record_type"], "record_id": change["record_id"], "code": error.code,
             "message": error.message, "change": change, "error": error.to_dict(),
         })
-        self.store.audit([audit.rejected(self.user, self.device, change, error.to_dict(), patient_id)])
+        self._audit([audit.rejected(self.user, self.device, change, error.to_dict(), patient_id)])
         if keep_result:
             self._save_change(self._row(change, stamp, result))
         return result
 
-    def _save_change(self, row):
+    def _save_change(self, row, unasked=False):
+        """Store a change's row, or hold it for the batch's end; ``unasked``: its id was not looked up first.
+
+        A held row is refused here when its id is stored, as the store's key would
+        refuse it: a derived change's id is made from its change's, but a device
+        could have sent one under that id before.
+        """
         self._looked_up.pop(row["change_id"], None)
-        self.store.save_change(row)
+        if self._held is None:
+            self.store.save_change(row)
+            return
+        if unasked and self._stored_change(row["change_id"]) is not None:
+            raise StoreError(f"change id {row['change_id']} is stored already")
+        self._held.changes[row["change_id"]] = row
+
+    def _audit(self, entries):
+        if self._held is None:
+            self.store.audit(entries)
+        else:
+            self._held.audit.extend(entries)
 
     def _row(self, change, stamp, result):
         return {
@@ -337,11 +366,16 @@ class WriteApplier:
         """
         self._put(state, change_id)
         patient_id = records.get(state["type"]).patient_of(state)
-        self.store.audit(audit.decisions(None, None, {"record_type": state["type"], "record_id": state["id"],
-                                                      "change_id": None}, [decision], patient_id))
+        self._audit(audit.decisions(None, None, {"record_type": state["type"], "record_id": state["id"],
+                                                 "change_id": None}, [decision], patient_id))
 
     def finish(self, pending=None, ops=()):
-        """Persist the server clock and the device's health, in the batch's transaction."""
+        """Persist the held rows, the server clock and the device's health, in the batch's transaction."""
+        if self._held is not None:
+            # In the order they were made: the audit log's ids keep the order of its entries.
+            self.store.save_changes(list(self._held.changes.values()))
+            self.store.audit(self._held.audit)
+            self._held.undo((0, 0))
         self.store.save_clock(str(self.clock.last))
         values = {"last_sync_at": self.now.isoformat(timespec="milliseconds")}
         if pending is not None:
@@ -358,6 +392,29 @@ class WriteApplier:
         if self.restamped:
             values["clock_flagged_at"] = values["last_sync_at"]
         self.store.update_device(self.device["id"], values, increments)
+
+
+@dataclasses.dataclass
+class _HeldRows:
+    """A batch's change rows (by id) and audit entries, written together when it finishes.
+
+    One statement each per batch instead of one each per change; a change whose
+    savepoint is rolled back drops what it held (:meth:`undo`), as the savepoint
+    drops what it wrote.
+    """
+
+    changes: dict = dataclasses.field(default_factory=dict)
+    audit: list = dataclasses.field(default_factory=list)
+
+    def mark(self):
+        """Where the held rows end now, for :meth:`undo`."""
+        return len(self.changes), len(self.audit)
+
+    def undo(self, mark):
+        """Drop what was held after ``mark``."""
+        for change_id in list(self.changes)[mark[0]:]:
+            del self.changes[change_id]
+        del self.audit[mark[1]:]
 
 
 def op_gaps(last_op, ops):

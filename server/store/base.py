@@ -348,9 +348,13 @@ class Store(abc.ABC):
     def get_changes(self, change_ids):
         """The stored changes among these ids, by id (one query for a push's whole batch)."""
 
-    @abc.abstractmethod
     def save_change(self, change):
         """Store a merged or rejected change and its result under its ``change_id``."""
+        self.save_changes([change])
+
+    @abc.abstractmethod
+    def save_changes(self, changes):
+        """Store merged or rejected changes, each with its result under its ``change_id`` (one statement)."""
 
     @abc.abstractmethod
     def rejected_refs(self, device_id, change_ids, record_ids):

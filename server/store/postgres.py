@@ -896,9 +896,13 @@ class PostgresStore(Store):
                          for change_id in asked[row["change_id"]])
         return found
 
-    def save_change(self, change):
-        row = {"derived_from": None, "at": None, **change, "result": json.dumps(change["result"])}
-        self._write(INSERT_CHANGE, row)
+    def save_changes(self, changes):
+        rows = [{"derived_from": None, "at": None, **change, "result": json.dumps(change["result"])}
+                for change in changes]
+        if rows:
+            with self.transaction():
+                self._lock_writes()
+                self._local.conn.cursor().executemany(INSERT_CHANGE, rows)
 
     def rejected_refs(self, device_id, change_ids, record_ids):
         rows = self._rows(SELECT_REJECTED_REFS, {"device_id": device_id, "change_ids": sorted(change_ids),

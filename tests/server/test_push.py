@@ -1,5 +1,6 @@
 """Push over real HTTP: per-change results, retries, the clock rule, bad input, atomic batches."""
 
+import contextlib
 import json
 import datetime as dt
 import uuid
@@ -202,23 +203,30 @@ def test_a_change_whose_merge_fails_is_rejected_alone_and_the_rest_of_the_batch_
     nurse = region.nurse
     store = region.server.store
     calls = []
-    real = store.save_change
+    real = store.savepoint
 
-    def failing(change):
-        calls.append(change)
-        if len(calls) == 2:
-            raise RuntimeError("disk on fire")
-        return real(change)
+    @contextlib.contextmanager
+    def failing():
+        # The second change fails as its savepoint ends, after all its writes were made or held
+        # for the batch's end: as a write PostgreSQL was sent without waiting fails at the release.
+        with real():
+            yield store
+            calls.append(1)
+            if len(calls) == 2:
+                raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(store, "save_change", failing)
+    monkeypatch.setattr(store, "savepoint", failing)
     first, second = new_patient(nurse), new_patient(nurse, personnummer=PERSONNUMMER[1])
     results = nurse.push(first, second)["results"]
     monkeypatch.undo()
     assert [r["result"] for r in results] == ["applied", "rejected"]
     assert results[1]["error"]["code"] == "merge_failed"
-    # The failed change left nothing of itself: no record, no feed row; it waits in quarantine.
+    # The failed change left nothing of itself: no record, no feed row, no audit entry but its
+    # rejection (the rows held for the batch's end were dropped with it); it waits in quarantine.
     assert store.get_record("patient", second["record_id"]) is None
     assert store.get_record("patient", first["record_id"]) is not None
+    assert [e["kind"] for e in store.audit_log(limit=1000) if e["change_id"] == second["change_id"]] == ["rejected"]
+    assert store.get_change(second["change_id"])["result"] == results[1]
     [held] = [q for q in store.quarantined() if q["change_id"] == second["change_id"]]
     assert held["code"] == "merge_failed"
     assert nurse.push(second)["results"] == [results[1]]  # a retry gets the stored answer
