@@ -68,7 +68,8 @@ class WriteApplier:
     def __post_init__(self):
         self.clock = HybridClock(self.store.clock() or "0000000000000000-000000")
         self.actor = Actor(self.user["id"], self.user["role"])
-        self.options = {"dispatch": dispatch_settings(self.settings), "directory": StoreDirectory(self.store)}
+        self.options = {"dispatch": dispatch_settings(self.settings),
+                        "directory": StoreDirectory(self.store, read=self._known if self.batched else None)}
         self.max_ahead_ms = self.settings["HEMSYNC_MAX_CLOCK_AHEAD"] * 1000
         self._keys = None
         self._server = None
@@ -104,9 +105,12 @@ class WriteApplier:
         self._looked_up.update((change_id, found.get(change_id)) for change_id in change_ids)
         wanted = {}
         for change in changes:
-            # A malformed id (a NUL, which the stores' id lists do not carry) is read on its own when it comes.
-            if isinstance(change["record_id"], str) and "\x00" not in change["record_id"]:
-                wanted.setdefault(change["record_type"], set()).add(change["record_id"])
+            # The patient a new record names, too: the merge reads it (an observation its patient's SpO2 scale).
+            for record_type, record_id in ((change["record_type"], change["record_id"]),
+                                           ("patient", _claimed_patient(change))):
+                # A malformed id (a NUL, which the stores' id lists do not carry) is read on its own when it comes.
+                if isinstance(record_id, str) and "\x00" not in record_id:
+                    wanted.setdefault(record_type, set()).add(record_id)
         for record_type, ids in wanted.items():
             stored = {record.id: record for record in self.store.get_records(record_type, ids)}
             self._read.update(((record_type, record_id), stored.get(record_id)) for record_id in ids)
@@ -117,6 +121,17 @@ class WriteApplier:
         if key in self._read:
             return self._read.pop(key)
         return self.store.get_record(record_type, record_id)
+
+    def _known(self, record_type, record_id):
+        """The stored record for a look-up that only reads it (the merge's directory): read once per batch.
+
+        Kept until this write path stores the record (:meth:`_put`), or until a change's
+        savepoint is rolled back (what was read inside it may have been undone).
+        """
+        key = (record_type, record_id)
+        if key not in self._read:
+            self._read[key] = self.store.get_record(record_type, record_id)
+        return self._read[key]
 
     def _put(self, state, change_id, wire=None):
         """Store a record's state; a read of it made with the batch no longer holds."""
@@ -135,6 +150,7 @@ class WriteApplier:
         except Exception:  # noqa: BLE001 - one change's failure must not block the batch
             if mark is not None:
                 self._held.undo(mark)  # what the rolled-back savepoint would have written
+            self._read.clear()
             log.exception("merging change %s of device %s failed", change["change_id"], self.device["id"])
             self._keys = None
             error = MergeFailed("the server could not merge this change; it is kept in quarantine for an "
@@ -434,7 +450,7 @@ def _rejection(change, error):
 
 
 def _claimed_patient(change):
-    """The patient a rejected new record names, for the audit entry (it may not exist)."""
+    """The patient a new record names (it may not exist): a rejection's audit entry's, a batch's read."""
     try:
         return records.get(change.get("record_type")).claimed_patient(change)
     except HemsyncError:

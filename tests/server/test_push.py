@@ -182,6 +182,25 @@ def test_a_patient_created_twice_apart_raises_a_duplicate_patient_conflict_on_bo
     assert sorted(full["patients"]) == sorted([first["record_id"], second["record_id"]])
 
 
+def test_a_patient_edited_after_a_duplicate_notice_in_the_same_batch_keeps_the_notice(region):
+    # The batch reads its records and the patients its observations name before its first change
+    # (WriteApplier.look_up); the notice the duplicate check writes onto the first patient must be
+    # what the edit after it builds on, or the edit would store the patient without it.
+    nurse = region.nurse
+    first = new_patient(nurse)
+    nurse.push(first)
+    nurse.sync()
+    vitals = nurse.change("observation", patient_id=first["record_id"], measured_at=dt.datetime.now(
+        dt.timezone.utc).isoformat(timespec="seconds"), resp_rate=16, spo2=97, supplemental_o2=False)
+    twin = new_patient(nurse)
+    edit = nurse.edit("patient", first["record_id"], phone="035-12 34 56")
+    results = nurse.push(vitals, twin, edit)["results"]
+    assert [r["result"] for r in results] == ["applied", "conflict", "applied"]
+    state = region.server.store.get_record("patient", first["record_id"]).state
+    assert [c["kind"] for c in state["conflicts"]] == ["duplicate_patient"]
+    assert state["fields"]["phone"]["value"] == "035-12 34 56"
+
+
 def test_duplicate_personnummer_stays_private_the_creator_learns_only_that_it_went_to_review(region):
     """Creating a patient must not tell whether, where and by whom the person is known."""
     laholm, nurse = region.laholm_nurse, region.nurse
