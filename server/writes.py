@@ -13,7 +13,9 @@ scope is checked at the change's base; :func:`schema.merge.apply_change` merges
 (every rule lives there); the records, the feed, the change and its result,
 the audit entries and the device's health are written, and the record type's
 ``after_store`` hooks run (the duplicate-patient check). A rejected change
-writes nothing but its result, its quarantine entry and an audit entry.
+writes nothing but its result, its quarantine entry and an audit entry. A
+push's applier (``batched``) reads the batch's records with the batch and holds
+its change rows and audit entries, written together when the batch finishes.
 
 A change is computed whole (its merge and any derived change) before anything
 of it is written, so a rejection never leaves half a change behind. Each change
