@@ -41,7 +41,7 @@ from . import audit, scope
 from .directory import StoreDirectory
 from .errors import ChangeRefused, StoreError
 from .settings import dispatch_settings
-from .store import encode_wire
+from .store import UnwaitedFailed, encode_wire
 
 __all__ = ["WriteApplier", "op_gaps", "MAX_OP_STEP", "SERVER_DEVICE", "SERVER_USER"]
 
@@ -149,6 +149,8 @@ class WriteApplier:
         try:
             with self.store.savepoint():
                 return self._merge(change)
+        except UnwaitedFailed:
+            raise  # the batch is done again, waiting per change: this change fails alone there
         except Exception:  # noqa: BLE001 - one change's failure must not block the batch
             if mark is not None:
                 self._held.undo(mark)  # what the rolled-back savepoint would have written

@@ -18,6 +18,7 @@ and the escalation feed are append only: the database itself refuses.
 """
 
 import abc
+import contextlib
 import dataclasses
 import functools
 import json
@@ -30,8 +31,8 @@ from schema.roles import ERROR_MARK
 from schema.validation import StrictBool
 from schema.wire import decode_state, encode_state
 
-__all__ = ["Store", "StoredRecord", "ScopeKeys", "index_columns", "known_fields", "encode_wire", "REQUEST_TYPE",
-           "DEVICE_COLUMNS", "DEVICE_COUNTERS"]
+__all__ = ["Store", "StoredRecord", "ScopeKeys", "UnwaitedFailed", "index_columns", "known_fields", "encode_wire",
+           "REQUEST_TYPE", "DEVICE_COLUMNS", "DEVICE_COUNTERS"]
 
 #: The only record type ``ScopeKeys.requests`` matches.
 REQUEST_TYPE = "visit_request"
@@ -42,6 +43,10 @@ DEVICE_COLUMNS = frozenset({
     "rejected_count", "last_op", "clock_offset_ms", "clock_flagged_at", "op_gaps",
 })
 DEVICE_COUNTERS = frozenset({"rejected_count", "op_gaps"})
+
+
+class UnwaitedFailed(Exception):
+    """Something failed inside :meth:`Store.unwaited`: roll the transaction back and do it again, waiting."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,6 +197,17 @@ class Store(abc.ABC):
         (PostgreSQL pipelines them): a write's error then surfaces when the
         savepoint ends, and undoes it all the same.
         """
+
+    def unwaited(self):
+        """A context manager inside an open transaction: its writes, savepoints' too, need not be waited for.
+
+        A store may send them all and wait for their answers once, when it ends
+        (PostgreSQL pipelines them; SQLite has nothing to wait for). Then a failure
+        cannot be undone alone: whatever fails inside it (a write the database
+        refuses, an error in a savepoint's block) raises :class:`UnwaitedFailed`, and
+        the caller rolls the transaction back and does its work again without this.
+        """
+        return contextlib.nullcontext(self)
 
     @abc.abstractmethod
     def migrations(self):

@@ -79,8 +79,8 @@ from psycopg.types.string import StrDumperUnknown
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import DatabaseUnavailable, ServerBusy, StoreError
-from .base import (DEVICE_COLUMNS, DEVICE_COUNTERS, ScopeKeys, Store, StoredRecord, encode_wire, index_columns,
-                   known_fields)
+from .base import (DEVICE_COLUMNS, DEVICE_COUNTERS, ScopeKeys, Store, StoredRecord, UnwaitedFailed, encode_wire,
+                   index_columns, known_fields)
 
 __all__ = ["PostgresStore", "MIGRATIONS", "WRITE_LOCK", "redacted"]
 
@@ -648,6 +648,7 @@ class PostgresStore(Store):
             return
         with self._connection() as conn:
             self._local.conn, self._local.locked, self._local.pipeline = conn, False, None
+            self._local.unwaited = False
             try:
                 with conn.transaction():
                     yield self
@@ -668,6 +669,9 @@ class PostgresStore(Store):
         conn = getattr(self._local, "conn", None)
         if conn is None:
             raise StoreError("a savepoint needs an open transaction")
+        if self._local.unwaited:
+            yield from self._unwaited_savepoint(conn)
+            return
         locked, outer = self._local.locked, self._local.pipeline
         with conn.pipeline() as pipeline:
             self._local.pipeline = pipeline
@@ -683,6 +687,43 @@ class PostgresStore(Store):
                 raise
             finally:
                 self._local.pipeline = outer
+
+    def _unwaited_savepoint(self, conn):
+        conn.execute("SAVEPOINT change")
+        try:
+            yield self
+        except UnwaitedFailed:
+            raise
+        except Exception as exc:
+            # What was sent before it may have failed unseen: nothing here can be undone alone.
+            raise UnwaitedFailed(f"a savepoint failed in a batch of unwaited writes: {exc!r}") from exc
+        conn.execute("RELEASE SAVEPOINT change")
+
+    @contextlib.contextmanager
+    def unwaited(self):
+        """The batch's writes pipelined whole: one round trip for all of them, at the end.
+
+        Savepoints inside send SAVEPOINT and RELEASE without waiting (a push's
+        change costs no round trip of its own); reads still wait for their
+        answers. A refused write aborts the pipeline, and the statements after it
+        are skipped unseen: so any failure inside raises UnwaitedFailed, and the
+        caller rolls back and does the batch again in savepoints that wait. A lost
+        connection stays what it is (the request is answered 503).
+        """
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            raise StoreError("unwaited writes need an open transaction")
+        try:
+            with conn.pipeline() as pipeline:
+                self._local.unwaited, self._local.pipeline = True, pipeline
+                try:
+                    yield self
+                finally:
+                    self._local.unwaited, self._local.pipeline = False, None
+        except psycopg.Error as exc:
+            if _connection_lost(exc):
+                raise
+            raise UnwaitedFailed(f"a write of a batch of unwaited writes failed: {exc!r}") from exc
 
     def _lock_writes(self):
         """Take the write lock for the rest of this thread's open transaction (once)."""

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from schema.merge import Actor, apply_change
-from server.store import ScopeKeys, open_store
+from server.store import PostgresStore, ScopeKeys, UnwaitedFailed, open_store
 
 NOW = __import__("datetime").datetime(2030, 1, 2, 10, tzinfo=__import__("datetime").timezone.utc)
 NURSE = Actor("u-nurse", "nurse")
@@ -175,6 +175,20 @@ def test_a_savepoint_that_fails_leaves_no_trace_and_the_transaction_goes_on(stor
     assert [e["patient_id"] for e in store.audit_log()] == ["p2"]
     assert [r.id for r in store.records_since(0, ScopeKeys(full=frozenset({"p1", "p2"})), 10)] == ["p2"]
     assert store.get_change("c3")["record_id"] == "p2"
+
+
+def test_a_write_refused_among_unwaited_writes_fails_them_all_where_the_store_does_not_wait(store):
+    # PostgreSQL sends a push's writes unwaited: the refused one aborts those after it unseen, so
+    # the whole is refused (push then applies the batch again, waiting); SQLite waits anyway.
+    store.save_change(_change_row("c1"))
+    refused = UnwaitedFailed if isinstance(store, PostgresStore) else sqlite3.IntegrityError
+    with pytest.raises(refused):
+        with store.transaction(), store.unwaited():
+            with store.savepoint():
+                store.put_record(_patient("p1"), "c2")
+                store.save_change(_change_row("c1"))  # c1 is taken: the primary key refuses it
+            store.put_record(_patient("p2", personnummer="193804029829"), "c3")
+    assert (store.get_record("patient", "p1"), store.get_record("patient", "p2"), store.head()) == (None, None, 0)
 
 
 def test_changes_keep_their_result_and_rejections_are_found_by_reference(store):
