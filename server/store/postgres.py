@@ -670,7 +670,7 @@ class PostgresStore(Store):
         if conn is None:
             raise StoreError("a savepoint needs an open transaction")
         if self._local.unwaited:
-            yield from self._unwaited_savepoint(conn)
+            yield from self._unwaited_savepoint()
             return
         locked, outer = self._local.locked, self._local.pipeline
         with conn.pipeline() as pipeline:
@@ -688,8 +688,9 @@ class PostgresStore(Store):
             finally:
                 self._local.pipeline = outer
 
-    def _unwaited_savepoint(self, conn):
-        conn.execute("SAVEPOINT change")
+    def _unwaited_savepoint(self):
+        # No SAVEPOINT statement: a failure here undoes the whole transaction (the caller does it
+        # again, waiting), so there is nothing to roll back to, and two statements a change fewer.
         try:
             yield self
         except UnwaitedFailed:
@@ -697,17 +698,16 @@ class PostgresStore(Store):
         except Exception as exc:
             # What was sent before it may have failed unseen: nothing here can be undone alone.
             raise UnwaitedFailed(f"a savepoint failed in a batch of unwaited writes: {exc!r}") from exc
-        conn.execute("RELEASE SAVEPOINT change")
 
     @contextlib.contextmanager
     def unwaited(self):
         """The batch's writes pipelined whole: one round trip for all of them, at the end.
 
-        Savepoints inside send SAVEPOINT and RELEASE without waiting (a push's
-        change costs no round trip of its own); reads still wait for their
-        answers. A refused write aborts the pipeline, and the statements after it
-        are skipped unseen: so any failure inside raises UnwaitedFailed, and the
-        caller rolls back and does the batch again in savepoints that wait. A lost
+        A push's change costs no round trip of its own; reads still wait for
+        their answers. A refused write aborts the pipeline, and the statements
+        after it are skipped unseen: so any failure inside raises UnwaitedFailed,
+        and the caller rolls back and does the batch again in savepoints that
+        wait. Savepoints inside send nothing: a failure in one undoes the whole. A lost
         connection stays what it is (the request is answered 503).
         """
         conn = getattr(self._local, "conn", None)
