@@ -6,10 +6,15 @@ gzip'd batches and pull pages through Flask's test client, so the profile
 holds the server's own work without the sockets. ``python -m proof.profile``
 prints the areas and the top functions.
 
+``--postgres URL`` replays it on a scratch database of that PostgreSQL server;
+``--timed K`` leaves the profiler out and prints the push's wall and CPU rates,
+best of K runs (how each step on the push path was measured).
+
 Example: python -m proof.profile --n 2000
 """
 
 import argparse
+import contextlib
 import cProfile
 import gzip
 import io
@@ -25,6 +30,7 @@ import brotli
 from schema.clock import HybridClock
 from server import auth, create_app
 
+from .server_process import scratch_database
 from .workload import Workload
 
 __all__ = ["server_profiles", "areas", "main"]
@@ -75,10 +81,16 @@ def top(profile, limit=15, sort="tottime"):
     return "\n".join(line for line in out.getvalue().splitlines() if line.strip())
 
 
-def server_profiles(n, batch=100, page=500, seed=1):
-    """Profile the server pushing ``n`` visits with vitals, then a fresh device pulling them; return both profiles and rates."""
+def server_profiles(n, batch=100, page=500, seed=1, database=None, profiled=True):
+    """Profile the server pushing ``n`` visits with vitals, then a fresh device pulling them; return both profiles and rates.
+
+    ``database``: a PostgreSQL URL to serve from instead of a scratch SQLite file.
+    ``profiled=False`` runs without the profiler and adds ``push_cpu_per_s``, the push's
+    rate of this process's CPU time (on PostgreSQL the wall rate holds the database's work
+    and the round trips, the CPU rate not).
+    """
     directory = tempfile.mkdtemp(prefix="hemsync-profile-")
-    app = create_app({"HEMSYNC_DB": f"{directory}/server.db"})
+    app = create_app({"HEMSYNC_DATABASE_URL": database} if database else {"HEMSYNC_DB": f"{directory}/server.db"})
     store = app.extensions["hemsync.store"]
     auth.add_municipality(store, "Profilby")
     user = auth.add_user(store, "Anna Profil", "doctor", ["Profilby"])
@@ -106,29 +118,28 @@ def server_profiles(n, batch=100, page=500, seed=1):
     for i in range(n):
         vid, visit, oid, vitals = work.visit_with_vitals(patients[i % len(patients)])
         changes += [change("visit", vid, visit), change("observation", oid, vitals)]
-    push_profile = cProfile.Profile()
-    start = time.perf_counter()
-    push_profile.enable()
-    for first in range(0, len(changes), batch):
-        push(changes[first:first + batch])
-    push_profile.disable()
-    push_rate = n / (time.perf_counter() - start)
+    push_profile = cProfile.Profile() if profiled else contextlib.nullcontext()
+    start, cpu = time.perf_counter(), time.process_time()
+    with push_profile:
+        for first in range(0, len(changes), batch):
+            push(changes[first:first + batch])
+    push_rate, push_cpu_rate = n / (time.perf_counter() - start), n / (time.process_time() - cpu)
 
-    pull_profile = cProfile.Profile()
+    pull_profile = cProfile.Profile() if profiled else contextlib.nullcontext()
     cursor, start = None, time.perf_counter()
-    pull_profile.enable()
-    while True:
-        query = {"limit": page, **({"cursor": cursor} if cursor else {})}
-        answer = client.get("/v1/pull", query_string=query, headers=headers(other_token, body=False))
-        unpack = {"br": brotli.decompress, "gzip": gzip.decompress}.get(answer.headers.get("Content-Encoding"))
-        data = json.loads(unpack(answer.data) if unpack else answer.data)
-        if not data["more"]:
-            break
-        cursor = data["cursor"]
-    pull_profile.disable()
+    with pull_profile:
+        while True:
+            query = {"limit": page, **({"cursor": cursor} if cursor else {})}
+            answer = client.get("/v1/pull", query_string=query, headers=headers(other_token, body=False))
+            unpack = {"br": brotli.decompress, "gzip": gzip.decompress}.get(answer.headers.get("Content-Encoding"))
+            data = json.loads(unpack(answer.data) if unpack else answer.data)
+            if not data["more"]:
+                break
+            cursor = data["cursor"]
     pull_rate = n / (time.perf_counter() - start)
     store.close()
-    return {"push": push_profile, "pull": pull_profile, "push_per_s": push_rate, "pull_per_s": pull_rate}
+    return {"push": push_profile, "pull": pull_profile, "push_per_s": push_rate, "pull_per_s": pull_rate,
+            "push_cpu_per_s": push_cpu_rate}
 
 
 def report(name, profile, rate, limit=12):
@@ -142,8 +153,22 @@ def report(name, profile, rate, limit=12):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m proof.profile", description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--postgres", metavar="URL", help="replay on a scratch database of this PostgreSQL server")
+    parser.add_argument("--timed", type=int, metavar="K", help="no profiler: the push's rates, best of K runs")
     args = parser.parse_args(argv)
-    found = server_profiles(args.n)
+    with contextlib.ExitStack() as stack:
+        if args.timed:
+            runs = []
+            for _ in range(args.timed):
+                database = stack.enter_context(scratch_database(args.postgres)) if args.postgres else None
+                runs.append(server_profiles(args.n, database=database, profiled=False))
+            walls = ", ".join(f"{r['push_per_s']:,.0f}" for r in runs)
+            print(f"server push, N={args.n}, best of {args.timed}: "
+                  f"{max(r['push_per_s'] for r in runs):,.0f} visits/s wall, "
+                  f"{max(r['push_cpu_per_s'] for r in runs):,.0f} visits/s of this process's CPU (runs: {walls})")
+            return 0
+        database = stack.enter_context(scratch_database(args.postgres)) if args.postgres else None
+        found = server_profiles(args.n, database=database)
     print(report("server push", found["push"], found["push_per_s"]))
     print(report("server pull", found["pull"], found["pull_per_s"]))
     return 0

@@ -2,10 +2,11 @@
 
 A :class:`schema.references.Directory` over the store, made once per batch of
 writes; people and municipalities are read once per batch (they change through
-admin commands, not through pushes), records each time (a batch may create the
-observation its next change names); a record's view is decoded once per stored
-text (:meth:`server.store.StoredRecord.view`), as every observation of a batch
-reads its patient.
+admin commands, not through pushes), records as the write path reads them (a
+push's batch reads each once and again after it writes it: a batch may create
+the observation its next change names); a record's view is decoded once per
+stored text (:meth:`server.store.StoredRecord.view`), as every observation of a
+batch reads its patient.
 """
 
 import functools
@@ -18,8 +19,10 @@ __all__ = ["StoreDirectory"]
 class StoreDirectory(Directory):
     """What the server knows, as the merge asks it."""
 
-    def __init__(self, store):
+    def __init__(self, store, read=None):
         self.store = store
+        # How a record is read: a push's batch reads each record it names once (WriteApplier.look_up).
+        self._read = read or store.get_record
 
     @functools.cached_property
     def _municipalities(self):
@@ -38,5 +41,5 @@ class StoreDirectory(Directory):
     def record(self, record_type, record_id):
         if not isinstance(record_id, str):
             return None
-        stored = self.store.get_record(record_type, record_id)
+        stored = self._read(record_type, record_id)
         return stored.view() if stored is not None else None

@@ -13,7 +13,9 @@ scope is checked at the change's base; :func:`schema.merge.apply_change` merges
 (every rule lives there); the records, the feed, the change and its result,
 the audit entries and the device's health are written, and the record type's
 ``after_store`` hooks run (the duplicate-patient check). A rejected change
-writes nothing but its result, its quarantine entry and an audit entry.
+writes nothing but its result, its quarantine entry and an audit entry. A
+push's applier (``batched``) reads the batch's records with the batch and holds
+its change rows and audit entries, written together when the batch finishes.
 
 A change is computed whole (its merge and any derived change) before anything
 of it is written, so a rejection never leaves half a change behind. Each change
@@ -37,9 +39,9 @@ from schema.validation import check_envelope, require_uuid
 
 from . import audit, scope
 from .directory import StoreDirectory
-from .errors import ChangeRefused
+from .errors import ChangeRefused, StoreError
 from .settings import dispatch_settings
-from .store import encode_wire
+from .store import UnwaitedFailed, encode_wire
 
 __all__ = ["WriteApplier", "op_gaps", "MAX_OP_STEP", "SERVER_DEVICE", "SERVER_USER"]
 
@@ -62,15 +64,20 @@ class WriteApplier:
     device: dict
     user: dict
     now: dt.datetime
+    #: Keep the change rows and audit entries and write them together in :meth:`finish` (a push's batch).
+    batched: bool = False
 
     def __post_init__(self):
         self.clock = HybridClock(self.store.clock() or "0000000000000000-000000")
         self.actor = Actor(self.user["id"], self.user["role"])
-        self.options = {"dispatch": dispatch_settings(self.settings), "directory": StoreDirectory(self.store)}
+        self.options = {"dispatch": dispatch_settings(self.settings),
+                        "directory": StoreDirectory(self.store, read=self._known if self.batched else None)}
         self.max_ahead_ms = self.settings["HEMSYNC_MAX_CLOCK_AHEAD"] * 1000
         self._keys = None
         self._server = None
         self._looked_up = {}
+        self._read = {}
+        self._held = _HeldRows() if self.batched else None
         self.rejected = 0
         self.ops = []
         self.restamped = []
@@ -83,34 +90,85 @@ class WriteApplier:
             self._keys = scope.keys_for(self.store, self.user)
         return self._keys
 
-    def look_up(self, change_ids):
-        """Find which of these change ids are stored, in one query, before they are applied one by one.
+    def look_up(self, changes):
+        """Read what a batch's changes need from the store before they are applied one by one.
 
-        A push's batch repeats no id, so each answer is used once, by :meth:`apply`;
-        a change this write path stores since (a derived or server-made change) drops
-        its id's answer, and that id is asked again when it comes.
+        Which of their change ids are stored, in one query, and the records they
+        change, in one query per record type (a change read its record with a
+        statement of its own, a round trip on PostgreSQL). Each answer is used at
+        most once: a push's batch repeats no change id, and a record a batch
+        changes twice is read again for the second. What this write path stores
+        since drops its answer (a derived or server-made change's id, a written
+        record), so it is asked again when it comes. The transaction holds the
+        write lock already, so nothing else changes them meanwhile.
         """
+        change_ids = [change["change_id"] for change in changes]
         found = self.store.get_changes(change_ids)
         self._looked_up.update((change_id, found.get(change_id)) for change_id in change_ids)
+        wanted = {}
+        for change in changes:
+            # The patient a new record names, too: the merge reads it (an observation its patient's SpO2 scale).
+            for record_type, record_id in ((change["record_type"], change["record_id"]),
+                                           ("patient", _claimed_patient(change))):
+                # A malformed id (a NUL, which the stores' id lists do not carry) is read on its own when it comes.
+                if isinstance(record_id, str) and "\x00" not in record_id:
+                    wanted.setdefault(record_type, set()).add(record_id)
+        for record_type, ids in wanted.items():
+            stored = {record.id: record for record in self.store.get_records(record_type, ids)}
+            self._read.update(((record_type, record_id), stored.get(record_id)) for record_id in ids)
+
+    def _stored(self, record_type, record_id):
+        """The stored record of this type and id (or None): as :meth:`look_up` read it, once, else read now."""
+        key = (record_type, record_id)
+        if key in self._read:
+            return self._read.pop(key)
+        return self.store.get_record(record_type, record_id)
+
+    def _known(self, record_type, record_id):
+        """The stored record for a look-up that only reads it (the merge's directory): read once per batch.
+
+        Kept until this write path stores the record (:meth:`_put`), or until a change's
+        savepoint is rolled back (what was read inside it may have been undone).
+        """
+        key = (record_type, record_id)
+        if key not in self._read:
+            self._read[key] = self.store.get_record(record_type, record_id)
+        return self._read[key]
+
+    def _put(self, state, change_id, wire=None):
+        """Store a record's state; a read of it made with the batch no longer holds."""
+        self._read.pop((state["type"], state["id"]), None)
+        self.store.put_record(state, change_id, wire)
 
     def apply(self, change):
         """Apply one change (or return its stored result); return its result for the response."""
-        if change["change_id"] in self._looked_up:
-            seen = self._looked_up.pop(change["change_id"])
-        else:
-            seen = self.store.get_change(change["change_id"])
+        seen = self._stored_change(change["change_id"])
         if seen is not None:
             return seen["result"] if seen["device_id"] == self.device["id"] else self._taken(change)
+        mark = self._held.mark() if self._held is not None else None
         try:
             with self.store.savepoint():
                 return self._merge(change)
+        except UnwaitedFailed:
+            raise  # the batch is done again, waiting per change: this change fails alone there
         except Exception:  # noqa: BLE001 - one change's failure must not block the batch
+            if mark is not None:
+                self._held.undo(mark)  # what the rolled-back savepoint would have written
+            self._read.clear()
             log.exception("merging change %s of device %s failed", change["change_id"], self.device["id"])
             self._keys = None
             error = MergeFailed("the server could not merge this change; it is kept in quarantine for an "
                                 "admin. Discard it (`hemsync discard`) or correct and send it again",
                                 details={"change_id": [change["change_id"]]})
             return self._reject(change, error, None)
+
+    def _stored_change(self, change_id):
+        """The stored change with this id (held for the batch's end, or in the store), or None."""
+        if change_id in self._looked_up:
+            return self._looked_up.pop(change_id)
+        if self._held is not None and change_id in self._held.changes:
+            return self._held.changes[change_id]
+        return self.store.get_change(change_id)
 
     def write(self, record_type, record_id, fields, *, change_id=None):
         """Apply a server-side change of ``fields`` on top of the record's current state; return its result.
@@ -120,7 +178,7 @@ class WriteApplier:
         the merge refuses it: a server-side change is made to fit the rules,
         so a refusal is a bug, and the caller's transaction is rolled back whole.
         """
-        stored = self.store.get_record(record_type, record_id)
+        stored = self._stored(record_type, record_id)
         result = self.apply(make_change(record_type, record_id, fields, state=stored.state if stored else None,
                                         change_id=change_id or str(uuid.uuid4()), hlc=str(self.clock.now())))
         if result["result"] == "rejected":
@@ -142,7 +200,9 @@ class WriteApplier:
         if self._server is None:
             self._server = WriteApplier(self.store, self.settings, SERVER_DEVICE, SERVER_USER, self.now)
             self._server.clock = self.clock
-            self._server._looked_up = self._looked_up  # what it stores is no longer unstored for this batch
+            # What it stores is no longer unstored for this batch, and a record it writes is read afresh.
+            self._server._looked_up, self._server._read = self._looked_up, self._read
+            self._server._held = self._held  # and its rows are written with the batch's
         # What the server writes may bring a patient's records into this device's scope.
         self._keys = None
         return self._server
@@ -173,7 +233,7 @@ class WriteApplier:
             # of any other shape is this change's invalid_value, never a crash.
             check_envelope(records.get(merged["record_type"]), merged)
             self._check_dependencies(merged)
-            stored = self.store.get_record(merged["record_type"], merged["record_id"])
+            stored = self._stored(merged["record_type"], merged["record_id"])
             if stored is not None:
                 scope.check_existing(self.store, self.device, self.user, self.keys, stored)
             outcomes = self._compute(merged, stored)
@@ -230,7 +290,7 @@ class WriteApplier:
         for derived in outcome.derived:
             # A derived change (an amendment from a late edit of a sealed visit) merges
             # with the same actor, and is rejected together with the change it came from.
-            base = self.store.get_record(derived["record_type"], derived["record_id"])
+            base = self._stored(derived["record_type"], derived["record_id"])
             base = base.state if base else None
             outcomes.append((derived, apply_change(base, derived, self.actor, self.now, self.options), base))
         return [(made, outcome, before, self._wire(outcome)) for made, outcome, before in outcomes]
@@ -255,7 +315,7 @@ class WriteApplier:
             if outcome.result == "duplicate":
                 continue
             rtype = records.get(made["record_type"])
-            self.store.put_record(outcome.state, made["change_id"], wire)
+            self._put(outcome.state, made["change_id"], wire)
             patient_id = rtype.patient_of(outcome.state)
             for hook in rtype.after_store:
                 conflicts += hook(self, outcome.state, before)
@@ -263,35 +323,52 @@ class WriteApplier:
             entries.extend(audit.decisions(self.user, self.device, made, outcome.decisions, patient_id))
             if made is not change:
                 self._save_change(self._row(made, stamp, {"change_id": made["change_id"],
-                                                          "result": outcome.result}))
+                                                          "result": outcome.result}), unasked=True)
             if rtype.changes_scope:
                 self._keys = None
         result = {"change_id": change["change_id"], "result": "conflict" if conflicts else "applied",
                   "hlc": stamp.hlc, "restamped": stamp.restamped, "conflicts": conflicts}
         if stamp.restamped:
             result["original_hlc"] = stamp.original_hlc
-        self.store.audit(entries)
+        self._audit(entries)
         self._save_change(self._row(change, stamp, result))
         return result
 
     def _reject(self, change, error, stamp, keep_result=True):
         self.rejected += 1
         result = _rejection(change, error)
-        stored = self.store.get_record(change["record_type"], change["record_id"])
+        stored = self._stored(change["record_type"], change["record_id"])
         patient_id = stored.patient_id if stored else _claimed_patient(change)
         self.store.quarantine({
             "change_id": change["change_id"], "device_id": self.device["id"], "user_id": self.user["id"],
             "record_type": change["record_type"], "record_id": change["record_id"], "code": error.code,
             "message": error.message, "change": change, "error": error.to_dict(),
         })
-        self.store.audit([audit.rejected(self.user, self.device, change, error.to_dict(), patient_id)])
+        self._audit([audit.rejected(self.user, self.device, change, error.to_dict(), patient_id)])
         if keep_result:
             self._save_change(self._row(change, stamp, result))
         return result
 
-    def _save_change(self, row):
+    def _save_change(self, row, unasked=False):
+        """Store a change's row, or hold it for the batch's end; ``unasked``: its id was not looked up first.
+
+        A held row is refused here when its id is stored, as the store's key would
+        refuse it: a derived change's id is made from its change's, but a device
+        could have sent one under that id before.
+        """
         self._looked_up.pop(row["change_id"], None)
-        self.store.save_change(row)
+        if self._held is None:
+            self.store.save_change(row)
+            return
+        if unasked and self._stored_change(row["change_id"]) is not None:
+            raise StoreError(f"change id {row['change_id']} is stored already")
+        self._held.changes[row["change_id"]] = row
+
+    def _audit(self, entries):
+        if self._held is None:
+            self.store.audit(entries)
+        else:
+            self._held.audit.extend(entries)
 
     def _row(self, change, stamp, result):
         return {
@@ -307,13 +384,18 @@ class WriteApplier:
         For ``after_store`` hooks of record types: the state reaches every
         device holding the record through the feed.
         """
-        self.store.put_record(state, change_id)
+        self._put(state, change_id)
         patient_id = records.get(state["type"]).patient_of(state)
-        self.store.audit(audit.decisions(None, None, {"record_type": state["type"], "record_id": state["id"],
-                                                      "change_id": None}, [decision], patient_id))
+        self._audit(audit.decisions(None, None, {"record_type": state["type"], "record_id": state["id"],
+                                                 "change_id": None}, [decision], patient_id))
 
     def finish(self, pending=None, ops=()):
-        """Persist the server clock and the device's health, in the batch's transaction."""
+        """Persist the held rows, the server clock and the device's health, in the batch's transaction."""
+        if self._held is not None:
+            # In the order they were made: the audit log's ids keep the order of its entries.
+            self.store.save_changes(list(self._held.changes.values()))
+            self.store.audit(self._held.audit)
+            self._held.undo((0, 0))
         self.store.save_clock(str(self.clock.last))
         values = {"last_sync_at": self.now.isoformat(timespec="milliseconds")}
         if pending is not None:
@@ -330,6 +412,29 @@ class WriteApplier:
         if self.restamped:
             values["clock_flagged_at"] = values["last_sync_at"]
         self.store.update_device(self.device["id"], values, increments)
+
+
+@dataclasses.dataclass
+class _HeldRows:
+    """A batch's change rows (by id) and audit entries, written together when it finishes.
+
+    One statement each per batch instead of one each per change; a change whose
+    savepoint is rolled back drops what it held (:meth:`undo`), as the savepoint
+    drops what it wrote.
+    """
+
+    changes: dict = dataclasses.field(default_factory=dict)
+    audit: list = dataclasses.field(default_factory=list)
+
+    def mark(self):
+        """Where the held rows end now, for :meth:`undo`."""
+        return len(self.changes), len(self.audit)
+
+    def undo(self, mark):
+        """Drop what was held after ``mark``."""
+        for change_id in list(self.changes)[mark[0]:]:
+            del self.changes[change_id]
+        del self.audit[mark[1]:]
 
 
 def op_gaps(last_op, ops):
@@ -349,7 +454,7 @@ def _rejection(change, error):
 
 
 def _claimed_patient(change):
-    """The patient a rejected new record names, for the audit entry (it may not exist)."""
+    """The patient a new record names (it may not exist): a rejection's audit entry's, a batch's read."""
     try:
         return records.get(change.get("record_type")).claimed_patient(change)
     except HemsyncError:

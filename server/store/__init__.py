@@ -12,12 +12,12 @@
 else ``HEMSYNC_DB``; every ``hemsync-server`` command's ``--db``).
 """
 
-from .base import ScopeKeys, Store, StoredRecord, encode_wire, index_columns
+from .base import ScopeKeys, Store, StoredRecord, UnwaitedFailed, encode_wire, index_columns
 from .postgres import PostgresStore
 from .sqlite import MIGRATIONS, SqliteStore
 
-__all__ = ["Store", "SqliteStore", "PostgresStore", "StoredRecord", "ScopeKeys", "index_columns", "encode_wire",
-           "MIGRATIONS", "open_store", "is_postgres_url", "database_target"]
+__all__ = ["Store", "SqliteStore", "PostgresStore", "StoredRecord", "ScopeKeys", "UnwaitedFailed", "index_columns",
+           "encode_wire", "MIGRATIONS", "open_store", "is_postgres_url", "database_target"]
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 

@@ -19,6 +19,7 @@ and the escalation feed are append only: the database itself refuses.
 
 import abc
 import collections
+import contextlib
 import dataclasses
 import functools
 import json
@@ -32,7 +33,8 @@ from schema.roles import ERROR_MARK
 from schema.validation import StrictBool
 from schema.wire import decode_state, encode_state
 
-__all__ = ["Store", "StoredRecord", "ScopeKeys", "ViewCache", "VIEWS", "index_columns", "known_fields", "encode_wire",
+__all__ = ["Store", "StoredRecord", "ScopeKeys", "UnwaitedFailed", "ViewCache", "VIEWS", "index_columns",
+           "known_fields", "encode_wire",
            "REQUEST_TYPE", "DEVICE_COLUMNS", "DEVICE_COUNTERS"]
 
 #: The only record type ``ScopeKeys.requests`` matches.
@@ -44,6 +46,10 @@ DEVICE_COLUMNS = frozenset({
     "rejected_count", "last_op", "clock_offset_ms", "clock_flagged_at", "op_gaps",
 })
 DEVICE_COUNTERS = frozenset({"rejected_count", "op_gaps"})
+
+
+class UnwaitedFailed(Exception):
+    """Something failed inside :meth:`Store.unwaited`: roll the transaction back and do it again, waiting."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,7 +228,23 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def savepoint(self):
-        """A context manager inside an open transaction: what it wrote is undone if it raises."""
+        """A context manager inside an open transaction: what it wrote is undone if it raises.
+
+        A store may send the writes inside it without waiting for each answer
+        (PostgreSQL pipelines them): a write's error then surfaces when the
+        savepoint ends, and undoes it all the same.
+        """
+
+    def unwaited(self):
+        """A context manager inside an open transaction: its writes, savepoints' too, need not be waited for.
+
+        A store may send them all and wait for their answers once, when it ends
+        (PostgreSQL pipelines them; SQLite has nothing to wait for). Then a failure
+        cannot be undone alone: whatever fails inside it (a write the database
+        refuses, an error in a savepoint's block) raises :class:`UnwaitedFailed`, and
+        the caller rolls the transaction back and does its work again without this.
+        """
+        return contextlib.nullcontext(self)
 
     @abc.abstractmethod
     def migrations(self):
@@ -302,7 +324,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def put_record(self, state, change_id, wire=None):
-        """Store a record's merge state as its newest write; return its new feed ``seq``.
+        """Store a record's merge state as its newest write, at a new feed ``seq`` (the record's, read back).
 
         ``wire`` is the state already encoded as the JSON text of :func:`encode_wire`, when the
         caller has it (push measures it against the record size limit)."""
@@ -387,9 +409,13 @@ class Store(abc.ABC):
     def get_changes(self, change_ids):
         """The stored changes among these ids, by id (one query for a push's whole batch)."""
 
-    @abc.abstractmethod
     def save_change(self, change):
         """Store a merged or rejected change and its result under its ``change_id``."""
+        self.save_changes([change])
+
+    @abc.abstractmethod
+    def save_changes(self, changes):
+        """Store merged or rejected changes, each with its result under its ``change_id`` (one statement)."""
 
     @abc.abstractmethod
     def rejected_refs(self, device_id, change_ids, record_ids):
@@ -415,7 +441,10 @@ class Store(abc.ABC):
     # the audit log (append only)
     @abc.abstractmethod
     def audit(self, entries):
-        """Append audit entries; ones whose ``key`` was seen before are skipped. Return how many were new."""
+        """Append audit entries; ones whose ``key`` was seen before are skipped. Return how many were new.
+
+        Inside a savepoint whose writes are pipelined (PostgreSQL) the count is not waited for: None.
+        """
 
     @abc.abstractmethod
     def audit_log(self, patient_id=None, after=0, limit=100):

@@ -79,8 +79,8 @@ from psycopg.types.string import StrDumperUnknown
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import DatabaseUnavailable, ServerBusy, StoreError
-from .base import (DEVICE_COLUMNS, DEVICE_COUNTERS, ScopeKeys, Store, StoredRecord, encode_wire, index_columns,
-                   known_fields)
+from .base import (DEVICE_COLUMNS, DEVICE_COUNTERS, ScopeKeys, Store, StoredRecord, UnwaitedFailed, encode_wire,
+                   index_columns, known_fields)
 
 __all__ = ["PostgresStore", "MIGRATIONS", "WRITE_LOCK", "redacted"]
 
@@ -305,16 +305,17 @@ FROM records
 WHERE type = %s AND id = %s
 """
 
-INSERT_FEED = f"""
-INSERT INTO feed (type, id, change_id, at)
-VALUES (%s, %s, %s, {NOW_TEXT})
-RETURNING seq
-"""
-
-UPSERT_RECORD = f"""
+# The feed entry and the record's row in one statement (one round trip): the record takes the feed's new seq.
+PUT_RECORD = f"""
+WITH entry AS (
+  INSERT INTO feed (type, id, change_id, at)
+  VALUES (%(type)s, %(id)s, %(change_id)s, {NOW_TEXT})
+  RETURNING seq
+)
 INSERT INTO records (type, id, patient_id, municipality, personnummer, status, assignee, seq, state, updated_at)
-VALUES (%(type)s, %(id)s, %(patient_id)s, %(municipality)s, %(personnummer)s, %(status)s, %(assignee)s, %(seq)s,
-        %(state)s, {NOW_TEXT})
+SELECT %(type)s, %(id)s, %(patient_id)s, %(municipality)s, %(personnummer)s, %(status)s, %(assignee)s, entry.seq,
+       %(state)s, {NOW_TEXT}
+FROM entry
 ON CONFLICT (type, id) DO UPDATE SET
   patient_id = excluded.patient_id,
   municipality = excluded.municipality,
@@ -676,7 +677,8 @@ class PostgresStore(Store):
             yield self
             return
         with self._connection() as conn:
-            self._local.conn, self._local.locked = conn, False
+            self._local.conn, self._local.locked, self._local.pipeline = conn, False, None
+            self._local.unwaited = False
             try:
                 with conn.transaction():
                     yield self
@@ -685,17 +687,73 @@ class PostgresStore(Store):
 
     @contextlib.contextmanager
     def savepoint(self):
+        """A savepoint whose writes are pipelined: sent without waiting, answered together when it ends.
+
+        A pushed change read what it needs before (the batch's look-up, the merge's
+        reads, which still wait for their answers), so its writes (the feed and
+        record, the audit rows, the change) and the savepoint's release cost one
+        round trip, not one each. A write's error surfaces when the savepoint ends
+        (or at the next read) and rolls the savepoint back as before; so, inside
+        one, :meth:`audit` does not wait to count its new entries.
+        """
         conn = getattr(self._local, "conn", None)
         if conn is None:
             raise StoreError("a savepoint needs an open transaction")
-        locked = self._local.locked
-        try:
-            with conn.transaction():
+        if self._local.unwaited:
+            yield from self._unwaited_savepoint()
+            return
+        locked, outer = self._local.locked, self._local.pipeline
+        with conn.pipeline() as pipeline:
+            self._local.pipeline = pipeline
+            try:
+                conn.execute("SAVEPOINT change")
                 yield self
-        except BaseException:
-            # A lock taken after a savepoint is released when it is rolled back to.
-            self._local.locked = locked
+                conn.execute("RELEASE SAVEPOINT change")
+                pipeline.sync()
+            except BaseException:
+                # A lock taken after a savepoint is released when it is rolled back to.
+                self._local.locked = locked
+                _roll_back_to_savepoint(conn, pipeline)
+                raise
+            finally:
+                self._local.pipeline = outer
+
+    def _unwaited_savepoint(self):
+        # No SAVEPOINT statement: a failure here undoes the whole transaction (the caller does it
+        # again, waiting), so there is nothing to roll back to, and two statements a change fewer.
+        try:
+            yield self
+        except UnwaitedFailed:
             raise
+        except Exception as exc:
+            # What was sent before it may have failed unseen: nothing here can be undone alone.
+            raise UnwaitedFailed(f"a savepoint failed in a batch of unwaited writes: {exc!r}") from exc
+
+    @contextlib.contextmanager
+    def unwaited(self):
+        """The batch's writes pipelined whole: one round trip for all of them, at the end.
+
+        A push's change costs no round trip of its own; reads still wait for
+        their answers. A refused write aborts the pipeline, and the statements
+        after it are skipped unseen: so any failure inside raises UnwaitedFailed,
+        and the caller rolls back and does the batch again in savepoints that
+        wait. Savepoints inside send nothing: a failure in one undoes the whole. A lost
+        connection stays what it is (the request is answered 503).
+        """
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            raise StoreError("unwaited writes need an open transaction")
+        try:
+            with conn.pipeline() as pipeline:
+                self._local.unwaited, self._local.pipeline = True, pipeline
+                try:
+                    yield self
+                finally:
+                    self._local.unwaited, self._local.pipeline = False, None
+        except psycopg.Error as exc:
+            if _connection_lost(exc):
+                raise
+            raise UnwaitedFailed(f"a write of a batch of unwaited writes failed: {exc!r}") from exc
 
     def _lock_writes(self):
         """Take the write lock for the rest of this thread's open transaction (once)."""
@@ -704,6 +762,8 @@ class PostgresStore(Store):
             self._local.conn.execute(f"SET LOCAL lock_timeout = {int(self.write_wait * 1000)}")
             try:
                 self._local.conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+                if self._local.pipeline is not None:
+                    self._local.pipeline.sync()  # wait for the lock here, where waiting too long is answered
             except psycopg.errors.LockNotAvailable as exc:
                 raise ServerBusy(f"the server is busy writing (waited {self.write_wait:g} s for the database's "
                                  "write lock): try again shortly", retry_after=1) from exc
@@ -807,14 +867,11 @@ class PostgresStore(Store):
         return _record(row) if row else None
 
     def put_record(self, state, change_id, wire=None):
-        with self.transaction():
-            # Under the write lock: feed numbers are drawn in the order their transactions commit.
-            seq = self._write(INSERT_FEED, (state["type"], state["id"], change_id)).fetchone()["seq"]
-            self._write(UPSERT_RECORD, {
-                "type": state["type"], "id": state["id"], **index_columns(state), "seq": seq,
-                "state": wire if wire is not None else encode_wire(state),
-            })
-            return seq
+        # Under the write lock: feed numbers are drawn in the order their transactions commit.
+        self._write(PUT_RECORD, {
+            "type": state["type"], "id": state["id"], "change_id": change_id, **index_columns(state),
+            "state": wire if wire is not None else encode_wire(state),
+        })
 
     def head(self):
         return self._one("SELECT COALESCE(MAX(seq), 0) AS head FROM feed")["head"]
@@ -913,9 +970,13 @@ class PostgresStore(Store):
                          for change_id in asked[row["change_id"]])
         return found
 
-    def save_change(self, change):
-        row = {"derived_from": None, "at": None, **change, "result": json.dumps(change["result"])}
-        self._write(INSERT_CHANGE, row)
+    def save_changes(self, changes):
+        rows = [{"derived_from": None, "at": None, **change, "result": json.dumps(change["result"])}
+                for change in changes]
+        if rows:
+            with self.transaction():
+                self._lock_writes()
+                self._local.conn.cursor().executemany(INSERT_CHANGE, rows)
 
     def rejected_refs(self, device_id, change_ids, record_ids):
         rows = self._rows(SELECT_REJECTED_REFS, {"device_id": device_id, "change_ids": sorted(change_ids),
@@ -943,7 +1004,10 @@ class PostgresStore(Store):
         if not rows:
             return 0
         with self.transaction():
-            return sum(self._write(INSERT_AUDIT, row).rowcount for row in rows)
+            self._lock_writes()
+            cursor = self._local.conn.cursor()
+            cursor.executemany(INSERT_AUDIT, rows)
+            return None if self._local.pipeline else cursor.rowcount
 
     def audit_log(self, patient_id=None, after=0, limit=100):
         rows = self._rows(SELECT_AUDIT, {"patient_id": patient_id, "after": after, "limit": limit})
@@ -992,6 +1056,22 @@ class PostgresStore(Store):
     def password_hash(self, user_id):
         row = self._one("SELECT hash FROM passwords WHERE user_id = %s", (user_id,))
         return row["hash"] if row else None
+
+
+def _roll_back_to_savepoint(conn, pipeline):
+    """Undo a pipelined savepoint whose block or writes failed.
+
+    What was sent before is answered first (an error there is the one already
+    raised, or is undone with the rest); then the savepoint is rolled back to,
+    which also ends the failed state an erring write left the transaction in.
+    """
+    try:
+        pipeline.sync()
+    except psycopg.Error:
+        pass
+    conn.execute("ROLLBACK TO SAVEPOINT change")
+    conn.execute("RELEASE SAVEPOINT change")
+    pipeline.sync()
 
 
 def _user(row):

@@ -697,7 +697,6 @@ class SqliteStore(Store):
                 "type": state["type"], "id": state["id"], **index_columns(state), "seq": seq,
                 "state": wire if wire is not None else encode_wire(state),
             })
-            return seq
 
     def head(self):
         return self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM feed").fetchone()[0]
@@ -794,10 +793,12 @@ class SqliteStore(Store):
                 found[row["change_id"]] = {**row, "result": json.loads(row["result"])}
         return found
 
-    def save_change(self, change):
-        row = {"derived_from": None, **change, "result": json.dumps(change["result"])}
-        with self.transaction():
-            self._conn().execute(INSERT_CHANGE, {**row, "at": row.get("at") or None})
+    def save_changes(self, changes):
+        rows = [{"derived_from": None, **change, "result": json.dumps(change["result"]), "at": change.get("at") or None}
+                for change in changes]
+        if rows:
+            with self.transaction():
+                self._conn().executemany(INSERT_CHANGE, rows)
 
     def rejected_refs(self, device_id, change_ids, record_ids):
         rows = self._conn().execute(SELECT_REJECTED_REFS, {

@@ -151,3 +151,16 @@ def test_two_laptops_recording_the_same_discharge_apart_open_one_request(region)
     assert nurse.push(by_nurse)["results"][0]["result"] == "applied"
     assert doctor.push(by_doctor)["results"][0]["result"] == "conflict"  # follow_up keeps both
     assert [r.id for r in _requests_of(region.server, patient_id)] == [follow_up_request_id(stay["record_id"])]
+
+
+def test_a_change_after_a_discharge_in_one_batch_builds_on_what_the_discharge_wrote(region):
+    # The batch's records are read before its first change (WriteApplier.look_up): the patient
+    # the discharge moves as the server must be read again for the nurse's edit after it,
+    # or that edit would be merged into the patient as it was and store it without the discharge.
+    nurse = region.nurse
+    patient_id = _patient(region)
+    nurse.sync()
+    answer = nurse.push(_discharged_stay(nurse, patient_id), nurse.edit("patient", patient_id, phone="035-12 34 56"))
+    assert [r["result"] for r in answer["results"]] == ["applied", "applied"]
+    assert _value(region.server, "patient", patient_id, "discharged_at") == "2026-11-25"
+    assert _value(region.server, "patient", patient_id, "phone") == "035-12 34 56"

@@ -1,5 +1,6 @@
 """Push over real HTTP: per-change results, retries, the clock rule, bad input, atomic batches."""
 
+import contextlib
 import json
 import datetime as dt
 import uuid
@@ -181,6 +182,25 @@ def test_a_patient_created_twice_apart_raises_a_duplicate_patient_conflict_on_bo
     assert sorted(full["patients"]) == sorted([first["record_id"], second["record_id"]])
 
 
+def test_a_patient_edited_after_a_duplicate_notice_in_the_same_batch_keeps_the_notice(region):
+    # The batch reads its records and the patients its observations name before its first change
+    # (WriteApplier.look_up); the notice the duplicate check writes onto the first patient must be
+    # what the edit after it builds on, or the edit would store the patient without it.
+    nurse = region.nurse
+    first = new_patient(nurse)
+    nurse.push(first)
+    nurse.sync()
+    vitals = nurse.change("observation", patient_id=first["record_id"], measured_at=dt.datetime.now(
+        dt.timezone.utc).isoformat(timespec="seconds"), resp_rate=16, spo2=97, supplemental_o2=False)
+    twin = new_patient(nurse)
+    edit = nurse.edit("patient", first["record_id"], phone="035-12 34 56")
+    results = nurse.push(vitals, twin, edit)["results"]
+    assert [r["result"] for r in results] == ["applied", "conflict", "applied"]
+    state = region.server.store.get_record("patient", first["record_id"]).state
+    assert [c["kind"] for c in state["conflicts"]] == ["duplicate_patient"]
+    assert state["fields"]["phone"]["value"] == "035-12 34 56"
+
+
 def test_duplicate_personnummer_stays_private_the_creator_learns_only_that_it_went_to_review(region):
     """Creating a patient must not tell whether, where and by whom the person is known."""
     laholm, nurse = region.laholm_nurse, region.nurse
@@ -201,24 +221,30 @@ def test_duplicate_personnummer_stays_private_the_creator_learns_only_that_it_we
 def test_a_change_whose_merge_fails_is_rejected_alone_and_the_rest_of_the_batch_applies(region, monkeypatch):
     nurse = region.nurse
     store = region.server.store
-    calls = []
-    real = store.save_change
-
-    def failing(change):
-        calls.append(change)
-        if len(calls) == 2:
-            raise RuntimeError("disk on fire")
-        return real(change)
-
-    monkeypatch.setattr(store, "save_change", failing)
+    real = store.savepoint
     first, second = new_patient(nurse), new_patient(nurse, personnummer=PERSONNUMMER[1])
+
+    @contextlib.contextmanager
+    def failing():
+        # The second change fails as its savepoint ends, after all its writes were made or held
+        # for the batch's end: as a write PostgreSQL was sent without waiting fails at the release
+        # (there, the batch is undone and applied again waiting per change, and fails the same).
+        with real():
+            yield store
+            if store.get_record("patient", second["record_id"]) is not None:
+                raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(store, "savepoint", failing)
     results = nurse.push(first, second)["results"]
     monkeypatch.undo()
     assert [r["result"] for r in results] == ["applied", "rejected"]
     assert results[1]["error"]["code"] == "merge_failed"
-    # The failed change left nothing of itself: no record, no feed row; it waits in quarantine.
+    # The failed change left nothing of itself: no record, no feed row, no audit entry but its
+    # rejection (the rows held for the batch's end were dropped with it); it waits in quarantine.
     assert store.get_record("patient", second["record_id"]) is None
     assert store.get_record("patient", first["record_id"]) is not None
+    assert [e["kind"] for e in store.audit_log(limit=1000) if e["change_id"] == second["change_id"]] == ["rejected"]
+    assert store.get_change(second["change_id"])["result"] == results[1]
     [held] = [q for q in store.quarantined() if q["change_id"] == second["change_id"]]
     assert held["code"] == "merge_failed"
     assert nurse.push(second)["results"] == [results[1]]  # a retry gets the stored answer

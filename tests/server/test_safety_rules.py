@@ -326,6 +326,22 @@ def test_news2_scores_a_scale_2_patient_on_scale_2_whatever_scale_the_laptop_sen
     assert scored == [(2, 0), (2, 5)]
 
 
+def test_an_observation_after_its_patients_scale_changed_in_the_same_batch_is_scored_on_the_new_scale(region):
+    # A batch reads the patients its observations name before its first change (WriteApplier.look_up):
+    # the patient's edit earlier in the batch must be what the observation reads.
+    nurse = region.nurse
+    patient = new_patient(nurse, spo2_scale=1)
+    nurse.push(patient)
+    nurse.sync()
+    on_air = _observation(nurse, patient["record_id"], spo2=89, supplemental_o2=False, **NORMAL_VITALS)
+    results = nurse.push(nurse.edit("patient", patient["record_id"], spo2_scale=2), on_air)["results"]
+    assert [_code(r) for r in results] == ["applied", "applied"]
+    nurse.sync()
+    # 88-92 % on air scores 0 on scale 2 (3 on scale 1).
+    assert (_field(nurse, "observation", on_air["record_id"], "spo2_scale"),
+            _field(nurse, "observation", on_air["record_id"], "news2")) == (2, 0)
+
+
 def test_a_warnings_text_edited_on_two_laptops_keeps_both_as_a_high_severity_conflict(region):
     nurse, doctor = region.nurse, region.doctor
     patient = new_patient(nurse)

@@ -5,14 +5,17 @@ SQLite file, a new PostgreSQL database); without a reachable PostgreSQL its half
 """
 
 import json
+import sqlite3
 import threading
 import uuid
+
+import psycopg
 
 import pytest
 
 from schema.merge import Actor, apply_change, view
 from schema.wire import decode_state
-from server.store import ScopeKeys, open_store
+from server.store import PostgresStore, ScopeKeys, UnwaitedFailed, open_store
 from server.store.base import ViewCache, encode_wire
 
 NOW = __import__("datetime").datetime(2030, 1, 2, 10, tzinfo=__import__("datetime").timezone.utc)
@@ -53,9 +56,12 @@ def test_users_and_devices_are_found_by_id_and_token_hash(store):
 
 
 def test_a_record_written_moves_to_the_head_of_the_feed(store):
-    first = store.put_record(_patient("p1"), "c1")
-    second = store.put_record(_patient("p2", personnummer="193804029829"), "c2")
-    again = store.put_record(_patient("p1"), "c3")
+    store.put_record(_patient("p1"), "c1")
+    first = store.get_record("patient", "p1").seq
+    store.put_record(_patient("p2", personnummer="193804029829"), "c2")
+    second = store.get_record("patient", "p2").seq
+    store.put_record(_patient("p1"), "c3")
+    again = store.get_record("patient", "p1").seq
     assert first < second < again == store.head()
     keys = ScopeKeys(full=frozenset({"p1", "p2"}))
     assert [(r.id, r.seq) for r in store.records_since(0, keys, 10)] == [("p2", second), ("p1", again)]
@@ -144,6 +150,48 @@ def test_a_transaction_commits_whole_or_not_at_all(store):
     with store.transaction():
         store.put_record(_patient("p1"), "c1")
     assert store.get_record("patient", "p1") is not None
+
+
+def _change_row(change_id, record_id="p1"):
+    return {"change_id": change_id, "device_id": "d1", "user_id": "u1", "op": 1, "record_type": "patient",
+            "record_id": record_id, "original_hlc": "h", "hlc": "h", "result": {"result": "applied"}}
+
+
+@pytest.mark.parametrize("failing", ["a write the database refuses", "an error in the block"])
+def test_a_savepoint_that_fails_leaves_no_trace_and_the_transaction_goes_on(store, failing):
+    # Push's savepoint per change: on PostgreSQL its writes are pipelined, so the refused write
+    # surfaces only when the savepoint ends; what it wrote before must be undone all the same.
+    store.save_change(_change_row("c1"))
+    with store.transaction():
+        with pytest.raises((RuntimeError, sqlite3.IntegrityError, psycopg.IntegrityError)):
+            with store.savepoint():
+                store.put_record(_patient("p1"), "c2")
+                store.audit([{"kind": "change", "patient_id": "p1"}])
+                if failing == "an error in the block":
+                    raise RuntimeError("a bug in a merge")
+                store.save_change(_change_row("c1"))  # c1 is taken: the primary key refuses it
+        with store.savepoint():
+            store.put_record(_patient("p2", personnummer="193804029829"), "c3")
+            store.audit([{"kind": "change", "patient_id": "p2"}])
+            store.save_change(_change_row("c3", "p2"))
+    assert store.get_record("patient", "p1") is None
+    assert [e["patient_id"] for e in store.audit_log()] == ["p2"]
+    assert [r.id for r in store.records_since(0, ScopeKeys(full=frozenset({"p1", "p2"})), 10)] == ["p2"]
+    assert store.get_change("c3")["record_id"] == "p2"
+
+
+def test_a_write_refused_among_unwaited_writes_fails_them_all_where_the_store_does_not_wait(store):
+    # PostgreSQL sends a push's writes unwaited: the refused one aborts those after it unseen, so
+    # the whole is refused (push then applies the batch again, waiting); SQLite waits anyway.
+    store.save_change(_change_row("c1"))
+    refused = UnwaitedFailed if isinstance(store, PostgresStore) else sqlite3.IntegrityError
+    with pytest.raises(refused):
+        with store.transaction(), store.unwaited():
+            with store.savepoint():
+                store.put_record(_patient("p1"), "c2")
+                store.save_change(_change_row("c1"))  # c1 is taken: the primary key refuses it
+            store.put_record(_patient("p2", personnummer="193804029829"), "c3")
+    assert (store.get_record("patient", "p1"), store.get_record("patient", "p2"), store.head()) == (None, None, 0)
 
 
 def test_changes_keep_their_result_and_rejections_are_found_by_reference(store):
@@ -250,13 +298,15 @@ def test_a_reader_never_sees_a_feed_number_past_one_that_commits_later(database,
 
     def early_but_slow():
         with first.transaction():
-            seqs["first"] = first.put_record(_patient("p1"), "c1")
+            first.put_record(_patient("p1"), "c1")
+            seqs["first"] = first.get_record("patient", "p1").seq
             took_number.set()
             release_first.wait(10)
 
     def late_but_quick():
         with second.transaction():
-            seqs["second"] = second.put_record(_patient("p2", personnummer="193804029829"), "c2")
+            second.put_record(_patient("p2", personnummer="193804029829"), "c2")
+            seqs["second"] = second.get_record("patient", "p2").seq
 
     slow = threading.Thread(target=early_but_slow)
     slow.start()
@@ -427,7 +477,8 @@ def test_a_transaction_cut_off_by_a_database_restart_is_undone_and_the_next_one_
                                   "WHERE datname = current_database() AND pid <> pg_backend_pid()")
                 store.put_record(_patient("p2", personnummer="193804029829"), "c2")
         assert store.head() == 0
-        assert store.put_record(_patient("p1"), "c1") > 0
+        store.put_record(_patient("p1"), "c1")
+        assert store.get_record("patient", "p1").seq > 0
     finally:
         store.close()
 
