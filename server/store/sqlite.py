@@ -38,10 +38,9 @@ class WriterQueue:
     """The process's one writer, handed to waiting threads first come, first served, with a time-out.
 
     ``threading.Lock`` wakes an arbitrary waiter, and a thread that has just
-    released it often takes it again before the woken one runs: under load a
-    few pushes waited many turns (push p99 960 ms at 200 laptops syncing every
-    10 s) while the mean stayed low. Handing the writer to the oldest waiter
-    bounds each push's wait by the queue ahead of it.
+    released it often takes it again before the woken one runs, so under load a
+    push could wait many turns while the median stays low. Handing the writer
+    to the oldest waiter bounds each push's wait by the queue ahead of it.
     """
 
     def __init__(self):
