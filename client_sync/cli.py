@@ -23,7 +23,6 @@ from schema.errors import HemsyncError
 from schema.followup.calendar import today
 from schema.followup.due import LISTS
 from schema.records.visit_request import GOING
-from schema.recordtype import unflatten
 
 from . import __version__
 from .background import BackgroundSync, run_background
@@ -273,10 +272,7 @@ def resolve(obj, conflict_id, value, as_json):
 
     Example: hemsync resolve 51c2 --value '"Paracetamol 1 g x 3"'
     """
-    conflict = obj.replica.find_conflict(conflict_id)
-    rtype = records.get(conflict["record_type"])
-    fields = unflatten({conflict["field"]: _json(value, "--value")}, rtype.nested)
-    _write(obj, as_json, conflict["record_type"], conflict["record_id"], fields, resolves=[conflict["id"]])
+    _print_record(obj.replica, obj.replica.resolve(conflict_id, _json(value, "--value")), as_json)
 
 
 @cli.command()
@@ -596,8 +592,9 @@ def note(obj, request_id, place, assessment, plan, outcome, sign_now, as_json):
         fields.update(patient_id=asked.fields["patient_id"], request_id=request_id, doctor_id=me, kind="home_visit",
                       started_at=now_text("seconds"))
     record = replica.write("visit", visit.id if visit else str(uuid.uuid4()), fields)
-    done = f"signed at {Display(replica).time(record.fields['signed_at'])}" if sign_now else "saved"
-    _said(replica, record, as_json, f"visit note for {Display(replica).patient_name(asked.fields['patient_id'])} {done}")
+    display = Display(replica)
+    done = f"signed at {display.time(record.fields['signed_at'])}" if sign_now else "saved"
+    _said(replica, record, as_json, f"visit note for {display.patient_name(asked.fields['patient_id'])} {done}")
 
 
 @cli.command(name="round-item")
@@ -865,8 +862,8 @@ def retract(obj, record_type, record_id, reason, as_json):
 # -- printing ---------------------------------------------------------------------
 
 
-def _write(obj, as_json, record_type, record_id, fields, resolves=None):
-    record = obj.replica.write(record_type, record_id, fields, resolves=resolves)
+def _write(obj, as_json, record_type, record_id, fields):
+    record = obj.replica.write(record_type, record_id, fields)
     _print_record(obj.replica, record, as_json)
 
 

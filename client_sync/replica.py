@@ -38,7 +38,7 @@ from schema.followup.due import TYPES as DUE_TYPES
 from schema.followup.due import due_lists
 from schema.followup.snapshot import Snapshot
 from schema.merge import Actor, apply_change, view
-from schema.recordtype import INDEX_COLUMNS
+from schema.recordtype import INDEX_COLUMNS, unflatten
 from schema.wire import decode_state, merged_changes, record_digest
 
 from .directory import ReplicaDirectory
@@ -745,6 +745,16 @@ class Replica:
         return (exact or found)[0]
 
     # -- writing ----------------------------------------------------------------
+
+    def resolve(self, conflict_id, value):
+        """Resolve an open conflict (its id or a unique start): its field takes ``value``; return the LocalRecord.
+
+        One write naming the conflict, so the merge decides whether it may close it
+        (`hemsync resolve` and the conflicts page alike).
+        """
+        conflict = self.find_conflict(conflict_id)
+        fields = unflatten({conflict["field"]: value}, records.get(conflict["record_type"]).nested)
+        return self.write(conflict["record_type"], conflict["record_id"], fields, resolves=[conflict["id"]])
 
     def write(self, record_type, record_id, fields, *, resolves=None, now=None):
         """Record a local change in the outbox, after the merge accepted it; return the new LocalRecord.

@@ -1,16 +1,13 @@
 """The open conflicts of the records on this laptop, side by side, each resolved with a click.
 
-Resolving is what ``hemsync resolve`` does: a write of the kept value that
-names the conflict (:meth:`client_sync.replica.Replica.write` with
-``resolves``), so the merge decides whether it may close it (a signed visit's
+Resolving is what ``hemsync resolve`` does (:meth:`client_sync.replica.Replica.resolve`):
+a write of the kept value that names the conflict, so the merge decides whether it may close it (a signed visit's
 late text, for one, is closed only by the signer keeping the signed value).
 """
 
 from flask import flash, redirect, request, url_for
 
-from schema import records
 from schema.clock import Hlc
-from schema.recordtype import unflatten
 
 from server import web
 
@@ -43,9 +40,7 @@ def keep(conflict_id):
     """Keep one of the competing values: the field takes it and the conflict closes."""
     try:
         conflict = replica().find_conflict(conflict_id)
-        chosen = conflict["values"][int(request.form.get("choice", ""))]["value"]
-        fields = unflatten({conflict["field"]: chosen}, records.get(conflict["record_type"]).nested)
-        replica().write(conflict["record_type"], conflict["record_id"], fields, resolves=[conflict_id])
+        replica().resolve(conflict["id"], conflict["values"][int(request.form.get("choice", ""))]["value"])
     except (ValueError, IndexError):
         flash(web.i18n.gettext("Choose one of the values shown."), "error")
     except REFUSALS as exc:
