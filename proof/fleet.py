@@ -30,18 +30,19 @@ from schema.errors import HemsyncError
 from .laptops import Laptop
 from .workload import Editor, Workload
 
-__all__ = ["TimedSession", "server_seconds", "Fleet"]
+__all__ = ["TimedSession", "server_timings", "Fleet"]
 
 #: Seconds a worker may take to start (spawn, import, open its replicas) before the run fails.
 START_TIMEOUT = 120
 
 
 class TimedSession(requests.Session):
-    """A requests session that records (path, status, seconds, server seconds) of every request it makes.
+    """A requests session that logs (path, status, seconds, {metric: server seconds}) of every request it makes.
 
-    The server seconds are the app's own time from its ``Server-Timing`` header (None
-    without an answer): what a laptop waited beyond them was the queue for a server
-    thread, the network and the load generator's own CPU.
+    The server's metrics come from its ``Server-Timing`` header (empty without an
+    answer): ``app``, the app's own time, and ``writer``, the part of it spent
+    queueing for the writer. What a laptop waited beyond ``app`` was the queue for
+    a server thread, the network and the load generator's own CPU.
     """
 
     def __init__(self, log):
@@ -50,23 +51,24 @@ class TimedSession(requests.Session):
 
     def request(self, method, url, *args, **kwargs):
         start = time.perf_counter()
-        status = in_server = None
+        status, metrics = None, {}
         try:
             response = super().request(method, url, *args, **kwargs)
-            status, in_server = response.status_code, server_seconds(response)
+            status, metrics = response.status_code, server_timings(response)
             return response
         finally:
             path = "/" + url.split("/", 3)[-1].split("?")[0]
-            self.log.append((f"{method} {path}", status, time.perf_counter() - start, in_server))
+            self.log.append((f"{method} {path}", status, time.perf_counter() - start, metrics))
 
 
-def server_seconds(response):
-    """The app's time for ``response`` from its ``Server-Timing: app;dur=MS`` header, in seconds, or None."""
+def server_timings(response):
+    """The metrics of ``response``'s ``Server-Timing: app;dur=MS, writer;dur=MS`` header, in seconds."""
+    metrics = {}
     for metric in response.headers.get("Server-Timing", "").split(","):
         name, _, duration = metric.strip().partition(";dur=")
-        if name == "app" and duration:
-            return float(duration) / 1000
-    return None
+        if name and duration:
+            metrics[name] = float(duration) / 1000
+    return metrics
 
 
 class Fleet:

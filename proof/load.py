@@ -171,8 +171,10 @@ def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progres
             name = kind.split("/")[-1]
             entries = [entry for entry in log if entry[0] == kind]
             figures[f"{name}_requests"] = len(entries)
+            answered = [metrics for _, _, _, metrics in entries if "app" in metrics]
             for suffix, times in (("", [t for _, _, t, _ in entries]),
-                                  ("_in_server", [s for _, _, _, s in entries if s is not None])):
+                                  ("_in_server", [m["app"] for m in answered]),
+                                  ("_writer_wait", [m.get("writer", 0.0) for m in answered])):
                 for label, fraction in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
                     value = percentile(times, fraction)
                     figures[f"{name}{suffix}_{label}_ms"] = None if value is None else round(value * 1000, 1)
@@ -224,6 +226,9 @@ def table(f):
         ("  of it in the server's app", f"push {f['push_in_server_p50_ms']}/{f['push_in_server_p95_ms']}/"
          f"{f['push_in_server_p99_ms']} ms", f"pull {f['pull_in_server_p50_ms']}/{f['pull_in_server_p95_ms']}/"
          f"{f['pull_in_server_p99_ms']} ms (Server-Timing)"),
+        ("  of that, queued for the writer", f"push {f['push_writer_wait_p50_ms']}/{f['push_writer_wait_p95_ms']}/"
+         f"{f['push_writer_wait_p99_ms']} ms", f"pull {f['pull_writer_wait_p50_ms']}/"
+         f"{f['pull_writer_wait_p95_ms']}/{f['pull_writer_wait_p99_ms']} ms (Server-Timing)"),
         ("changes made", f"{f['changes_made']}",
          f"{f['conflicts_raised']} answered 'conflict', {f['rejected_by_server']} rejected by a rule"),
         ("sync errors (a laptop gave up)", f"{f['errors']}", ""),

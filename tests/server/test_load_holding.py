@@ -279,3 +279,20 @@ def test_a_device_pushes_one_batch_at_a_time_so_it_takes_one_turn_of_the_writer(
     # each merged (the same test patient thrice is a duplicate to flag: applied, then conflicts)
     assert all(r["result"] in ("applied", "conflict") for n in ("first", "other", "after")
                for r in answers[n].json()["results"])
+
+
+def test_a_push_that_queued_for_the_writer_says_how_long_in_its_server_timing(tmp_path):
+    from proof.fleet import server_timings
+
+    server, region = _region(tmp_path)
+    store, release = server.store, threading.Event()
+    try:
+        holder = _writer_held(store, release)
+        threading.Timer(0.3, release.set).start()
+        answer = region.nurse.post("/v1/push", {"pending": 0, "changes": [new_patient(region.nurse)]})
+        holder.join(10)
+    finally:
+        release.set()
+        server.stop()
+    timings = server_timings(answer)
+    assert answer.status_code == 200 and 0.25 <= timings["writer"] <= timings["app"]
