@@ -9,6 +9,12 @@ server's own time. The fleet is split over ``processes`` worker processes (spawn
 so no SQLite connection or lock crosses a fork), each running its share of the
 laptops as threads, each request timed as before (:class:`TimedSession`).
 
+The workers run at a lower scheduling priority (``nice``, default
+:data:`NICE`): on the laptops' own machines their work would take nothing from
+the server, and here the server's threads come first when both want a core. What
+the laptops wait for then includes their own turn for a core, which the
+``Server-Timing`` figures leave out.
+
 The parent makes the replicas and logs them in; a worker opens them again, runs
 until the deadline, and sends back its requests' timings, its laptops' change ids
 (for the ledger check), its errors and counts and its own CPU time. New shared
@@ -16,6 +22,7 @@ patients (the soak's rotation) reach the workers as messages.
 """
 
 import multiprocessing
+import os
 import queue
 import threading
 import time
@@ -30,8 +37,10 @@ from schema.errors import HemsyncError
 from .laptops import Laptop
 from .workload import Editor, Workload
 
-__all__ = ["TimedSession", "server_timings", "Fleet"]
+__all__ = ["TimedSession", "server_timings", "Fleet", "NICE"]
 
+#: How much lower the workers' scheduling priority is than the server's (os.nice).
+NICE = 10
 #: Seconds a worker may take to start (spawn, import, open its replicas) before the run fails.
 START_TIMEOUT = 120
 
@@ -78,7 +87,7 @@ class Fleet:
     ``shared``: the shared patients' record ids the editors work on.
     """
 
-    def __init__(self, laptops, roles, shared, seed, interval, duration, processes):
+    def __init__(self, laptops, roles, shared, seed, interval, duration, processes, nice=NICE):
         context = multiprocessing.get_context("spawn")
         self._laptops = laptops
         self._results = context.Queue()
@@ -90,8 +99,8 @@ class Fleet:
                        for i, laptop in enumerate(laptops) if i % processes == share]
             inbox = context.Queue()
             worker = context.Process(target=_work, name=f"hemsync-load-{share}", daemon=True,
-                                     args=(members, shared, seed, interval, duration, inbox, self._ready,
-                                           self._go, self._results))
+                                     args=(members, shared, seed, interval, duration, nice, inbox,
+                                           self._ready, self._go, self._results))
             self._inboxes.append(inbox)
             self._workers.append(worker)
 
@@ -136,8 +145,9 @@ class Fleet:
         return log, errors, counts
 
 
-def _work(members, shared, seed, interval, duration, inbox, ready, go, results):
+def _work(members, shared, seed, interval, duration, nice, inbox, ready, go, results):
     """A worker process: its laptops, each a thread, sync every ``interval`` s until the run's end."""
+    os.nice(nice)
     log, errors, counts, laptops = [], [], {"refused": 0, "syncs": 0, "conflicts": 0}, {}
     editors = {index: Editor(Workload(seed * 1000 + index), role, shared)
                for index, _, _, _, _, role in members}

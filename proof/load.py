@@ -36,7 +36,7 @@ import time
 from client_sync.errors import ClientError
 from client_sync.sync import sync
 
-from .fleet import Fleet
+from .fleet import NICE, Fleet
 from .laptops import converged, ledger_problems, login
 from .memory import status_kib
 from .server_process import ServerProcess, scratch_database
@@ -59,7 +59,8 @@ def percentile(values, fraction):
 
 
 def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progress=print, database=None,
-        workers=1, allow_busy=False, sample_every=None, new_patients_every=None, processes=PROCESSES):
+        workers=1, allow_busy=False, sample_every=None, new_patients_every=None, processes=PROCESSES,
+        nice=NICE):
     """Run the load test; return the figures (a dict, ``ok`` says whether every check passed).
 
     ``database``: a PostgreSQL URL to serve from (``workers`` processes) instead of a SQLite file.
@@ -68,7 +69,7 @@ def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progres
     ``new_patients_every``: seconds after which another laptop (a coordinator's) brings a new set of
     shared patients and everyone works on those, as days bring new patients; without it the same
     ten patients take every edit of the run.
-    ``processes``: worker processes the laptops run in (:mod:`proof.fleet`).
+    ``processes``: worker processes the laptops run in (:mod:`proof.fleet`), ``nice`` lower in priority.
     """
     workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="hemsync-load-"))
     work = Workload(seed)
@@ -76,7 +77,7 @@ def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progres
     errors = []
     figures = {"laptops": laptops, "duration_s": duration, "interval_s": interval, "seed": seed,
                "store": "postgresql" if database else "sqlite", "server_processes": workers,
-               "generator_processes": min(processes, laptops)}
+               "generator_processes": min(processes, laptops), "generator_nice": nice}
     try:
         roles = ["nurse" if i % 3 == 2 else "doctor" for i in range(laptops)]
         tokens = []
@@ -97,7 +98,7 @@ def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progres
             sync(laptop.replica)
         for laptop in fleet:
             laptop.close()  # the workers open them again
-        laptops_at_work = Fleet(fleet, roles, shared, seed, interval, duration, processes)
+        laptops_at_work = Fleet(fleet, roles, shared, seed, interval, duration, processes, nice)
         laptops_at_work.start()
 
         deadline = time.monotonic() + duration
@@ -235,7 +236,8 @@ def table(f):
         ("requests dropped / answered 5xx", f"{f['dropped']} / {f['answered_5xx']}",
          f"{f['answered_503']} of them 503 busy; {f['answered_429']} answered 429 (all retried)"),
         ("load generator CPU", f"{f['load_cpu_s']} s",
-         f"{f['load_cpu_share']:.0%} of one core, {f['generator_processes']} process(es)"),
+         f"{f['load_cpu_share']:.0%} of one core, {f['generator_processes']} process(es) at nice "
+         f"{f['generator_nice']}"),
         ("server CPU", f"{f['server_cpu_s']} s", f"{f['server_cpu_share']:.0%} of one core"),
         ("converged, nothing lost or doubled", "yes" if not f["problems"] else "NO",
          f"{len(f['problems'])} problem(s)"),
@@ -256,6 +258,8 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=4, help="server processes with --postgres")
     parser.add_argument("--processes", type=int, default=PROCESSES,
                         help="load generator processes the laptops are spread over (1: all in one)")
+    parser.add_argument("--nice", type=int, default=NICE,
+                        help="how much lower the generator's priority is than the server's (0: the same)")
     parser.add_argument("--allow-busy", action="store_true",
                         help="503 with Retry-After is backpressure: do not fail the run for it (dropped still fails)")
     args = parser.parse_args(argv)
@@ -268,7 +272,7 @@ def main(argv=None):
             database = stack.enter_context(scratch_database(args.postgres)) if args.postgres else None
             figures = run(args.laptops, args.duration, args.interval, args.seed, workdir, progress=quiet,
                           database=database, workers=args.workers if database else 1, allow_busy=args.allow_busy,
-                          processes=args.processes)
+                          processes=args.processes, nice=args.nice)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if not args.json:
