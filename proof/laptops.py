@@ -29,6 +29,15 @@ class Laptop:
         self.replica.login(url, token, SyncClient(url, token, timeout=(5, 30)).handshake(0, 0))
         self.written = set()
 
+    @classmethod
+    def opened(cls, path, url, token, name):
+        """The laptop whose replica at ``path`` was logged in before (by another process)."""
+        laptop = cls.__new__(cls)
+        laptop.name, laptop.url, laptop.token = name, url, token
+        laptop.replica = Replica(path)
+        laptop.written = set()
+        return laptop
+
     @property
     def path(self):
         return self.replica.path

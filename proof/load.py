@@ -1,6 +1,7 @@
 """``make load``: many laptops syncing at once against one server, then every one checked against it.
 
-Each simulated laptop is a thread with its own replica file and user (two
+Each simulated laptop is a thread, in one of the load generator's worker
+processes (:mod:`proof.fleet`), with its own replica file and user (two
 doctors to each nurse), all working on the same patients: contact details
 (last writer wins), care plan text and medication doses (keep both: conflicts,
 which the doctors resolve), vitals, warnings and the doctors' own visits. Each
@@ -31,55 +32,22 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
-
-import requests
 
 from client_sync.errors import ClientError
 from client_sync.sync import sync
-from schema.errors import HemsyncError
 
+from .fleet import NICE, Fleet
 from .laptops import converged, ledger_problems, login
 from .memory import status_kib
 from .server_process import ServerProcess, scratch_database
-from .workload import Editor, Workload, shared_records
+from .workload import Workload, shared_records
 
-__all__ = ["main", "run", "TimedSession"]
+__all__ = ["main", "run", "PROCESSES"]
+
+#: Worker processes the laptops are spread over (proof.fleet): the generator's own GIL is not the server's latency.
+PROCESSES = 4
 
 MUNICIPALITY = "Lasttorp"
-
-
-class TimedSession(requests.Session):
-    """A requests session that records (path, status, seconds, server seconds) of every request it makes.
-
-    The server seconds are the app's own time from its ``Server-Timing`` header (None
-    without an answer): what a laptop waited beyond them was the queue for a server
-    thread, the network and the load generator's own CPU.
-    """
-
-    def __init__(self, log):
-        super().__init__()
-        self.log = log
-
-    def request(self, method, url, *args, **kwargs):
-        start = time.perf_counter()
-        status = in_server = None
-        try:
-            response = super().request(method, url, *args, **kwargs)
-            status, in_server = response.status_code, server_seconds(response)
-            return response
-        finally:
-            path = "/" + url.split("/", 3)[-1].split("?")[0]
-            self.log.append((f"{method} {path}", status, time.perf_counter() - start, in_server))
-
-
-def server_seconds(response):
-    """The app's time for ``response`` from its ``Server-Timing: app;dur=MS`` header, in seconds, or None."""
-    for metric in response.headers.get("Server-Timing", "").split(","):
-        name, _, duration = metric.strip().partition(";dur=")
-        if name == "app" and duration:
-            return float(duration) / 1000
-    return None
 
 
 def percentile(values, fraction):
@@ -91,7 +59,8 @@ def percentile(values, fraction):
 
 
 def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progress=print, database=None,
-        workers=1, allow_busy=False, sample_every=None, new_patients_every=None):
+        workers=1, allow_busy=False, sample_every=None, new_patients_every=None, processes=PROCESSES,
+        nice=NICE):
     """Run the load test; return the figures (a dict, ``ok`` says whether every check passed).
 
     ``database``: a PostgreSQL URL to serve from (``workers`` processes) instead of a SQLite file.
@@ -100,14 +69,15 @@ def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progres
     ``new_patients_every``: seconds after which another laptop (a coordinator's) brings a new set of
     shared patients and everyone works on those, as days bring new patients; without it the same
     ten patients take every edit of the run.
+    ``processes``: worker processes the laptops run in (:mod:`proof.fleet`), ``nice`` lower in priority.
     """
     workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="hemsync-load-"))
     work = Workload(seed)
     server = ServerProcess(workdir / "server", database=database, workers=workers)
-    log, errors, refused, syncs = [], [], [0], [0]
-    conflicts = [0]
+    errors = []
     figures = {"laptops": laptops, "duration_s": duration, "interval_s": interval, "seed": seed,
-               "store": "postgresql" if database else "sqlite", "server_processes": workers}
+               "store": "postgresql" if database else "sqlite", "server_processes": workers,
+               "generator_processes": min(processes, laptops), "generator_nice": nice}
     try:
         roles = ["nurse" if i % 3 == 2 else "doctor" for i in range(laptops)]
         tokens = []
@@ -126,7 +96,10 @@ def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progres
         sync(fleet[0].replica)
         for laptop in fleet:
             sync(laptop.replica)
-        editors = [Editor(Workload(seed * 1000 + i), role, shared) for i, role in enumerate(roles)]
+        for laptop in fleet:
+            laptop.close()  # the workers open them again
+        laptops_at_work = Fleet(fleet, roles, shared, seed, interval, duration, processes, nice)
+        laptops_at_work.start()
 
         deadline = time.monotonic() + duration
         cpu_start, server_cpu_start, wall_start = time.process_time(), server.cpu_seconds(), time.monotonic()
@@ -147,54 +120,18 @@ def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progres
                         sync(coordinator.replica)
                     except ClientError as exc:
                         errors.append(f"coordinator: {type(exc).__name__}: {exc}")
-                    for editor in editors:
-                        editor.shared = fresh
+                    laptops_at_work.share(fresh)
 
             rotator = threading.Thread(target=new_patients, name="coordinator", daemon=True)
             rotator.start()
 
-        def laptop_loop(index):
-            try:
-                laptop_work(index)
-            except BaseException as exc:  # a crashed laptop thread fails the run, loudly
-                errors.append(f"{fleet[index].name}: crashed: {''.join(traceback.format_exception(exc))}")
-
-        def laptop_work(index):
-            laptop, editor = fleet[index], editors[index]
-            laptop.reopen()
-            rng = editor.rng
-            client = laptop.client(session=TimedSession(log), timeout=(5, 30))
-            next_sync = time.monotonic() + rng.uniform(0, interval)  # laptops do not sync in step
-            while True:
-                wait = next_sync - time.monotonic()
-                if next_sync >= deadline:
-                    return
-                if wait > 0:
-                    time.sleep(wait)
-                for _ in range(rng.randrange(1, 5)):
-                    try:
-                        editor.edit(laptop.replica)
-                    except HemsyncError:
-                        refused[0] += 1  # a rule refused it on the laptop, as it would for a person
-                laptop.note_outbox()
-                try:
-                    report = sync(laptop.replica, client=client)
-                    conflicts[0] += report.conflicts
-                    syncs[0] += 1
-                except ClientError as exc:
-                    errors.append(f"{laptop.name}: {type(exc).__name__}: {exc}")
-                next_sync += interval * rng.uniform(0.8, 1.2)
-
-        threads = [threading.Thread(target=laptop_loop, args=(i,), name=f"laptop-{i}") for i in range(laptops)]
-        for thread in threads:
-            thread.start()
         samples, sampling = [], threading.Event()
         if sample_every:
             sampler = threading.Thread(target=_sample, args=(server.process.pid, sample_every, samples, sampling,
                                                              wall_start), name="sampler", daemon=True)
             sampler.start()
-        for thread in threads:
-            thread.join(timeout=duration + 300)
+        log, worker_errors, counts = laptops_at_work.finish(timeout=duration + 300)
+        errors += worker_errors
         sampling.set()
         figures["samples"] = samples
         wall = time.monotonic() - wall_start
@@ -202,7 +139,7 @@ def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progres
             rotator.join(timeout=new_patients_every + 300)
         for laptop in checked:
             laptop.reopen()
-        figures["load_cpu_s"] = round(time.process_time() - cpu_start, 1)
+        figures["load_cpu_s"] = round(time.process_time() - cpu_start + counts["cpu_s"], 1)
         figures["load_cpu_share"] = round(figures["load_cpu_s"] / wall, 2)
         figures["server_cpu_s"] = round(server.cpu_seconds() - server_cpu_start, 1)
         figures["server_cpu_share"] = round(figures["server_cpu_s"] / wall, 2)
@@ -224,19 +161,21 @@ def run(laptops=50, duration=120.0, interval=10.0, seed=1, workdir=None, progres
             for rejected in laptop.replica.rejected():
                 codes[rejected["error"]["code"]] = codes.get(rejected["error"]["code"], 0) + 1
         figures["rejected_codes"] = codes
-        figures["refused_on_laptop"] = refused[0]
-        figures["conflicts_raised"] = conflicts[0]
+        figures["refused_on_laptop"] = counts["refused"]
+        figures["conflicts_raised"] = counts["conflicts"]
         figures["open_conflicts_at_end"] = len(fleet[0].replica.conflicts())
-        figures["syncs"] = syncs[0]
+        figures["syncs"] = counts["syncs"]
         figures["errors"] = len(errors)
         figures["problems"] = problems
-        figures["ok"] = not problems and not errors and syncs[0] > 0
+        figures["ok"] = not problems and not errors and counts["syncs"] > 0
         for kind in ("POST /v1/push", "GET /v1/pull"):
             name = kind.split("/")[-1]
             entries = [entry for entry in log if entry[0] == kind]
             figures[f"{name}_requests"] = len(entries)
+            answered = [metrics for _, _, _, metrics in entries if "app" in metrics]
             for suffix, times in (("", [t for _, _, t, _ in entries]),
-                                  ("_in_server", [s for _, _, _, s in entries if s is not None])):
+                                  ("_in_server", [m["app"] for m in answered]),
+                                  ("_writer_wait", [m.get("writer", 0.0) for m in answered])):
                 for label, fraction in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99)):
                     value = percentile(times, fraction)
                     figures[f"{name}{suffix}_{label}_ms"] = None if value is None else round(value * 1000, 1)
@@ -288,12 +227,17 @@ def table(f):
         ("  of it in the server's app", f"push {f['push_in_server_p50_ms']}/{f['push_in_server_p95_ms']}/"
          f"{f['push_in_server_p99_ms']} ms", f"pull {f['pull_in_server_p50_ms']}/{f['pull_in_server_p95_ms']}/"
          f"{f['pull_in_server_p99_ms']} ms (Server-Timing)"),
+        ("  of that, queued for the writer", f"push {f['push_writer_wait_p50_ms']}/{f['push_writer_wait_p95_ms']}/"
+         f"{f['push_writer_wait_p99_ms']} ms", f"pull {f['pull_writer_wait_p50_ms']}/"
+         f"{f['pull_writer_wait_p95_ms']}/{f['pull_writer_wait_p99_ms']} ms (Server-Timing)"),
         ("changes made", f"{f['changes_made']}",
          f"{f['conflicts_raised']} answered 'conflict', {f['rejected_by_server']} rejected by a rule"),
         ("sync errors (a laptop gave up)", f"{f['errors']}", ""),
         ("requests dropped / answered 5xx", f"{f['dropped']} / {f['answered_5xx']}",
          f"{f['answered_503']} of them 503 busy; {f['answered_429']} answered 429 (all retried)"),
-        ("load generator CPU", f"{f['load_cpu_s']} s", f"{f['load_cpu_share']:.0%} of one core"),
+        ("load generator CPU", f"{f['load_cpu_s']} s",
+         f"{f['load_cpu_share']:.0%} of one core, {f['generator_processes']} process(es) at nice "
+         f"{f['generator_nice']}"),
         ("server CPU", f"{f['server_cpu_s']} s", f"{f['server_cpu_share']:.0%} of one core"),
         ("converged, nothing lost or doubled", "yes" if not f["problems"] else "NO",
          f"{len(f['problems'])} problem(s)"),
@@ -312,6 +256,10 @@ def main(argv=None):
     parser.add_argument("--postgres", metavar="URL", default=os.environ.get("POSTGRES") or None,
                         help="serve from a scratch database on this PostgreSQL server (made and dropped)")
     parser.add_argument("--workers", type=int, default=4, help="server processes with --postgres")
+    parser.add_argument("--processes", type=int, default=PROCESSES,
+                        help="load generator processes the laptops are spread over (1: all in one)")
+    parser.add_argument("--nice", type=int, default=NICE,
+                        help="how much lower the generator's priority is than the server's (0: the same)")
     parser.add_argument("--allow-busy", action="store_true",
                         help="503 with Retry-After is backpressure: do not fail the run for it (dropped still fails)")
     args = parser.parse_args(argv)
@@ -323,7 +271,8 @@ def main(argv=None):
         with contextlib.ExitStack() as stack:
             database = stack.enter_context(scratch_database(args.postgres)) if args.postgres else None
             figures = run(args.laptops, args.duration, args.interval, args.seed, workdir, progress=quiet,
-                          database=database, workers=args.workers if database else 1, allow_busy=args.allow_busy)
+                          database=database, workers=args.workers if database else 1, allow_busy=args.allow_busy,
+                          processes=args.processes, nice=args.nice)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if not args.json:

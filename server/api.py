@@ -29,13 +29,15 @@ _ACCESS_LOG = AccessLogRequestSchema()
 #: Device columns an admin sees: never the token hash.
 THROTTLE = "hemsync.auth_throttle"
 DEVICE_RATE = "hemsync.device_rate"
+DEVICE_PUSHES = "hemsync.device_pushes"
 
 
 @v1.record_once
 def _throttle(state):
-    """One throttle of failed authentications and one rate per device per app (per process)."""
+    """One throttle of failed authentications, one rate and one push slot per device, per app (per process)."""
     state.app.extensions[THROTTLE] = auth.AuthThrottle.from_settings(state.app.config["HEMSYNC"])
     state.app.extensions[DEVICE_RATE] = auth.DeviceRate.from_settings(state.app.config["HEMSYNC"])
+    state.app.extensions[DEVICE_PUSHES] = auth.DevicePushes()
 
 
 def _store():
@@ -120,9 +122,10 @@ def handshake():
 
 @v1.post("/push")
 def push_changes():
-    """Merge a batch of changes; one result per change."""
+    """Merge a batch of changes; one result per change. A device pushes one batch at a time."""
     body = json_body(_settings()["HEMSYNC_MAX_BODY_BYTES"])
-    return jsonify(push(_store(), _settings(), g.device, g.user, body))
+    with current_app.extensions[DEVICE_PUSHES].one_at_a_time(g.device["id"]):
+        return jsonify(push(_store(), _settings(), g.device, g.user, body))
 
 
 @v1.get("/pull")

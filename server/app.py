@@ -1,11 +1,9 @@
 """The sync server's Flask app: the API, FHIR, the people's pages and the store, wired together."""
 
-import time
-
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import errors, pages, settings
+from . import errors, pages, settings, timing
 from .api import public, v1
 from .body_encoding import compress_response
 from .fhir.endpoints import blueprint as fhir_blueprint
@@ -49,22 +47,23 @@ def create_app(test_config=None):
 
 
 class _ServerTiming:
-    """WSGI middleware: every answer says how long the app took, ``Server-Timing: app;dur=MS``.
+    """WSGI middleware: every answer says how long the app took, ``Server-Timing: app;dur=MS``, and its waits.
 
     What a laptop waits for is the app's time plus the queue for a worker thread,
     the network and the laptop's own work; under load (``make load``) the header
-    tells the first apart from the rest. Taken when the answer's head is sent, so
-    a streamed body (a FHIR export) counts until its first byte.
+    tells the first apart from the rest, and the app's time in the writer's queue
+    (``writer;dur=MS``, :mod:`server.timing`) from the rest of it. Taken when the
+    answer's head is sent, so a streamed body (a FHIR export) counts until its first byte.
     """
 
     def __init__(self, wsgi_app):
         self.wsgi_app = wsgi_app
 
     def __call__(self, environ, start_response):
-        started = time.perf_counter()
+        timing.begin()
 
         def timed(status, headers, exc_info=None):
-            headers.append(("Server-Timing", f"app;dur={(time.perf_counter() - started) * 1000:.1f}"))
+            headers.append(("Server-Timing", timing.header()))
             return start_response(status, headers, exc_info)
 
         return self.wsgi_app(environ, timed)

@@ -9,6 +9,7 @@ past a few, the address is answered 429 for a while. Admin acts name their admin
 """
 
 import collections
+import contextlib
 import hashlib
 import math
 import re
@@ -30,6 +31,8 @@ __all__ = [
     "CLIENT_HEADER",
     "CLIENT_ROLE",
     "AuthThrottle",
+    "DevicePushes",
+    "DeviceRate",
     "acting_admin",
     "device_health",
     "hash_token",
@@ -235,6 +238,37 @@ class DeviceRate:
             raise TooManyRequests(f"this device made more than {self.per_minute} requests a minute "
                                   f"(HEMSYNC_DEVICE_RATE): wait {wait} s; the laptop slows down by itself",
                                   retry_after=wait)
+
+
+class DevicePushes:
+    """A device's pushes, in this process: one at a time.
+
+    The writer goes to waiting threads first come, first served
+    (:class:`server.store.sqlite.WriterQueue`), so a device with one push at a
+    time takes one turn in each round of the devices waiting: its fair share of
+    the writer, whatever its request rate. A second push of a device whose first is
+    still being merged (a flood; or a laptop's retry of a push it stopped waiting
+    for) is answered 429 with Retry-After instead of queueing a second turn; a
+    laptop sends one push at a time of itself.
+    """
+
+    def __init__(self):
+        self._pushing = set()
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def one_at_a_time(self, device_id):
+        """Hold ``device_id``'s one push slot for the ``with`` block; raise TooManyRequests if it is taken."""
+        with self._lock:
+            if device_id in self._pushing:
+                raise TooManyRequests("this device's previous push is still being merged: wait for its answer "
+                                      "before sending the next; the laptop retries by itself", retry_after=1)
+            self._pushing.add(device_id)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._pushing.discard(device_id)
 
 
 class AuthThrottle:

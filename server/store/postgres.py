@@ -71,6 +71,7 @@ import json
 import re
 import secrets
 import threading
+import time
 import zlib
 
 import psycopg
@@ -78,6 +79,7 @@ from psycopg.rows import dict_row
 from psycopg.types.string import StrDumperUnknown
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from .. import timing
 from ..errors import DatabaseUnavailable, ServerBusy, StoreError
 from .base import (DEVICE_COLUMNS, DEVICE_COUNTERS, ScopeKeys, Store, StoredRecord, UnwaitedFailed, encode_wire,
                    index_columns, known_fields)
@@ -760,6 +762,7 @@ class PostgresStore(Store):
         if not self._local.locked:
             # Bounded like SQLite's writer: past write_wait the request is a 503 with Retry-After.
             self._local.conn.execute(f"SET LOCAL lock_timeout = {int(self.write_wait * 1000)}")
+            queued = time.perf_counter()
             try:
                 self._local.conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
                 if self._local.pipeline is not None:
@@ -767,6 +770,8 @@ class PostgresStore(Store):
             except psycopg.errors.LockNotAvailable as exc:
                 raise ServerBusy(f"the server is busy writing (waited {self.write_wait:g} s for the database's "
                                  "write lock): try again shortly", retry_after=1) from exc
+            finally:
+                timing.waited("writer", time.perf_counter() - queued)
             self._local.conn.execute("SET LOCAL lock_timeout = 0")
             self._local.locked = True
 

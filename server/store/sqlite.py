@@ -21,10 +21,12 @@ import pathlib
 import secrets
 import sqlite3
 import threading
+import time
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from .. import timing
 from ..errors import ServerBusy, StoreError
 from .base import (DEVICE_COLUMNS, DEVICE_COUNTERS, ScopeKeys, Store, StoredRecord, encode_wire, index_columns,
                    known_fields)
@@ -535,7 +537,10 @@ class SqliteStore(Store):
         if conn.in_transaction:
             yield self
             return
-        if not self._writer.acquire(timeout=self.write_wait if wait is None else wait):
+        queued = time.perf_counter()
+        acquired = self._writer.acquire(timeout=self.write_wait if wait is None else wait)
+        timing.waited("writer", time.perf_counter() - queued)
+        if not acquired:
             raise ServerBusy(f"the server is busy writing (waited {self.write_wait:g} s for the database): "
                              "try again shortly", retry_after=1)
         try:

@@ -243,3 +243,56 @@ def test_on_postgresql_a_write_that_waits_past_the_write_wait_is_answered_503_wi
         nurse.push(new_patient(nurse))
     finally:
         server.stop()
+
+
+def test_a_device_pushes_one_batch_at_a_time_so_it_takes_one_turn_of_the_writer(tmp_path):
+    server, region = _region(tmp_path, HEMSYNC_WRITE_WAIT_SECONDS=10)
+    store, release, answers = server.store, threading.Event(), {}
+    flooder, other = region.nurse, region.doctor
+    try:
+        holder = _writer_held(store, release)
+
+        def push(name, laptop):
+            answers[name] = laptop.post("/v1/push", {"pending": 0, "changes": [new_patient(laptop)]})
+
+        first = threading.Thread(target=push, args=("first", flooder))
+        first.start()
+        deadline = time.monotonic() + 5
+        while not store._writer._waiting and time.monotonic() < deadline:
+            time.sleep(0.005)
+        push("second", flooder)  # while the first waits for the writer: refused, not a second turn
+        others = threading.Thread(target=push, args=("other", other))
+        others.start()
+        while len(store._writer._waiting) < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        release.set()
+        for thread in (holder, first, others):
+            thread.join(10)
+        push("after", flooder)
+    finally:
+        release.set()
+        server.stop()
+    second = answers["second"]
+    assert second.status_code == 429 and second.json()["error"]["code"] == "too_many_requests"
+    assert int(second.headers["Retry-After"]) >= 1
+    assert [answers[n].status_code for n in ("first", "other", "after")] == [200, 200, 200]
+    # each merged (the same test patient thrice is a duplicate to flag: applied, then conflicts)
+    assert all(r["result"] in ("applied", "conflict") for n in ("first", "other", "after")
+               for r in answers[n].json()["results"])
+
+
+def test_a_push_that_queued_for_the_writer_says_how_long_in_its_server_timing(tmp_path):
+    from proof.fleet import server_timings
+
+    server, region = _region(tmp_path)
+    store, release = server.store, threading.Event()
+    try:
+        holder = _writer_held(store, release)
+        threading.Timer(0.3, release.set).start()
+        answer = region.nurse.post("/v1/push", {"pending": 0, "changes": [new_patient(region.nurse)]})
+        holder.join(10)
+    finally:
+        release.set()
+        server.stop()
+    timings = server_timings(answer)
+    assert answer.status_code == 200 and 0.25 <= timings["writer"] <= timings["app"]
