@@ -42,7 +42,7 @@ from .errors import (
     Unauthorized,
 )
 
-__all__ = ["SyncClient", "DEFAULT_TIMEOUT", "check_server_url"]
+__all__ = ["SyncClient", "DEFAULT_TIMEOUT", "check_server_url", "split_page"]
 
 #: (connect, read) seconds: a field laptop on a bad line must not hang for ever.
 DEFAULT_TIMEOUT = (5, 60)
@@ -97,9 +97,14 @@ class SyncClient:
         return self._call("POST", "/v1/push", body={"pending": pending, "changes": changes})
 
     def pull(self, cursor=None, limit=None):
-        """One page of the change feed after ``cursor`` (None: from the start)."""
+        """One page of the change feed after ``cursor`` (None: from the start).
+
+        Besides the server's keys, ``record_texts`` holds each record's JSON text as the
+        page shipped it (None when the page is not laid out as this server writes it):
+        the replica stores that text as it is instead of encoding the record again.
+        """
         params = {k: v for k, v in (("cursor", cursor), ("limit", limit)) if v is not None}
-        return self._call("GET", "/v1/pull", params=params)
+        return self._call("GET", "/v1/pull", params=params, parse=split_page)
 
     def digest(self):
         """The server's digest of this device's scope (see "Integrity check" in docs/protocol.md)."""
@@ -109,7 +114,7 @@ class SyncClient:
         """The server's current state of some records, by ``"type/id"``."""
         return self._call("POST", "/v1/fetch", body={"records": list(keys)})
 
-    def _call(self, method, path, *, body=None, params=None):
+    def _call(self, method, path, *, body=None, params=None, parse=None):
         headers = {
             "Authorization": f"Bearer {self.token}",
             "X-Hemsync-Client": self.client_version,
@@ -132,7 +137,8 @@ class SyncClient:
                 if response.status_code >= 400:
                     raise _error_for(response)
                 try:
-                    return response.json()
+                    # JSON on the wire is UTF-8 (RFC 8259): a page is not handed to a charset guess.
+                    return parse(response.content.decode("utf-8")) if parse else response.json()
                 except ValueError as exc:  # a body cut short or garbled on the way
                     if last_try:
                         raise ProtocolError(f"{method} {path}: the answer is not JSON", response=response) from exc
@@ -167,6 +173,51 @@ def _compress(data, encoding):
     if encoding == "br":
         return brotli.compress(data, quality=BROTLI_QUALITY, lgwin=22)
     return gzip.compress(data)
+
+
+#: How the server's page starts (server.pull.Page.to_json): its records first, each as stored.
+PAGE_START = '{"records":['
+_scan = json.JSONDecoder().raw_decode
+
+
+def split_page(text):
+    """A pull page's JSON, with ``record_texts``: the text of each of its records as shipped (see pull).
+
+    Each record is parsed where it stands in the page (``raw_decode``), so its text is
+    the slice it was parsed from. A page laid out otherwise (another server, spaces)
+    is parsed whole, its ``record_texts`` None; a page that is not JSON raises ValueError.
+    """
+    try:
+        page = _split(text)
+    except (ValueError, IndexError):
+        page = None
+    if page is None:
+        page = json.loads(text)
+        if isinstance(page, dict):
+            page["record_texts"] = None
+    return page
+
+
+def _split(text):
+    """The page split record by record when it is laid out as the server writes it, else None."""
+    if not text.startswith(PAGE_START):
+        return None
+    records, texts, at = [], [], len(PAGE_START)
+    if text[at] != "]":
+        while True:
+            record, end = _scan(text, at)
+            records.append(record)
+            texts.append(text[at:end])
+            at = end + 1
+            if text[end] != ",":
+                at = end
+                break
+    if text[at] != "]" or not text.startswith(',"', at + 1):
+        return None
+    page = json.loads("{" + text[at + 2:])
+    if "records" in page or "record_texts" in page:
+        return None  # json.loads would keep the last of two such keys: parse it whole
+    return {"records": records, **page, "record_texts": texts}
 
 
 def check_server_url(url):

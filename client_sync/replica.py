@@ -39,7 +39,7 @@ from schema.followup.due import due_lists
 from schema.followup.snapshot import Snapshot
 from schema.merge import Actor, apply_change, view
 from schema.recordtype import INDEX_COLUMNS, unflatten
-from schema.wire import decode_state, merged_changes, record_digest
+from schema.wire import decode_state, record_digest, writers
 
 from .directory import ReplicaDirectory
 from .errors import AmbiguousId, ConflictNotFound, NotLoggedIn, OtherUser, RecordNotFound, RejectedNotFound, ReplicaDamaged
@@ -194,11 +194,15 @@ LISTED = ("name", "entered_in_error")
 COLUMNS = (*INDEXED, *LISTED)
 
 
-def _columns(state):
-    """The values of COLUMNS for a merge state (the patient's id first)."""
-    index = records.get(state["type"]).index_values(state)
-    listed = [(state["fields"].get(name) or {}).get("value") for name in LISTED]
-    return [index["patient_id"], *(index[c] for c in INDEXED), *listed]
+def _columns(wire):
+    """The values of COLUMNS for a wire record (the patient's id first), read from its field values.
+
+    A wire record's ``fields`` are the values its merge state shows (:func:`schema.wire.writers`
+    checks that each has its write), so the merge state is not built (make bench: initial sync).
+    """
+    values = wire["fields"]
+    index = records.get(wire["type"]).index_of(wire["id"], values.get)
+    return [index["patient_id"], *(index[c] for c in INDEXED), *(values.get(name) for name in LISTED)]
 
 
 INSERT_RECORD = f"""
@@ -215,7 +219,7 @@ def _index_columns(db):
     for column in COLUMNS:
         db["records"].add_column(column, int if column == "entered_in_error" else str)
     for record_type, record_id, wire in db.execute("SELECT type, id, wire FROM records").fetchall():
-        values = _columns(decode_state(json.loads(wire), changes=False))[1:]
+        values = _columns(json.loads(wire))[1:]
         db.execute(f"UPDATE records SET {', '.join(f'{c} = ?' for c in COLUMNS)} WHERE type = ? AND id = ?",
                    [*values, record_type, record_id])
     db.execute("DROP INDEX IF EXISTS idx_records_patient_id")
@@ -970,28 +974,31 @@ class Replica:
         """Access-log entries waiting to be pushed."""
         return self.conn.execute("SELECT count(*) FROM access_log").fetchone()[0]
 
-    def apply_page(self, wires, purge, cursor, *, before_commit=None):
+    def apply_page(self, wires, purge, cursor, *, texts=None, before_commit=None):
         """Store one pulled page and its cursor in one transaction.
 
-        ``before_commit`` is called inside the transaction, after the page is
-        written and before it commits (the crash tests stop the process there).
-        The page is written one statement per table (executemany), not one per
-        record: a fresh laptop's initial sync is a few hundred pages of 500.
+        ``texts``: each record's JSON text as the page shipped it, stored as it is
+        (None: encoded here). ``before_commit`` is called inside the transaction,
+        after the page is written and before it commits (the crash tests stop the
+        process there). The page is written one statement per table (executemany),
+        not one per record: a fresh laptop's initial sync is a few hundred pages.
         """
         # A malformed record fails the page before any write.
-        decoded = [(w, decode_state(w, changes=False)) for w in wires]
+        rows, latest = _record_rows(wires, texts)
+        # In primary-key order the index is written page by page, not at random places (make bench: initial
+        # sync); the sort is stable, so a record twice in a page still keeps its last state.
+        rows.sort(key=_primary_key)
         with self.transaction():
             acked = self.conn.execute("SELECT 1 FROM outbox WHERE acked = 1 LIMIT 1").fetchone() is not None
-            self.conn.executemany(INSERT_RECORD, [_record_row(wire, state) for wire, state in decoded])
+            self.conn.executemany(INSERT_RECORD, rows)
             if acked:
                 # The server's states now hold these changes: the view needs them no more.
                 self.conn.executemany("DELETE FROM outbox WHERE acked = 1 AND change_id = ?",
-                                      [(c,) for _, state in decoded for c in merged_changes(state)])
+                                      [(c,) for wire in wires for c in decode_state(wire)["changes"]])
             self.conn.executemany("DELETE FROM records WHERE type = ? AND id = ?",
                                   [(m["type"], m["id"]) for m in purge])
             self.conn.executemany("DELETE FROM outbox WHERE acked = 1 AND record_type = ? AND record_id = ?",
                                   [(m["type"], m["id"]) for m in purge])
-            latest = max((write["hlc"] for _, state in decoded for write in state["fields"].values()), default=None)
             if latest:
                 self._observe(latest)
             self.set_setting("cursor", cursor)
@@ -1005,7 +1012,7 @@ class Replica:
 
     def store_records(self, wires):
         """Replace the server's state of some records (verify's repair), in one transaction."""
-        rows = [_record_row(w, decode_state(w, changes=False)) for w in wires]
+        rows, _ = _record_rows(wires)
         with self.transaction():
             self.conn.executemany(INSERT_RECORD, rows)
 
@@ -1087,10 +1094,29 @@ class Replica:
         self.set_setting("hlc", str(clock.last))
 
 
-def _record_row(wire, state):
-    """The ``records`` row of a pulled record: its server state as shipped, and the columns derived from it."""
-    open_conflicts = sum(1 for c in state["conflicts"] if c.get("status") == "open")
-    return (state["type"], state["id"], state["rev"], open_conflicts, json.dumps(wire), *_columns(state))
+def _primary_key(row):
+    return row[0], row[1]
+
+
+def _record_rows(wires, texts=None):
+    """The ``records`` rows of pulled records and the newest hlc of their writes; raises on a malformed one.
+
+    Each row holds the record's server state as shipped (``texts``, else encoded here)
+    and the columns derived from it, read from the wire form: building each merge state
+    (:func:`decode_state`) and encoding it again were most of a fresh laptop's initial
+    sync (make bench).
+    """
+    if texts is None:
+        texts = [json.dumps(wire) for wire in wires]
+    rows, latest = [], None
+    for text, wire in zip(texts, wires, strict=True):
+        kept = writers(wire).values()
+        newest = max((group[1] for group in kept), default=None)
+        if newest is not None and (latest is None or newest > latest):
+            latest = newest
+        open_conflicts = sum(1 for c in wire.get("conflicts", []) if c.get("status") == "open")
+        rows.append((wire["type"], wire["id"], wire["rev"], open_conflicts, text, *_columns(wire)))
+    return rows, latest
 
 
 def _matches(value, wanted):

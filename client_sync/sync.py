@@ -257,7 +257,7 @@ def _pull_pages(replica, client, report, progress, page_size, cursor, received=N
                 if page["cursor"] == cursor and not page["records"] and not purge:
                     raise ProtocolError("the server says there is more but its cursor does not move")
                 fetching = ahead.submit(_fetch_page, client, page["cursor"], page_size)
-            replica.apply_page(page["records"], purge, page["cursor"],
+            replica.apply_page(page["records"], purge, page["cursor"], texts=page.get("record_texts"),
                                before_commit=lambda: pause_point("pull.before_commit"))
             report.pages += 1
             report.pulled += len(page["records"])

@@ -8,8 +8,10 @@ record type or changing a rule is a change in one file.
 
 import dataclasses
 import fnmatch
+import functools
 
 from .rules import LastWriterWins, Rule
+from .state import value_of
 
 __all__ = ["FieldSpec", "RecordType", "flatten", "unflatten", "NESTED_SEP", "INDEX_COLUMNS"]
 
@@ -123,10 +125,12 @@ class RecordType:
 
     def patient_of(self, state):
         """The patient a record (its merge state) belongs to; None for a type placed otherwise (a round)."""
+        return self._patient(state["id"], functools.partial(value_of, state))
+
+    def _patient(self, record_id, value):
         if self.patient_field == "id":
-            return state["id"]
-        write = state["fields"].get(self.patient_field) if self.patient_field else None
-        return write["value"] if write else None
+            return record_id
+        return value(self.patient_field) if self.patient_field else None
 
     def claimed_patient(self, change):
         """The patient a change names by its own values (a new record's; it may not exist), or None."""
@@ -145,16 +149,23 @@ class RecordType:
 
     def index_values(self, state):
         """The values of :data:`INDEX_COLUMNS` for a merge state, as the server stores them."""
-        fields = state["fields"]
+        return self.index_of(state["id"], functools.partial(value_of, state))
 
+    def index_of(self, record_id, value):
+        """The values of :data:`INDEX_COLUMNS` for a record whose field values ``value(path)`` gives (None: unset).
+
+        The laptop takes them from a pulled record's wire form, whose ``fields`` are
+        the values, without building its merge state (:meth:`index_values` does it
+        from the merge state).
+        """
         def first(names):
             for name in names:
-                write = fields.get(name)
-                if write is not None and write["value"] is not None:
-                    return write["value"]
+                found = value(name)
+                if found is not None:
+                    return found
             return None
 
-        return {"patient_id": self.patient_of(state),
+        return {"patient_id": self._patient(record_id, value),
                 **{column: first(self.index.get(column, ())) for column in INDEX_COLUMNS[1:]}}
 
     def choices(self, name):

@@ -21,7 +21,7 @@ in the fields, a conflict or the history, so :func:`decode_state` recomputes it.
 import hashlib
 import json
 
-__all__ = ["encode_state", "decode_state", "merged_changes", "canonical_json", "record_digest", "scope_digest"]
+__all__ = ["encode_state", "decode_state", "writers", "merged_changes", "canonical_json", "record_digest", "scope_digest"]
 
 
 def encode_state(state):
@@ -55,14 +55,11 @@ def decode_state(wire, changes=True):
     ``changes=False`` leaves out the ids of the merged changes (``changes``): a
     reader that never merges into the state (the follow-up) spares their work.
     """
-    fields = {}
     values = wire["fields"]
-    for version, hlc, device_id, by, paths in wire["writes"]:
-        for path in paths:
-            fields[path] = {"value": values[path], "version": version, "hlc": hlc,
-                            "device_id": device_id, "by": by, "parents": wire.get("parents", {}).get(path, [])}
-    if set(fields) != set(values):
-        raise ValueError(f"record {wire['id']}: fields without a write: {sorted(set(values) - set(fields))}")
+    parents = wire.get("parents", {})
+    fields = {path: {"value": values[path], "version": version, "hlc": hlc, "device_id": device_id, "by": by,
+                     "parents": parents.get(path, [])}
+              for path, (version, hlc, device_id, by, _) in writers(wire).items()}
     state = {
         "type": wire["type"],
         "id": wire["id"],
@@ -76,6 +73,26 @@ def decode_state(wire, changes=True):
     if changes:
         state["changes"] = merged_changes(state)
     return state
+
+
+def writers(wire):
+    """``{path: [version, hlc, device, user, paths]}``: the write group each field of a wire record keeps.
+
+    A field named by two groups keeps the later one, as :func:`decode_state` does. Raises
+    KeyError/ValueError when the record's fields and writes do not match (a malformed
+    record): the laptop checks a pulled page by this without building merge states.
+    """
+    values = wire["fields"]
+    found = {}
+    for group in wire["writes"]:
+        _, _, _, _, paths = group
+        for path in paths:
+            found[path] = group
+    if found.keys() != values.keys():
+        missing = sorted(set(values) - set(found))
+        unknown = sorted(set(found) - set(values), key=str)
+        raise ValueError(f"record {wire['id']}: fields without a write: {missing}, writes without a field: {unknown}")
+    return found
 
 
 def merged_changes(state):

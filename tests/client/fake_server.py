@@ -28,6 +28,8 @@ class FakeResponse:
         self.status_code = status
         self.headers = headers or {}
         self.text = json.dumps(body)
+        # Laid out as the real server writes it (compact UTF-8, records first), so pages split as its do.
+        self.content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         self.reason = "fake"
         self._body = body
 

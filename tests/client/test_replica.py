@@ -14,13 +14,17 @@ import pytest
 
 from client_sync.errors import NotLoggedIn, OtherUser, RecordNotFound
 from client_sync.lock import sync_lock
-from client_sync.replica import MIGRATIONS, Replica
+from client_sync.http import split_page
+from client_sync.replica import COLUMNS, INDEXED, LISTED, MIGRATIONS, Replica
 from client_sync.sync import sync
 from schema.wire import record_digest
 from schema.clock import Hlc
 from schema.errors import Forbidden, InvalidRecord
 from schema.merge import Actor, apply_change
+from schema import records
 from schema.wire import encode_state
+from server.pull import Page
+from server.store.base import encode_wire
 
 from .conftest import PERSONNUMMER
 
@@ -153,6 +157,78 @@ def test_fields_and_keys_a_newer_server_sends_are_kept(doctor):
     stored = json.loads(replica.conn.execute("SELECT wire FROM records").fetchone()[0])
     assert stored == wire
     assert replica.digests() == {f"patient/{state['id']}": record_digest(wire)}
+
+
+def _region_states():
+    """Records of every kind a page carries: all of the follow-up's types, a round with an open conflict."""
+    from tests.followup_region import build
+    from tests.merging import Laptop, sequence
+
+    doctor, nurse = Laptop("dev-doc", "doc-a", "doctor"), Laptop("dev-nurse", "nurse-1", "nurse")
+    item = {"question": "smärta?", "status": "open", "note": "ny"}
+    create = doctor.change("round", str(uuid.uuid4()), {"facility": "Solgården", "municipality": "Halmstad",
+                                                        "date": "2026-11-25", "items": {"p1": item}})
+    created, _ = sequence(None, [create], {"dev-doc": doctor.actor})
+    doctor.see(created), nurse.see(created)
+    round_, _ = sequence(created, [nurse.change("round", create["record_id"], {"items": {"p1": {"note": "ont"}}}),
+                                   doctor.change("round", create["record_id"], {"items": {"p1": {"note": "sov"}}})],
+                         {"dev-doc": doctor.actor, "dev-nurse": nurse.actor})
+    assert [c["status"] for c in round_["conflicts"]] == ["open"]
+    return [*build().states.values(), round_]
+
+
+def _rows(replica):
+    return {(t, i): (json.loads(w), rest) for t, i, w, *rest in replica.conn.execute(
+        f"SELECT type, id, wire, rev, open_conflicts, patient_id, {', '.join(COLUMNS)} FROM records")}
+
+
+def test_a_page_stored_as_shipped_holds_what_each_record_decoded_and_stored_alone_holds(doctor, tmp_path):
+    replica, _ = doctor
+    states = _region_states()
+    page = Page([encode_wire(s) for s in states], [], "c1", False).to_json()
+    split = split_page(page)
+    assert split["records"] == [encode_state(s) for s in states] and split["cursor"] == "c1"
+    replica.apply_page(split["records"], [], "c1", texts=split["record_texts"])
+    with Replica(tmp_path / "one-by-one.db") as alone:
+        for state in states:
+            alone.apply_page([json.loads(encode_wire(state))], [], "c1")
+        assert _rows(replica) == _rows(alone)
+        newest = max(Hlc.parse(w["hlc"]) for s in states for w in s["fields"].values())
+        assert Hlc.parse(replica.setting("hlc")) >= newest and Hlc.parse(alone.setting("hlc")) >= newest
+        for state in states:
+            assert replica.local(state["type"], state["id"]) == alone.local(state["type"], state["id"])
+    # The columns are the ones the merge state gives, as the server derives its own.
+    for state in states:
+        wire, (rev, open_conflicts, patient_id, *columns) = _rows(replica)[(state["type"], state["id"])]
+        index = records.get(state["type"]).index_values(state)
+        listed = [(state["fields"].get(name) or {}).get("value") for name in LISTED]
+        assert (wire, rev, open_conflicts) == (encode_state(state), state["rev"],
+                                               sum(c["status"] == "open" for c in state["conflicts"]))
+        assert [patient_id, *columns] == [index["patient_id"], *(index[c] for c in INDEXED), *listed]
+    assert {c for _, (_, (_, _, _, *columns)) in _rows(replica).items() for c in columns[-1:]} == {None, True}
+
+
+def test_a_page_laid_out_otherwise_is_parsed_whole_and_a_garbled_one_refused():
+    states = _region_states()[:3]
+    spaced = json.dumps({"records": [encode_state(s) for s in states], "purge": [], "cursor": "c", "more": False})
+    assert split_page(spaced) == {**json.loads(spaced), "record_texts": None}
+    page = Page([encode_wire(s) for s in states], [], "c", True).to_json()
+    twice = page[:-1] + ',"records":[]}'
+    assert split_page(twice) == {**json.loads(twice), "record_texts": None}
+    for garbled in (page[:-1], page[:len(page) // 2], page.replace('"fields"', '"fields":', 1), page + "x"):
+        with pytest.raises(ValueError):
+            split_page(garbled)
+    empty = Page([], [], "c", False).to_json()
+    assert split_page(empty) == {"records": [], "purge": [], "cursor": "c", "more": False, "record_texts": []}
+
+
+def test_a_malformed_record_fails_its_whole_page(doctor):
+    replica, _ = doctor
+    good, bad = (encode_state(s) for s in _region_states()[:2])
+    bad["writes"][0][4].append("nowhere")
+    with pytest.raises(ValueError):
+        replica.apply_page([good, bad], [], "c1", texts=[json.dumps(good), json.dumps(bad)])
+    assert replica.record_count() == 0 and replica.setting("cursor") is None
 
 
 def test_a_purge_marker_removes_the_record(doctor):
