@@ -10,7 +10,7 @@ import sqlite3
 import psycopg
 import pytest
 
-from proof import bench
+from proof import bench, profile
 from proof.scale import preload
 from schema import records
 from schema.wire import decode_state
@@ -84,3 +84,9 @@ def test_the_bench_at_scale_reports_its_figures_and_every_laptop_converges(tmp_p
     # The region's records are outside the doctor's scope: her laptops got exactly what they got on an empty server.
     assert figures["pull_records_at_scale"] == figures["pull_records"]
     assert figures["incremental_records_at_scale"] == figures["incremental_records"]
+
+
+def test_the_server_profile_replays_against_a_preloaded_store():
+    found = profile.server_profiles(20, scale=500, progress=lambda *a: None)
+    assert found["push_per_s"] > 0 and found["pull_per_s"] > 0
+    assert profile.areas(found["push"]) and profile.areas(found["pull"])
