@@ -64,7 +64,6 @@ class PeakRss:
                 return
 
 
-
 def _resident_kib(pid):
     try:
         return status_kib(pid)

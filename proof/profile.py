@@ -86,7 +86,8 @@ def top(profile, limit=15, sort="tottime"):
     return "\n".join(line for line in out.getvalue().splitlines() if line.strip())
 
 
-def server_profiles(n, batch=100, page=500, seed=1, database=None, profiled=True, scale=0, progress=print):
+def server_profiles(n, batch=100, page=500, seed=1, database=None, profiled=True, scale=0,
+                    progress=print):
     """Profile the server pushing ``n`` visits with vitals, then a fresh device pulling them; return both profiles and rates.
 
     ``database``: a PostgreSQL URL to serve from instead of a scratch SQLite file.

@@ -45,7 +45,7 @@ from server.store.base import encode_wire, index_columns
 
 from .workload import Workload
 
-__all__ = ["preload", "MUNICIPALITIES", "TEMPLATES", "CHUNK"]
+__all__ = ["preload", "RECORD_WRITERS", "MUNICIPALITIES", "TEMPLATES", "CHUNK"]
 
 MUNICIPALITIES = 10
 #: Visits (and as many observations) the real merge makes; every other record is a clone of one.
@@ -57,14 +57,23 @@ VISITS_PER_PATIENT = 100
 
 
 def preload(database, records, seed=7, progress=print):
-    """Write ``records`` stored records of other municipalities into the store ``database`` (a SQLite path or a
-    PostgreSQL URL).
+    """Write ``records`` stored records of other municipalities into the store ``database``.
 
-    The store must exist (migrated) and no server may be writing to it. Returns
+    ``database`` is what :func:`server.store.open_store` takes: a SQLite path or a PostgreSQL
+    URL. The store must exist (migrated) and no server may be writing to it. Returns
     ``{"records": ..., "patients": ..., "load_s": ...}``.
     """
     start = time.perf_counter()
     store = open_store(database)
+    try:
+        written, patients = _load(store, records, seed, progress)
+    finally:
+        store.close()
+    return {"records": written, "patients": patients, "load_s": round(time.perf_counter() - start, 1)}
+
+
+def _load(store, records, seed, progress):
+    """The load into an open store; returns ``(records written, patients)``."""
     write_records, settle = RECORD_WRITERS[type(store)]
     work, clock = Workload(seed), HybridClock()
     names = [f"Skalby {i + 1}" for i in range(MUNICIPALITIES)]
@@ -74,7 +83,8 @@ def preload(database, records, seed=7, progress=print):
     device, _ = auth.enroll(store, user["id"], "scale preload")
     writer = _Writer(store, write_records, user, device, clock, work)
     patients = max(1, records // (2 * VISITS_PER_PATIENT + 1))
-    progress(f"scale: {records:,} records ({patients:,} patients) into {store!r} ...")
+    where = getattr(store, "path", None) or repr(store)  # a PostgreSQL URL's password is left out
+    progress(f"scale: {records:,} records ({patients:,} patients) into {where} ...")
     patient_ids = []
     for i in range(patients):
         fields = work.patient(names[i % len(names)])
@@ -93,8 +103,7 @@ def preload(database, records, seed=7, progress=print):
     writer.flush()
     store.save_clock(str(clock.last))
     settle(store)
-    store.close()
-    return {"records": written, "patients": patients, "load_s": round(time.perf_counter() - start, 1)}
+    return written, patients
 
 
 def _sqlite_records(store, rows):
