@@ -50,7 +50,8 @@ FHIR_PATIENTS ?= 50000
 # folder beside the repository, not in it: where it (or Node) is missing the bench says so and goes on.
 # PEER= leaves it out.
 PEER ?= ../shared/bench-peer
-# SCALE=1000000: then the same N against a server already holding that many records (SQLite), with memory.
+# SCALE=1000000: then the same N against a server already holding that many records (on the same store:
+# SQLite, or POSTGRES= a second scratch database there), with memory.
 SCALE ?=
 
 bench: $(STAMP)

@@ -1,8 +1,9 @@
 """Memory of processes as Linux reports it (/proc/PID/status): now, and the peak over a run.
 
 The soak samples the server's resident set to see it does not grow; the bench at
-scale takes the peak of the server's and of the laptop's (the bench process) while
-they push and sync against a region's store.
+scale takes the peak of the server's processes, of the laptop's (the bench process)
+and, on PostgreSQL, of the database backends serving the server, while they push and
+sync against a region's store.
 """
 
 import pathlib
@@ -23,7 +24,9 @@ class PeakRss:
     """Samples the resident memory of named processes every ``every`` seconds until stopped; keeps each one's peak.
 
     A context manager: ``with PeakRss({"server": pid, "laptop": os.getpid()}) as peak: ...``,
-    then ``peak.mib("server")``. A process gone meanwhile keeps the peak seen before.
+    then ``peak.mib("server")``. A name may stand for a group of processes that changes
+    while it runs: a function returning their pids, whose resident memory is summed at
+    each sample. A process gone meanwhile keeps the peak seen before (or leaves the sum).
     """
 
     def __init__(self, pids, every=0.1):
@@ -43,10 +46,11 @@ class PeakRss:
 
     def sample(self):
         """Take one sample of every process now."""
-        for name, pid in self.pids.items():
+        for name, pids in self.pids.items():
             try:
-                self.peak_kib[name] = max(self.peak_kib[name], status_kib(pid))
-            except (OSError, ValueError):
+                self.peak_kib[name] = max(self.peak_kib[name], sum(map(_resident_kib, pids() if callable(pids)
+                                                                       else [pids])))
+            except Exception:  # noqa: BLE001 - a sample that cannot be taken (a process or a session gone) is skipped
                 pass
 
     def mib(self, name):
@@ -59,3 +63,9 @@ class PeakRss:
             if self._stop.wait(self.every):
                 return
 
+
+def _resident_kib(pid):
+    try:
+        return status_kib(pid)
+    except (OSError, ValueError):
+        return 0  # gone since its pid was listed

@@ -8,7 +8,9 @@ prints the areas and the top functions.
 
 ``--postgres URL`` replays it on a scratch database of that PostgreSQL server;
 ``--timed K`` leaves the profiler out and prints the push's wall and CPU rates,
-best of K runs (how each step on the push path was measured).
+best of K runs (how each step on the push path was measured); ``--scale RECORDS``
+first loads a region's RECORDS records into the store (proof/scale.py, as the
+bench at scale does), so the profile is of a server that already holds them.
 
 Example: python -m proof.profile --n 2000
 """
@@ -30,6 +32,7 @@ import brotli
 from schema.clock import HybridClock
 from server import auth, create_app
 
+from .scale import preload
 from .server_process import scratch_database
 from .workload import Workload
 
@@ -42,6 +45,8 @@ AREAS = (
     ("server store (SQL)", "server/store/"),
     ("server push/pull/audit", "/server/"),
     ("sqlite3", "sqlite3"),
+    # On PostgreSQL: the driver, and its waits for the database's answers (cProfile's clock is the wall's).
+    ("psycopg (PostgreSQL)", "psycopg"),
     ("json", "json/"),
     ("gzip/zlib", "gzip"),
     ("gzip/zlib", "zlib"),
@@ -81,17 +86,21 @@ def top(profile, limit=15, sort="tottime"):
     return "\n".join(line for line in out.getvalue().splitlines() if line.strip())
 
 
-def server_profiles(n, batch=100, page=500, seed=1, database=None, profiled=True):
+def server_profiles(n, batch=100, page=500, seed=1, database=None, profiled=True, scale=0,
+                    progress=print):
     """Profile the server pushing ``n`` visits with vitals, then a fresh device pulling them; return both profiles and rates.
 
     ``database``: a PostgreSQL URL to serve from instead of a scratch SQLite file.
     ``profiled=False`` runs without the profiler and adds ``push_cpu_per_s``, the push's
     rate of this process's CPU time (on PostgreSQL the wall rate holds the database's work
-    and the round trips, the CPU rate not).
+    and the round trips, the CPU rate not). ``scale``: records of a region loaded into the
+    store first (:func:`proof.scale.preload`).
     """
     directory = tempfile.mkdtemp(prefix="hemsync-profile-")
     app = create_app({"HEMSYNC_DATABASE_URL": database} if database else {"HEMSYNC_DB": f"{directory}/server.db"})
     store = app.extensions["hemsync.store"]
+    if scale:
+        preload(database or f"{directory}/server.db", scale, progress=progress)
     auth.add_municipality(store, "Profilby")
     user = auth.add_user(store, "Anna Profil", "doctor", ["Profilby"])
     device, token = auth.enroll(store, user["id"])
@@ -155,20 +164,22 @@ def main(argv=None):
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--postgres", metavar="URL", help="replay on a scratch database of this PostgreSQL server")
     parser.add_argument("--timed", type=int, metavar="K", help="no profiler: the push's rates, best of K runs")
+    parser.add_argument("--scale", type=int, default=0, metavar="RECORDS",
+                        help="first load a region's RECORDS records into the store (proof/scale.py)")
     args = parser.parse_args(argv)
     with contextlib.ExitStack() as stack:
         if args.timed:
             runs = []
             for _ in range(args.timed):
                 database = stack.enter_context(scratch_database(args.postgres)) if args.postgres else None
-                runs.append(server_profiles(args.n, database=database, profiled=False))
+                runs.append(server_profiles(args.n, database=database, profiled=False, scale=args.scale))
             walls = ", ".join(f"{r['push_per_s']:,.0f}" for r in runs)
             print(f"server push, N={args.n}, best of {args.timed}: "
                   f"{max(r['push_per_s'] for r in runs):,.0f} visits/s wall, "
                   f"{max(r['push_cpu_per_s'] for r in runs):,.0f} visits/s of this process's CPU (runs: {walls})")
             return 0
         database = stack.enter_context(scratch_database(args.postgres)) if args.postgres else None
-        found = server_profiles(args.n, database=database)
+        found = server_profiles(args.n, database=database, scale=args.scale)
     print(report("server push", found["push"], found["push_per_s"]))
     print(report("server pull", found["pull"], found["pull_per_s"]))
     return 0

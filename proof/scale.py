@@ -2,8 +2,9 @@
 
 Issue 14 asks whether push and sync stay flat when the server already holds a
 region's ten years (1,000,000 records). Pushing them through the API would take
-the better part of an hour, so they are written straight into the server's SQLite
-file before it starts, as a push would have left them:
+the better part of an hour, so they are written straight into the server's store
+(its SQLite file, or its PostgreSQL database) before it starts, as a push would
+have left them:
 
 - patients (one per ~200 records, spread over ``MUNICIPALITIES`` municipalities of
   their own) merged one by one by the real merge (:func:`schema.merge.apply_change`),
@@ -12,10 +13,16 @@ file before it starts, as a push would have left them:
   observations the real merge made: each clone is its template's stored text with
   the record, patient and change ids replaced, so it is a state the merge produced,
   decoded and re-encoded the same way;
-- for every record, in the order a push writes them: its feed row, the record with
-  its ``seq`` and index columns, its change row (``applied``) and its ``change`` audit
-  entry, by the store's own statements (``executemany``, ``CHUNK`` records a
+- for every record, in the order a push writes them: its feed row and the record
+  with its ``seq`` and index columns, its change row (``applied``) and its ``change``
+  audit entry, by the store's own statements (``executemany``, ``CHUNK`` records a
   transaction), so the feed is gap-free and the store is one the server can serve.
+
+Only the feed and record rows are written differently per store (:data:`RECORD_WRITERS`):
+SQLite's numbers them from the feed's head in the same transaction, PostgreSQL's
+draws each number from the feed's identity under the store's write lock, in one
+statement with its record (the store's ``PUT_RECORD``, pipelined), as a push does.
+The change rows and audit entries go through the store's ``save_changes`` and ``audit``.
 
 The records are outside the bench doctor's municipality: the bench's laptops must
 not see them, only walk past them (the question is whether anything walks them all).
@@ -32,12 +39,13 @@ from schema.identity import make_test_personnummer
 from schema.merge import Actor, apply_change
 from server import audit, auth
 from server.store import open_store
+from server.store import postgres as postgres_store
 from server.store import sqlite as sqlite_store
 from server.store.base import encode_wire, index_columns
 
 from .workload import Workload
 
-__all__ = ["preload", "MUNICIPALITIES", "TEMPLATES", "CHUNK"]
+__all__ = ["preload", "RECORD_WRITERS", "MUNICIPALITIES", "TEMPLATES", "CHUNK"]
 
 MUNICIPALITIES = 10
 #: Visits (and as many observations) the real merge makes; every other record is a clone of one.
@@ -48,25 +56,35 @@ CHUNK = 20_000
 VISITS_PER_PATIENT = 100
 
 
-def preload(db_path, records, seed=7, progress=print):
-    """Write ``records`` stored records of other municipalities into the SQLite store at ``db_path``.
+def preload(database, records, seed=7, progress=print):
+    """Write ``records`` stored records of other municipalities into the store ``database``.
 
-    The store must exist (migrated) and no server may be writing to it. Returns
+    ``database`` is what :func:`server.store.open_store` takes: a SQLite path or a PostgreSQL
+    URL. The store must exist (migrated) and no server may be writing to it. Returns
     ``{"records": ..., "patients": ..., "load_s": ...}``.
     """
     start = time.perf_counter()
-    store = open_store(db_path)
-    if not isinstance(store, sqlite_store.SqliteStore):
-        raise ValueError("the scale preload writes a SQLite store (make bench SCALE= serves from SQLite)")
+    store = open_store(database)
+    try:
+        written, patients = _load(store, records, seed, progress)
+    finally:
+        store.close()
+    return {"records": written, "patients": patients, "load_s": round(time.perf_counter() - start, 1)}
+
+
+def _load(store, records, seed, progress):
+    """The load into an open store; returns ``(records written, patients)``."""
+    write_records, settle = RECORD_WRITERS[type(store)]
     work, clock = Workload(seed), HybridClock()
     names = [f"Skalby {i + 1}" for i in range(MUNICIPALITIES)]
     for name in names:
         auth.add_municipality(store, name)
     user = auth.add_user(store, "Region Skalby", "doctor", names)
     device, _ = auth.enroll(store, user["id"], "scale preload")
-    writer = _Writer(store, user, device, clock, work)
+    writer = _Writer(store, write_records, user, device, clock, work)
     patients = max(1, records // (2 * VISITS_PER_PATIENT + 1))
-    progress(f"scale: {records:,} records ({patients:,} patients) into {db_path} ...")
+    where = getattr(store, "path", None) or repr(store)  # a PostgreSQL URL's password is left out
+    progress(f"scale: {records:,} records ({patients:,} patients) into {where} ...")
     patient_ids = []
     for i in range(patients):
         fields = work.patient(names[i % len(names)])
@@ -84,29 +102,64 @@ def preload(db_path, records, seed=7, progress=print):
             progress(f"scale: {written:,} records ...")
     writer.flush()
     store.save_clock(str(clock.last))
-    _settle(store, db_path)
-    return {"records": written, "patients": patients, "load_s": round(time.perf_counter() - start, 1)}
+    settle(store)
+    return written, patients
 
 
-def _settle(store, db_path):
+def _sqlite_records(store, rows):
+    """Feed and record rows into SQLite: numbered from the feed's head, in this transaction (the single writer)."""
+    conn = store._conn()
+    first = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM feed").fetchone()[0] + 1
+    conn.executemany(sqlite_store.INSERT_FEED, [(r["type"], r["id"], r["change_id"]) for r in rows])
+    conn.executemany(sqlite_store.UPSERT_RECORD, [{**r, "seq": first + n} for n, r in enumerate(rows)])
+
+
+def _sqlite_settle(store):
     """Checkpoint the WAL into the file and flush it to disk: the region's store is at rest when its server starts.
 
     Otherwise the first minutes the bench measures pay the kernel writing back the load's gigabytes.
     """
     store._conn().execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    store.close()
-    descriptor = os.open(db_path, os.O_RDONLY)
+    descriptor = os.open(store.path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
 
 
+def _postgres_records(store, rows):
+    """Feed and record rows into PostgreSQL: the store's PUT_RECORD, each number drawn under its write lock.
+
+    psycopg pipelines ``executemany``: one round trip for the chunk, not one a record.
+    """
+    store._lock_writes()
+    store._local.conn.cursor().executemany(postgres_store.PUT_RECORD, rows)
+
+
+def _postgres_settle(store):
+    """Vacuum, analyze and checkpoint: the region's database is at rest when its server starts.
+
+    Otherwise autovacuum (which a million inserted rows set off) and the checkpoint of the load's
+    WAL run while the bench measures, and the planner has no statistics of the loaded tables.
+    """
+    with store._connection() as conn:
+        conn.execute("VACUUM (ANALYZE)")
+        conn.execute("CHECKPOINT")
+
+
+#: What differs per store: how a chunk's feed and record rows are written, and how the loaded store is settled.
+RECORD_WRITERS = {
+    sqlite_store.SqliteStore: (_sqlite_records, _sqlite_settle),
+    postgres_store.PostgresStore: (_postgres_records, _postgres_settle),
+}
+
+
 class _Writer:
     """Stored records in chunks: the feed row, the record, the change and its audit entry, as a push writes them."""
 
-    def __init__(self, store, user, device, clock, work):
-        self.store, self.user, self.device, self.clock, self.work = store, user, device, clock, work
+    def __init__(self, store, write_records, user, device, clock, work):
+        self.store, self.write_records = store, write_records
+        self.user, self.device, self.clock, self.work = user, device, clock, work
         self.actor = Actor(user["id"], user["role"])
         self.now = dt.datetime.now(dt.timezone.utc)
         self.op = 0
@@ -165,18 +218,13 @@ class _Writer:
             return
         store, user, device = self.store, self.user, self.device
         with store.transaction():
-            conn = store._conn()
-            first = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM feed").fetchone()[0] + 1
-            conn.executemany(sqlite_store.INSERT_FEED, [(t, i, c["change_id"]) for t, i, _, _, c in self.pending])
-            conn.executemany(sqlite_store.UPSERT_RECORD, [
-                {"type": t, "id": i, **columns, "seq": first + n, "state": wire}
-                for n, (t, i, columns, wire, _) in enumerate(self.pending)])
-            conn.executemany(sqlite_store.INSERT_CHANGE, [{
+            self.write_records(store, [{"type": t, "id": i, "change_id": c["change_id"], **columns, "state": wire}
+                                       for t, i, columns, wire, c in self.pending])
+            store.save_changes([{
                 "change_id": c["change_id"], "device_id": device["id"], "user_id": user["id"], "op": c["op"],
                 "record_type": t, "record_id": i, "original_hlc": c["hlc"], "hlc": c["hlc"],
-                "result": json.dumps({"change_id": c["change_id"], "result": "applied", "hlc": c["hlc"],
-                                      "restamped": False, "conflicts": []}),
-                "derived_from": None, "at": None} for t, i, _, _, c in self.pending])
+                "result": {"change_id": c["change_id"], "result": "applied", "hlc": c["hlc"],
+                           "restamped": False, "conflicts": []}} for t, i, _, _, c in self.pending])
             store.audit([audit.accepted(user, device, c, Stamp(c["hlc"], False, c["hlc"], 0), columns["patient_id"],
                                         "applied") for _, _, columns, _, c in self.pending])
         self.pending = []

@@ -46,8 +46,11 @@ class ServerProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.threads = threads
-        self.env = {**os.environ, **(env or {})}
+        # Its PostgreSQL sessions carry a name of their own (libpq's PGAPPNAME): database_backends() finds them.
+        self.application_name = f"hemsync-proof-{self.port}"
+        self.env = {**os.environ, "PGAPPNAME": self.application_name, **(env or {})}
         self.process = None
+        self._monitor = None
         self.starts = 0
         self._store = open_store(self.db_path)  # creates and migrates the database
 
@@ -148,6 +151,21 @@ class ServerProcess:
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
+    def database_backends(self):
+        """The pids of the PostgreSQL backends serving the server's processes now (none on SQLite).
+
+        Read from pg_stat_activity on a connection of its own, kept open: call it from one thread.
+        """
+        if not self.on_postgres:
+            return []
+        import psycopg
+
+        if self._monitor is None:
+            self._monitor = psycopg.connect(self.db_path, autocommit=True)
+        rows = self._monitor.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+                                     (self.application_name,)).fetchall()
+        return [pid for (pid,) in rows]
+
     def stop(self):
         """Stop the server (SIGTERM, then SIGKILL) and close the set-up store."""
         if self.process and self.process.poll() is None:
@@ -156,6 +174,9 @@ class ServerProcess:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if self._monitor is not None:
+            self._monitor.close()
+            self._monitor = None
         self._store.close()
 
     def add_user(self, name, role, municipalities):
@@ -169,9 +190,13 @@ class ServerProcess:
         device, token = auth.enroll(self._store, user_id, label)
         return device["id"], token
 
+    def processes(self):
+        """The pids of the server's processes now: the one started, and a supervisor's workers (Linux /proc)."""
+        return [self.process.pid, *_children(self.process.pid)] if self.process else []
+
     def cpu_seconds(self):
         """User + system CPU seconds the server's processes (a supervisor's workers too) have used (Linux /proc)."""
-        return sum(_cpu_seconds(pid) for pid in [self.process.pid, *_children(self.process.pid)])
+        return sum(_cpu_seconds(pid) for pid in self.processes())
 
     def __enter__(self):
         return self.start()
