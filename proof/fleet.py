@@ -105,7 +105,7 @@ class Fleet:
             self._workers.append(worker)
 
     def start(self):
-        """Start the workers, wait until every one has its replicas open, then let them run."""
+        """Start the workers, wait until every one is ready (its editors made), then let them run."""
         for worker in self._workers:
             worker.start()
         for _ in self._workers:
@@ -167,7 +167,7 @@ def _work(members, shared, seed, interval, duration, nice, inbox, ready, go, res
 
     def drive(index, path, url, token, name):
         try:
-            laptop = laptops[index] = Laptop.opened(path, url, token, name)  # in the thread that uses it
+            laptop = laptops[index] = Laptop(path, url, token, name)  # opened in the thread that uses it
             editor = editors[index]
             rng = editor.rng
             client = laptop.client(session=TimedSession(log), timeout=(5, 30))

@@ -19,24 +19,14 @@ __all__ = ["Laptop", "login", "server_wires", "replica_wires", "converged", "led
 
 
 class Laptop:
-    """A replica file logged in as one device, with the change ids it has put in its outbox."""
+    """A device's replica file (logged in by :func:`login`), with the change ids it has put in its outbox."""
 
     def __init__(self, path, url, token, name):
         self.name = name
         self.url = url
         self.token = token
         self.replica = Replica(path)
-        self.replica.login(url, token, SyncClient(url, token, timeout=(5, 30)).handshake(0, 0))
         self.written = set()
-
-    @classmethod
-    def opened(cls, path, url, token, name):
-        """The laptop whose replica at ``path`` was logged in before (by another process)."""
-        laptop = cls.__new__(cls)
-        laptop.name, laptop.url, laptop.token = name, url, token
-        laptop.replica = Replica(path)
-        laptop.written = set()
-        return laptop
 
     @property
     def path(self):
@@ -65,7 +55,9 @@ class Laptop:
 
 def login(directory, url, token, name):
     """A logged-in :class:`Laptop` in ``directory``."""
-    return Laptop(pathlib.Path(directory) / f"{name}.db", url, token, name)
+    laptop = Laptop(pathlib.Path(directory) / f"{name}.db", url, token, name)
+    laptop.replica.login(url, token, SyncClient(url, token, timeout=(5, 30)).handshake(0, 0))
+    return laptop
 
 
 def server_wires(client):
