@@ -221,9 +221,11 @@ def test_freed_memory_goes_back_to_the_system_once_a_minute(store):
     # In a fresh process: blocks too big for Python's own allocator (so glibc's), freed but every hundredth,
     # the heap a pull page leaves behind.
     program = textwrap.dedent("""
+        import os
+        from proof.memory import status_kib
         from server.jobs import return_freed_memory
         def rss():
-            return int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1])
+            return status_kib(os.getpid())
         blocks = [bytes(1100) + bytes([i % 256]) for i in range(200_000)]
         kept = blocks[::100]
         del blocks
