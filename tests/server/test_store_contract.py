@@ -250,6 +250,20 @@ def test_device_holdings_are_held_and_released(store):
     assert not store.holds("d1", "patient", "p1")
 
 
+def test_many_holdings_and_audit_entries_are_written_whole_and_in_order(store):
+    pairs = [("visit", f"v{n}'\"{n}") for n in range(450)]  # past one statement's rows, quotes and all
+    store.hold("d1", pairs + pairs[:10])
+    assert all(store.holds("d1", t, i) for t, i in pairs)
+    store.release("d1", pairs[:250])
+    assert [store.holds("d1", t, i) for t, i in pairs] == [False] * 250 + [True] * 200
+    entries = [{"kind": "pull", "patient_id": f"p{n}", "change_id": i, "key": f"k{n}", "details": {"n": n}}
+               for n, (_, i) in enumerate(pairs)]
+    assert store.audit(entries + entries[:5]) == 450
+    logged = store.audit_log(limit=1000)
+    assert [(e["patient_id"], e["change_id"], e["details"]) for e in logged] == [
+        (f"p{n}", i, {"n": n}) for n, (_, i) in enumerate(pairs)]
+
+
 def test_the_server_clock_persists(store):
     assert store.clock() is None
     store.save_clock("0000000000000001-000000")
