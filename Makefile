@@ -63,9 +63,10 @@ bench: $(STAMP)
 
 # POSTGRES=postgresql://... serves from a scratch database there with WORKERS= processes (default 4).
 # ALLOW_BUSY=1: 503 with Retry-After is backpressure, not failure (dropped connections still fail).
+# REPEAT=N: N runs one after another, each on a fresh server, and the medians of their latencies.
 load: $(STAMP)
 	$(BIN)/python -m proof.load --laptops $(LAPTOPS) --duration $(DURATION) $(if $(INTERVAL),--interval $(INTERVAL)) \
-		$(if $(ALLOW_BUSY),--allow-busy) $(if $(POSTGRES),--postgres $(POSTGRES) --workers $(or $(WORKERS),4))
+		$(if $(ALLOW_BUSY),--allow-busy) $(if $(REPEAT),--repeat $(REPEAT)) $(if $(POSTGRES),--postgres $(POSTGRES) --workers $(or $(WORKERS),4))
 
 # 200 laptops every 30 s for SOAK_MINUTES (default 60); fails if the server's memory or open files grow.
 SOAK_MINUTES ?= 60

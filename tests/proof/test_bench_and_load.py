@@ -37,6 +37,20 @@ def test_laptops_moving_on_to_new_patients_converge_on_every_set(tmp_path):
     assert figures["patients"] == 30  # the first ten and two new sets, on every laptop (converged)
 
 
+def test_repeated_load_runs_give_each_run_the_medians_and_fail_if_any_run_failed():
+    runs = [{"ok": True, "push_p99_ms": 412.0, "push_p95_ms": 271.6, "push_writer_wait_p99_ms": 374.8,
+             "pull_p99_ms": 513.1},
+            {"ok": True, "push_p99_ms": 215.4, "push_p95_ms": 132.9, "push_writer_wait_p99_ms": 161.7,
+             "pull_p99_ms": None},
+            {"ok": False, "push_p99_ms": 532.0, "push_p95_ms": 350.3, "push_writer_wait_p99_ms": 475.7,
+             "pull_p99_ms": 684.6}]
+    figures = load.repeated(runs)
+    assert figures["runs"] == runs and figures["ok"] is False
+    assert figures["push_p99_ms_runs"] == [412.0, 215.4, 532.0] and figures["push_p99_ms_median"] == 412.0
+    assert figures["pull_p99_ms_runs"] == [513.1, 684.6] and figures["pull_p99_ms_median"] == 598.85
+    assert load.repeated(runs[:2])["ok"] is True
+
+
 def test_a_load_run_fails_when_any_request_is_dropped_or_answered_5xx():
     log = [("GET /v1/pull", 200, 0.1, 0.05), ("POST /v1/push", None, 5.0, None), ("POST /v1/push", 503, 0.1, 0.1),
            ("POST /v1/handshake", 429, 0.0, 0.0), ("GET /v1/pull", 500, 0.1, 0.1)]
