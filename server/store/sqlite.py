@@ -806,11 +806,11 @@ class SqliteStore(Store):
         return found
 
     def save_changes(self, changes):
-        rows = [{"derived_from": None, **change, "result": json.dumps(change["result"]), "at": change.get("at") or None}
-                for change in changes]
+        rows = [[*(change[c] for c in CHANGE_COLUMNS[:-3]), json.dumps(change["result"]), change.get("derived_from"),
+                 change.get("at") or None] for change in changes]
         if rows:
             with self.transaction():
-                _execute_rows(self._conn(), INSERT_CHANGES, CHANGE_ROW, [[r[c] for c in CHANGE_COLUMNS] for r in rows])
+                _execute_rows(self._conn(), INSERT_CHANGES, CHANGE_ROW, rows)
 
     def rejected_refs(self, device_id, change_ids, record_ids):
         rows = self._conn().execute(SELECT_REJECTED_REFS, {
